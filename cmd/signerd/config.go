@@ -1,0 +1,136 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// config is everything signerd is told at start-up.
+type config struct {
+	grpcAddr        string
+	httpAddr        string
+	dev             bool
+	devSecrets      string
+	products        string
+	logLevel        string
+	shutdownTimeout time.Duration
+	version         bool
+}
+
+const envPrefix = "SIGNERD_"
+
+// parseConfig reads flags, then fills every flag not given on the command
+// line from its environment variable (SIGNERD_ + upper-case name, dashes as
+// underscores): the command line wins, as operators expect.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("signerd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.grpcAddr, "grpc-addr", "", "gRPC listen address (default :9090; 127.0.0.1:9090 with -dev)")
+	fs.StringVar(&c.httpAddr, "http-addr", "", "REST/HTTP listen address (default :8080; 127.0.0.1:8080 with -dev)")
+	fs.BoolVar(&c.dev, "dev", false, "insecure development mode: in-memory secret store, plaintext, loopback only")
+	fs.StringVar(&c.devSecrets, "dev-secrets", "", "with -dev: JSON file of [{productKey, deviceName, deviceSecret}] to load")
+	fs.StringVar(&c.products, "products", "", "per-product settings file (YAML or JSON): endpoint, ports, keep-alive")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
+	fs.BoolVar(&c.version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: signerd [flags]\n\nEvery flag can also be set as %sNAME (e.g. %sGRPC_ADDR).\n\n", envPrefix, envPrefix)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
+// validate applies the mode-dependent defaults and reports every problem.
+func (c *config) validate() error {
+	var errs []error
+	if c.dev {
+		if c.grpcAddr == "" {
+			c.grpcAddr = "127.0.0.1:9090"
+		}
+		if c.httpAddr == "" {
+			c.httpAddr = "127.0.0.1:8080"
+		}
+		// Dev mode has no authentication and no TLS: it must not be
+		// reachable from anywhere but this machine.
+		for name, addr := range map[string]string{"-grpc-addr": c.grpcAddr, "-http-addr": c.httpAddr} {
+			if !isLoopback(addr) {
+				errs = append(errs, fmt.Errorf("%s %q: -dev listens on loopback addresses only (e.g. 127.0.0.1:9090)", name, addr))
+			}
+		}
+	} else {
+		if c.grpcAddr == "" {
+			c.grpcAddr = ":9090"
+		}
+		if c.httpAddr == "" {
+			c.httpAddr = ":8080"
+		}
+		if c.devSecrets != "" {
+			errs = append(errs, errors.New("-dev-secrets: only valid with -dev (outside -dev secrets come from Vault)"))
+		}
+	}
+	if _, err := parseLevel(c.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.shutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("-shutdown-timeout %s: must be positive", c.shutdownTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("-log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	l, err := parseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/signerd/signerd/secrets"
+	"github.com/signerd/signerd/server"
+	"github.com/signerd/signerd/service"
+	"github.com/signerd/signerd/signing"
+)
+
+// Demo device of -dev when no -dev-secrets file is given.
+const (
+	demoProductKey = "a1DemoProduct"
+	demoDeviceName = "demo-device-01"
+)
+
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	products := &service.Products{}
+	if cfg.products != "" {
+		data, err := os.ReadFile(cfg.products)
+		if err != nil {
+			return fmt.Errorf("-products: %w", err)
+		}
+		if products, err = service.ParseProducts(data); err != nil {
+			return fmt.Errorf("-products %s: %w", cfg.products, err)
+		}
+	}
+
+	if !cfg.dev {
+		return errors.New("no secret store configured: run with -dev for the in-memory development store")
+	}
+	store, err := devStore(cfg.devSecrets, log)
+	if err != nil {
+		return err
+	}
+
+	svc := service.New(store, service.WithProducts(products), service.WithLogger(log))
+	srv, err := server.New(server.Config{
+		GRPCAddr:        cfg.grpcAddr,
+		HTTPAddr:        cfg.httpAddr,
+		Service:         svc,
+		Logger:          log,
+		ShutdownTimeout: cfg.shutdownTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "grpc", srv.GRPCAddr().String(), "http", srv.HTTPAddr().String(), "version", versionString())
+	if cfg.dev {
+		log.Warn("INSECURE DEV MODE: in-memory secrets, no TLS, no caller authentication; never use it for real devices")
+		log.Info("try: curl -s -X POST http://" + srv.HTTPAddr().String() +
+			"/v1/products/" + demoProductKey + "/devices/" + demoDeviceName + ":signMqttConnect -d '{}'")
+	}
+	err = srv.Serve(ctx)
+	log.Info("stopped")
+	return err
+}
+
+type devSecret struct {
+	ProductKey   string `json:"productKey"`
+	DeviceName   string `json:"deviceName"`
+	DeviceSecret string `json:"deviceSecret"`
+}
+
+// devStore builds the in-memory store of -dev: from a file, or one demo
+// device with a random secret (its identity is logged, its secret is not).
+func devStore(path string, log *slog.Logger) (*secrets.Memory, error) {
+	m := secrets.NewMemory()
+	if path == "" {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		m.Put(secrets.DeviceID{ProductKey: demoProductKey, DeviceName: demoDeviceName}, []byte(hex.EncodeToString(b)))
+		log.Info("dev store: one demo device with a random secret", "productKey", demoProductKey, "deviceName", demoDeviceName)
+		return m, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-dev-secrets: %w", err)
+	}
+	var list []devSecret
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, fmt.Errorf("-dev-secrets %s: want a JSON array of {productKey, deviceName, deviceSecret}: %w", path, err)
+	}
+	var errs []error
+	for i, d := range list {
+		if err := errors.Join(signing.ValidateProductKey(d.ProductKey), signing.ValidateDeviceName(d.DeviceName)); err != nil {
+			errs = append(errs, fmt.Errorf("entry %d: %w", i, err))
+			continue
+		}
+		if d.DeviceSecret == "" {
+			errs = append(errs, fmt.Errorf("entry %d (%s/%s): deviceSecret is empty", i, d.ProductKey, d.DeviceName))
+			continue
+		}
+		m.Put(secrets.DeviceID{ProductKey: d.ProductKey, DeviceName: d.DeviceName}, []byte(d.DeviceSecret))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("-dev-secrets %s:\n%w", path, err)
+	}
+	log.Info("dev store loaded", "file", path, "devices", m.Len())
+	return m, nil
+}

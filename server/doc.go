@@ -1,0 +1,10 @@
+// Package server runs signerd's listeners: the gRPC server with its
+// interceptor chain and health service, and the HTTP server that puts
+// grpc-gateway (REST/JSON), the OpenAPI document and the health endpoints in
+// front of that same gRPC server.
+//
+// The gateway reaches the gRPC server through an in-process connection, not
+// a second implementation and not a network hop: every REST call passes the
+// same interceptors (recovery, logging and, later, authentication and rate
+// limits) as a gRPC call.
+package server

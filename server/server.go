@@ -1,0 +1,210 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	signerv1 "github.com/signerd/signerd/proto/signer/v1"
+)
+
+// DefaultMaxBodyBytes caps REST request bodies: a signing request is a few
+// hundred bytes, so anything near this is not a legitimate caller.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Config configures a Server.
+type Config struct {
+	// GRPCAddr and HTTPAddr are the listen addresses ("127.0.0.1:0" picks a
+	// free port).
+	GRPCAddr, HTTPAddr string
+	// Service is the one SignerService implementation.
+	Service signerv1.SignerServiceServer
+	// Logger receives the server's structured logs.
+	Logger *slog.Logger
+	// MaxBodyBytes caps REST request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds the graceful drain on shutdown; 0 means 15 s.
+	ShutdownTimeout time.Duration
+	// Ready reports whether the service can serve (for /readyz and the gRPC
+	// health service); nil means always ready.
+	Ready func(context.Context) error
+}
+
+// Server is a running signerd: gRPC and HTTP listeners.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	grpc     *grpc.Server
+	health   *health.Server
+	http     *http.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	inproc   *bufconn.Listener
+	gwConn   *grpc.ClientConn
+}
+
+// New builds the servers and binds the listeners, so that Addr methods are
+// valid before Serve.
+func New(cfg Config) (*Server, error) {
+	if cfg.Service == nil {
+		return nil, errors.New("server: Config.Service is nil")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 15 * time.Second
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(
+			logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger),
+				logging.WithLogOnEvents(logging.FinishCall)),
+			// Innermost, so a panic becomes INTERNAL and is still logged.
+			recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
+		),
+	)
+	signerv1.RegisterSignerServiceServer(s.grpc, cfg.Service)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+
+	var err error
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen gRPC on %q: %w", cfg.GRPCAddr, err)
+	}
+	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		s.grpcLis.Close()
+		return nil, fmt.Errorf("listen HTTP on %q: %w", cfg.HTTPAddr, err)
+	}
+
+	// The gateway's connection to the gRPC server stays in the process.
+	s.inproc = bufconn.Listen(1 << 20)
+	s.gwConn, err = grpc.NewClient("passthrough:///signerd-inprocess",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return s.inproc.DialContext(ctx)
+		}),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	)
+	if err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("gateway connection: %w", err)
+	}
+	handler, err := s.httpHandler()
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// GRPCAddr returns the bound gRPC address.
+func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
+
+// HTTPAddr returns the bound HTTP address.
+func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
+
+// Serve serves until ctx is cancelled, then drains in-flight requests for up
+// to the shutdown timeout and returns. It returns an error only when a
+// listener fails.
+func (s *Server) Serve(ctx context.Context) error {
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(signerv1.SignerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ignoreClosed(s.grpc.Serve(s.grpcLis)) })
+	g.Go(func() error { return ignoreClosed(s.grpc.Serve(s.inproc)) })
+	g.Go(func() error { return ignoreClosed(s.http.Serve(s.httpLis)) })
+	g.Go(func() error {
+		<-gctx.Done()
+		s.shutdown()
+		return nil
+	})
+	return g.Wait()
+}
+
+func (s *Server) shutdown() {
+	s.log.Info("shutting down: draining in-flight requests", "timeout", s.cfg.ShutdownTimeout)
+	// Tell load balancers first, then stop taking new work.
+	s.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.log.Warn("HTTP drain incomplete", "error", err)
+		s.http.Close()
+	}
+	s.gwConn.Close()
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("gRPC drain incomplete: closing remaining streams")
+		s.grpc.Stop()
+	}
+}
+
+func (s *Server) closeListeners() {
+	s.grpcLis.Close()
+	s.httpLis.Close()
+}
+
+func ignoreClosed(err error) error {
+	if err == nil || errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) recovered(ctx context.Context, p any) error {
+	s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))
+	return status.Error(codes.Internal, "internal error")
+}
+
+// interceptorLogger adapts slog to go-grpc-middleware's logging interface.
+func interceptorLogger(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}
+
+// gatewayMarshaler speaks protojson with the API's camelCase names. Unknown
+// fields are rejected rather than dropped, so a misspelt option is an error
+// instead of a silent default.
+func gatewayMarshaler() runtime.Marshaler {
+	return &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
+}

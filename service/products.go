@@ -1,0 +1,145 @@
+package service
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/signerd/signerd/signing"
+)
+
+// Product holds the per-product settings an answer depends on.
+type Product struct {
+	// Region of a public instance (legacy endpoint); default cn-shanghai.
+	Region string `json:"region,omitempty"`
+	// InstanceID of an enterprise instance; wins over Region.
+	InstanceID string `json:"instanceId,omitempty"`
+	// Host, when set, is used as is and wins over both.
+	Host string `json:"host,omitempty"`
+	// Ports per transport; defaults 1883 (TCP, TLS) and 443 (WSS).
+	TCPPort int `json:"tcpPort,omitempty"`
+	TLSPort int `json:"tlsPort,omitempty"`
+	WSSPort int `json:"wssPort,omitempty"`
+	// KeepAliveSeconds is handed to devices; the platform accepts 30–1200.
+	KeepAliveSeconds int `json:"keepAliveSeconds,omitempty"`
+	// CleanSession is handed to devices; nil means true.
+	CleanSession *bool `json:"cleanSession,omitempty"`
+}
+
+// Platform limits and defaults for MQTT keep-alive.
+const (
+	DefaultKeepAliveSeconds = 300
+	MinKeepAliveSeconds     = 30
+	MaxKeepAliveSeconds     = 1200
+)
+
+// Products is the per-product settings table: defaults plus overrides by
+// productKey. The zero value serves every product with the defaults.
+type Products struct {
+	Defaults Product            `json:"defaults"`
+	Products map[string]Product `json:"products"`
+}
+
+// Lookup returns the settings for one product: its entry with unset fields
+// taken from the defaults.
+func (p *Products) Lookup(productKey string) Product {
+	d := p.Defaults
+	o, ok := p.Products[productKey]
+	if !ok {
+		return withBuiltins(d)
+	}
+	if o.Region == "" {
+		o.Region = d.Region
+	}
+	if o.InstanceID == "" && o.Host == "" {
+		o.InstanceID = d.InstanceID
+	}
+	if o.Host == "" && o.InstanceID == "" {
+		o.Host = d.Host
+	}
+	if o.TCPPort == 0 {
+		o.TCPPort = d.TCPPort
+	}
+	if o.TLSPort == 0 {
+		o.TLSPort = d.TLSPort
+	}
+	if o.WSSPort == 0 {
+		o.WSSPort = d.WSSPort
+	}
+	if o.KeepAliveSeconds == 0 {
+		o.KeepAliveSeconds = d.KeepAliveSeconds
+	}
+	if o.CleanSession == nil {
+		o.CleanSession = d.CleanSession
+	}
+	return withBuiltins(o)
+}
+
+func withBuiltins(p Product) Product {
+	if p.KeepAliveSeconds == 0 {
+		p.KeepAliveSeconds = DefaultKeepAliveSeconds
+	}
+	if p.CleanSession == nil {
+		t := true
+		p.CleanSession = &t
+	}
+	return p
+}
+
+// Validate reports every problem in the table, one line each.
+func (p *Products) Validate() error {
+	var errs []error
+	check := func(name string, pr Product) {
+		if err := pr.settings().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		if k := pr.KeepAliveSeconds; k != 0 && (k < MinKeepAliveSeconds || k > MaxKeepAliveSeconds) {
+			errs = append(errs, fmt.Errorf("%s: keepAliveSeconds %d is outside the platform's range %d–%d",
+				name, k, MinKeepAliveSeconds, MaxKeepAliveSeconds))
+		}
+	}
+	check("defaults", p.Defaults)
+	keys := make([]string, 0, len(p.Products))
+	for k := range p.Products {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := signing.ValidateProductKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("products: key %q: %w", k, err))
+		}
+		check("products."+k, p.Products[k])
+	}
+	return errors.Join(errs...)
+}
+
+// ParseProducts reads a products file, YAML or JSON (JSON is YAML). Unknown
+// keys are errors: a misspelt setting must not silently fall back to a
+// default.
+func ParseProducts(data []byte) (*Products, error) {
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse products: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	var p Products
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("parse products: %w", err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid products:\n%w", err)
+	}
+	return &p, nil
+}
+
+func (p Product) settings() signing.ProductSettings {
+	return signing.ProductSettings{
+		Region: p.Region, InstanceID: p.InstanceID, Host: p.Host,
+		TCPPort: p.TCPPort, TLSPort: p.TLSPort, WSSPort: p.WSSPort,
+	}
+}

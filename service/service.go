@@ -1,0 +1,176 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/signerd/signerd/secrets"
+	"github.com/signerd/signerd/signing"
+	signerv1 "github.com/signerd/signerd/proto/signer/v1"
+)
+
+// Server implements signerv1.SignerServiceServer.
+type Server struct {
+	signerv1.UnimplementedSignerServiceServer
+
+	store    secrets.Store
+	products *Products
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithProducts sets the per-product settings table.
+func WithProducts(p *Products) Option { return func(s *Server) { s.products = p } }
+
+// WithClock sets the clock used for default timestamps and issued_at.
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithLogger sets the logger for server-side faults.
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// New returns a Server that looks secrets up in store.
+func New(store secrets.Store, opts ...Option) *Server {
+	s := &Server{
+		store:    store,
+		products: &Products{},
+		now:      time.Now,
+		log:      slog.Default(),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// SignMqttConnect implements signerv1.SignerServiceServer.
+func (s *Server) SignMqttConnect(ctx context.Context, req *signerv1.SignMqttConnectRequest) (*signerv1.SignMqttConnectResponse, error) {
+	now := s.now()
+	sreq, transport, err := s.connectRequest(req, now)
+	if err != nil {
+		return nil, err
+	}
+	product := s.products.Lookup(sreq.ProductKey)
+	endpoint, err := signing.ResolveEndpoint(sreq.ProductKey, product.settings(), sreq.Transport)
+	if err != nil {
+		// The settings were validated at start-up; failing here is a bug.
+		return nil, toStatus(ctx, s.log, err)
+	}
+
+	secret, err := s.store.Lookup(ctx, secrets.DeviceID{ProductKey: sreq.ProductKey, DeviceName: sreq.DeviceName})
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	params, err := signing.SignConnect(secret.Bytes(), sreq)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &signerv1.SignMqttConnectResponse{
+		Host:             endpoint.Host,
+		Port:             int32(endpoint.Port),
+		ClientId:         params.ClientID,
+		Username:         params.Username,
+		Password:         params.Password,
+		Transport:        transport,
+		Uri:              endpoint.URI,
+		KeepAliveSeconds: int32(product.KeepAliveSeconds),
+		CleanSession:     *product.CleanSession,
+		ProtocolVersion:  "3.1.1",
+		IssuedAt:         timestamppb.New(now),
+	}, nil
+}
+
+// connectRequest validates req, applies the defaults and returns the request
+// for package signing, with the transport actually used.
+func (s *Server) connectRequest(req *signerv1.SignMqttConnectRequest, now time.Time) (signing.ConnectRequest, signerv1.Transport, error) {
+	var vs []violation
+	add := func(field string, err error) {
+		if err != nil {
+			vs = append(vs, violation{field: field, reason: reason(err)})
+		}
+	}
+	add("product_key", signing.ValidateProductKey(req.GetProductKey()))
+	add("device_name", signing.ValidateDeviceName(req.GetDeviceName()))
+
+	clientID := req.GetClientId()
+	if clientID == "" {
+		clientID = req.GetProductKey() + "." + req.GetDeviceName()
+	} else {
+		add("client_id", signing.ValidateClientID(clientID))
+	}
+
+	method, err := signMethod(req.GetSignMethod())
+	add("sign_method", err)
+	transport := req.GetTransport()
+	if transport == signerv1.Transport_TRANSPORT_UNSPECIFIED {
+		transport = signerv1.Transport_TRANSPORT_TLS
+	}
+	st, err := signingTransport(transport)
+	add("transport", err)
+
+	var ts string
+	switch {
+	case req.TimestampMs != nil && req.GetOmitTimestamp():
+		vs = append(vs, violation{field: "timestamp_ms", reason: "cannot be set together with omit_timestamp"})
+	case req.TimestampMs != nil:
+		if req.GetTimestampMs() < 0 {
+			vs = append(vs, violation{field: "timestamp_ms", reason: "must not be negative"})
+		}
+		ts = strconv.FormatInt(req.GetTimestampMs(), 10)
+	case !req.GetOmitTimestamp():
+		ts = strconv.FormatInt(now.UnixMilli(), 10)
+	}
+	if len(vs) > 0 {
+		return signing.ConnectRequest{}, 0, invalidArgument(vs)
+	}
+	return signing.ConnectRequest{
+		ProductKey: req.GetProductKey(),
+		DeviceName: req.GetDeviceName(),
+		ClientID:   clientID,
+		Method:     method,
+		Transport:  st,
+		Timestamp:  ts,
+	}, transport, nil
+}
+
+// reason is the part of a validation error a caller can act on; the field
+// name is carried separately.
+func reason(err error) string {
+	var fe *signing.FieldError
+	if errors.As(err, &fe) {
+		return fe.Reason
+	}
+	return err.Error()
+}
+
+func signMethod(m signerv1.SignMethod) (signing.Method, error) {
+	switch m {
+	case signerv1.SignMethod_SIGN_METHOD_UNSPECIFIED, signerv1.SignMethod_SIGN_METHOD_HMAC_SHA256:
+		return signing.MethodHMACSHA256, nil
+	case signerv1.SignMethod_SIGN_METHOD_HMAC_SHA1:
+		return signing.MethodHMACSHA1, nil
+	case signerv1.SignMethod_SIGN_METHOD_HMAC_MD5:
+		return signing.MethodHMACMD5, nil
+	}
+	return 0, fmt.Errorf("unknown sign method %d", m)
+}
+
+func signingTransport(t signerv1.Transport) (signing.Transport, error) {
+	switch t {
+	case signerv1.Transport_TRANSPORT_TLS:
+		return signing.TransportTLS, nil
+	case signerv1.Transport_TRANSPORT_TCP:
+		return signing.TransportTCP, nil
+	case signerv1.Transport_TRANSPORT_WEBSOCKET_TLS:
+		return signing.TransportWebSocketTLS, nil
+	}
+	return 0, fmt.Errorf("unknown transport %d", t)
+}
