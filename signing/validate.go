@@ -17,11 +17,11 @@ func (e *FieldError) Error() string {
 
 // Length limits of the IoT Platform identifiers.
 const (
-	MaxProductKeyLen = 32
-	MinDeviceNameLen = 4
-	MaxDeviceNameLen = 32
-	MaxClientIDLen   = 64
-	MaxTimestampLen  = 19
+	maxProductKeyLen = 32
+	minDeviceNameLen = 4
+	maxDeviceNameLen = 32
+	maxClientIDLen   = 64
+	maxTimestampLen  = 19
 )
 
 // Field names, in their JSON (camelCase) form.
@@ -114,7 +114,7 @@ func matches(s string, minLen, maxLen int, mask uint8) bool {
 // ValidateProductKey checks that s is a ProductKey: 1–32 characters of
 // [A-Za-z0-9]. It returns nil or a *FieldError for the productKey field.
 func ValidateProductKey(s string) error {
-	if !matches(s, 1, MaxProductKeyLen, classAlnum) {
+	if !matches(s, 1, maxProductKeyLen, classAlnum) {
 		return fieldError(fieldProductKey, reasonProductKey)
 	}
 	return nil
@@ -124,7 +124,7 @@ func ValidateProductKey(s string) error {
 // ASCII letters, digits and "-_.@:". It returns nil or a *FieldError for the
 // deviceName field.
 func ValidateDeviceName(s string) error {
-	if !matches(s, MinDeviceNameLen, MaxDeviceNameLen, classDeviceName) {
+	if !matches(s, minDeviceNameLen, maxDeviceNameLen, classDeviceName) {
 		return fieldError(fieldDeviceName, reasonDeviceName)
 	}
 	return nil
@@ -134,7 +134,7 @@ func ValidateDeviceName(s string) error {
 // characters of [A-Za-z0-9_.:@-]. It returns nil or a *FieldError for the
 // clientId field.
 func ValidateClientID(s string) error {
-	if !matches(s, 1, MaxClientIDLen, classClientID) {
+	if !matches(s, 1, maxClientIDLen, classClientID) {
 		return fieldError(fieldClientID, reasonClientID)
 	}
 	return nil
@@ -145,7 +145,7 @@ func ValidateClientID(s string) error {
 // rejected; a [ConnectRequest] expresses "no timestamp" by not calling this.
 // It returns nil or a *FieldError for the timestamp field.
 func ValidateTimestamp(s string) error {
-	if !matches(s, 1, MaxTimestampLen, classDigit) {
+	if !matches(s, 1, maxTimestampLen, classDigit) {
 		return fieldError(fieldTimestamp, reasonTimestamp)
 	}
 	return nil

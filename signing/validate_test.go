@@ -2,6 +2,7 @@ package signing_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -118,7 +119,7 @@ func TestValidateFields(t *testing.T) {
 			}
 		}
 		for _, s := range tc.bad {
-			checkFieldError(t, tc.name+"("+quote(s)+")", tc.fn(s), v.field, v.msg)
+			checkFieldError(t, tc.name+"("+strconv.Quote(s)+")", tc.fn(s), v.field, v.msg)
 		}
 	}
 }
@@ -133,8 +134,6 @@ func validatorNamed(t *testing.T, name string) validator {
 	t.Fatalf("no validator %q", name)
 	return validator{}
 }
-
-func quote(s string) string { return strings.ReplaceAll(strings.ReplaceAll(`"`+s+`"`, "\n", `\n`), "\x00", `\x00`) }
 
 // TestValidateLengths checks every length from 0 to one past the maximum.
 func TestValidateLengths(t *testing.T) {
@@ -299,7 +298,7 @@ func TestParseMethod(t *testing.T) {
 		if got != signing.MethodUnspecified {
 			t.Errorf("ParseMethod(%q) = %v, want MethodUnspecified", in, got)
 		}
-		checkFieldError(t, "ParseMethod("+quote(in)+")", err, "signMethod", errSignMethod)
+		checkFieldError(t, "ParseMethod("+strconv.Quote(in)+")", err, "signMethod", errSignMethod)
 	}
 }
 

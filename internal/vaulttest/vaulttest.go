@@ -1,0 +1,280 @@
+// Package vaulttest runs a real Vault server (`vault server -dev`) for tests:
+// built from the Go module proxy by scripts/vault-build.sh and named by
+// SIGNERD_VAULT_BIN, listening on a 127.0.0.1 ephemeral port, with KV v2 at
+// "iot", AppRole and Transit enabled and signerd's least-privilege policy
+// loaded. Nothing here imitates Vault.
+package vaulttest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+)
+
+// EnvBin names the Vault binary; scripts/test.sh sets it.
+const EnvBin = "SIGNERD_VAULT_BIN"
+
+// Policy is signerd's Vault policy: read device secrets, nothing else.
+const Policy = `
+path "iot/data/devices/*" {
+  capabilities = ["read"]
+}
+`
+
+// Server is a running Vault dev server.
+type Server struct {
+	Addr      string // http://127.0.0.1:PORT
+	RootToken string
+	// Client is logged in with the root token, for fixtures.
+	Client *vault.Client
+
+	bin  string
+	port int
+	log  *os.File
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// Bin returns the Vault binary or a clear error saying how to get one.
+func Bin() (string, error) {
+	bin := os.Getenv(EnvBin)
+	if bin == "" {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		return "", fmt.Errorf("%s is not set: run the tests with scripts/test.sh, or set it to the output of %s",
+			EnvBin, filepath.Join(root, "scripts", "vault-build.sh"))
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("%s=%s: %w", EnvBin, bin, err)
+	}
+	return bin, nil
+}
+
+// Start starts a Vault dev server and configures it. logDir receives the
+// server's output (vault.log).
+func Start(logDir string) (*Server, error) {
+	bin, err := Bin()
+	if err != nil {
+		return nil, err
+	}
+	tok := make([]byte, 16)
+	_, _ = rand.Read(tok)
+	s := &Server{bin: bin, RootToken: "root-" + hex.EncodeToString(tok)}
+	if s.log, err = os.Create(filepath.Join(logDir, "vault.log")); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		if s.port, err = freePort(); err != nil {
+			return nil, err
+		}
+		if err = s.start(); err == nil {
+			break
+		}
+		if attempt == 3 {
+			return nil, err
+		}
+	}
+	if err := s.Configure(context.Background()); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartT is Start for one test: the server stops at cleanup.
+func StartT(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start(t.TempDir())
+	if err != nil {
+		t.Fatalf("start vault: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) start() error {
+	s.Addr = "http://127.0.0.1:" + strconv.Itoa(s.port)
+	cmd := exec.Command(s.bin, "server", "-dev",
+		"-dev-root-token-id="+s.RootToken,
+		"-dev-listen-address=127.0.0.1:"+strconv.Itoa(s.port),
+		"-dev-no-store-token",
+	)
+	cmd.Env = append(os.Environ(), "VAULT_DISABLE_MLOCK=true", "HOME="+os.TempDir())
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", s.bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	cfg := vault.DefaultConfig()
+	cfg.Address = s.Addr
+	cfg.MaxRetries = 0
+	client, err := vault.NewClient(cfg)
+	if err != nil {
+		cmd.Process.Kill()
+		return err
+	}
+	client.SetToken(s.RootToken)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("vault exited early (%v); see %s", err, s.log.Name())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		h, herr := client.Sys().HealthWithContext(ctx)
+		cancel()
+		if herr == nil && h.Initialized && !h.Sealed {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return fmt.Errorf("vault not healthy after 60s: %v; see %s", herr, s.log.Name())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.Client = client
+	s.mu.Unlock()
+	return nil
+}
+
+// Configure mounts KV v2 at "iot", enables AppRole and Transit and loads the
+// signerd policy. Start calls it; call it again after Restart (a dev server
+// keeps everything in memory).
+func (s *Server) Configure(ctx context.Context) error {
+	sys := s.Client.Sys()
+	if err := sys.MountWithContext(ctx, "iot", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		return fmt.Errorf("mount kv v2: %w", err)
+	}
+	if err := sys.MountWithContext(ctx, "transit", &vault.MountInput{Type: "transit"}); err != nil {
+		return fmt.Errorf("mount transit: %w", err)
+	}
+	if err := sys.EnableAuthWithOptionsWithContext(ctx, "approle", &vault.EnableAuthOptions{Type: "approle"}); err != nil {
+		return fmt.Errorf("enable approle: %w", err)
+	}
+	if err := sys.PutPolicyWithContext(ctx, "signerd", Policy); err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	// KV v2 answers 404/500 for a short while after mounting while it
+	// upgrades; wait until a write works.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := s.Client.KVv2("iot").Put(ctx, "_probe", map[string]any{"ok": "1"})
+		if err == nil {
+			return s.Client.KVv2("iot").DeleteMetadata(ctx, "_probe")
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kv v2 not ready: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// PutDevice writes a device secret at signerd's default path.
+func (s *Server) PutDevice(ctx context.Context, productKey, deviceName, secret string) error {
+	_, err := s.Client.KVv2("iot").Put(ctx, "devices/"+productKey+"/"+deviceName, map[string]any{"deviceSecret": secret})
+	return err
+}
+
+// AppRole creates an AppRole role with signerd's policy and the given token
+// TTLs and returns its role id and a fresh secret id.
+func (s *Server) AppRole(ctx context.Context, name string, ttl, maxTTL time.Duration) (roleID, secretID string, err error) {
+	_, err = s.Client.Logical().WriteWithContext(ctx, "auth/approle/role/"+name, map[string]any{
+		"token_policies": "signerd",
+		"token_ttl":      ttl.String(),
+		"token_max_ttl":  maxTTL.String(),
+	})
+	if err != nil {
+		return "", "", err
+	}
+	r, err := s.Client.Logical().ReadWithContext(ctx, "auth/approle/role/"+name+"/role-id")
+	if err != nil {
+		return "", "", err
+	}
+	w, err := s.Client.Logical().WriteWithContext(ctx, "auth/approle/role/"+name+"/secret-id", nil)
+	if err != nil {
+		return "", "", err
+	}
+	return r.Data["role_id"].(string), w.Data["secret_id"].(string), nil
+}
+
+// Token creates a token with signerd's policy.
+func (s *Server) Token(ctx context.Context, ttl, maxTTL time.Duration, renewable bool) (string, error) {
+	sec, err := s.Client.Auth().Token().CreateWithContext(ctx, &vault.TokenCreateRequest{
+		Policies:       []string{"signerd"},
+		TTL:            ttl.String(),
+		ExplicitMaxTTL: maxTTL.String(),
+		Renewable:      &renewable,
+		NoParent:       true,
+	})
+	if err != nil {
+		return "", err
+	}
+	return sec.Auth.ClientToken, nil
+}
+
+// Stop kills the server.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+	}
+	// Wait until the port is free, so a Restart can bind it again.
+	for i := 0; i < 100; i++ {
+		c, err := net.DialTimeout("tcp", strings.TrimPrefix(s.Addr, "http://"), 50*time.Millisecond)
+		if err != nil {
+			return
+		}
+		c.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Restart starts the server again on the same address with the same root
+// token. A dev server's storage is in memory: call Configure and reload
+// fixtures afterwards.
+func (s *Server) Restart() error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	return s.Configure(context.Background())
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every check and every test, the same way locally and in CI:
+#   pinned tools → API lint + generated-code check → build → vet → staticcheck
+#   → the Vault server binary (built once per machine, then cached)
+#   → all tests with the race detector (fuzz seed corpora included).
+# Tests that need Vault start their own `vault server -dev` on a 127.0.0.1
+# ephemeral port from the binary named by SIGNERD_VAULT_BIN.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
+
+step "tools"
+PATH="$(bash scripts/tools.sh):$PATH"
+export PATH
+
+step "generated code"
+bash scripts/gen.sh --check
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '\.pb\.' ) 2>&1 || true)
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "build"
+go build ./...
+
+step "vet"
+go vet ./...
+
+step "staticcheck"
+staticcheck ./...
+
+step "vault server binary"
+SIGNERD_VAULT_BIN=$(bash scripts/vault-build.sh)
+export SIGNERD_VAULT_BIN
+"$SIGNERD_VAULT_BIN" version
+
+step "tests"
+go test -race -count=1 -timeout 20m ./... "$@"
+
+step "done"

@@ -1,0 +1,367 @@
+package secrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+)
+
+// VaultConfig configures the Vault backend. The Vault client itself (address,
+// CA, TLS client certificate, namespace) is configured the standard way, from
+// VAULT_* environment variables through vault/api's own loading; the fields
+// here override it where set.
+type VaultConfig struct {
+	// Address overrides VAULT_ADDR.
+	Address string
+	// Namespace overrides VAULT_NAMESPACE (Vault Enterprise).
+	Namespace string
+	// Auth logs signerd in. Nil means token auth: the token comes from
+	// TokenFile or, failing that, VAULT_TOKEN.
+	Auth vault.AuthMethod
+	// TokenFile holds a Vault token (for example a Vault Agent sink). It is
+	// re-read when the token can no longer be renewed.
+	TokenFile string
+
+	// Mount is the KV v2 mount; default "iot".
+	Mount string
+	// PathTemplate locates a device's secret in the mount; default
+	// "devices/{productKey}/{deviceName}".
+	PathTemplate string
+	// Field is the secret's key holding the DeviceSecret; default
+	// "deviceSecret".
+	Field string
+
+	// Timeout bounds one Vault request; default 1.5 s, so that an uncached
+	// device gets its UNAVAILABLE within 2 s while Vault is down or slow.
+	Timeout time.Duration
+	// HTTPClient, if set, replaces the client's transport (tests count
+	// requests with it).
+	HTTPClient *http.Client
+	// Logger receives token life-cycle events; default slog.Default().
+	Logger *slog.Logger
+	// OnRenew, if set, is called after every token renewal or re-login (for
+	// metrics).
+	OnRenew func(relogin bool)
+}
+
+// Defaults of VaultConfig.
+const (
+	DefaultMount        = "iot"
+	DefaultPathTemplate = "devices/{productKey}/{deviceName}"
+	DefaultField        = "deviceSecret"
+	DefaultVaultTimeout = 1500 * time.Millisecond
+)
+
+// Vault is a Store backed by Vault's KV v2 secrets engine: one secret per
+// device. It keeps its own token alive (renewal, and re-login when renewal
+// is no longer possible) until Close.
+type Vault struct {
+	cfg    VaultConfig
+	client *vault.Client
+	kv     *vault.KVv2
+	log    *slog.Logger
+
+	stop context.CancelFunc
+	done chan struct{}
+
+	mu        sync.Mutex
+	authState error // last login/renewal failure, nil when healthy
+}
+
+// NewVault connects to Vault, logs in and checks that the login works, so
+// that a misconfiguration fails at start-up with a clear message instead of
+// at the first device. The token is then renewed in the background.
+func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
+	if cfg.Mount == "" {
+		cfg.Mount = DefaultMount
+	}
+	if cfg.PathTemplate == "" {
+		cfg.PathTemplate = DefaultPathTemplate
+	}
+	if cfg.Field == "" {
+		cfg.Field = DefaultField
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultVaultTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := checkTemplate(cfg.PathTemplate); err != nil {
+		return nil, err
+	}
+
+	vc := vault.DefaultConfig() // reads VAULT_ADDR, VAULT_CACERT, VAULT_CLIENT_CERT, ...
+	if vc.Error != nil {
+		return nil, fmt.Errorf("vault client configuration: %w", vc.Error)
+	}
+	if cfg.Address != "" {
+		vc.Address = cfg.Address
+	}
+	if cfg.HTTPClient != nil {
+		vc.HttpClient = cfg.HTTPClient
+	}
+	vc.Timeout = cfg.Timeout
+	// Retries would stretch an outage past the caller's deadline; the cache
+	// and the caller's own retry cover transient faults.
+	vc.MaxRetries = 0
+	client, err := vault.NewClient(vc)
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	if cfg.Namespace != "" {
+		client.SetNamespace(cfg.Namespace)
+	}
+	// A token in the environment must not shadow the configured auth method.
+	if cfg.Auth != nil || cfg.TokenFile != "" {
+		client.ClearToken()
+	}
+
+	v := &Vault{cfg: cfg, client: client, kv: client.KVv2(cfg.Mount), log: cfg.Logger, done: make(chan struct{})}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	first, err := v.login(lctx)
+	if err != nil {
+		return nil, fmt.Errorf("vault login at %s: %w", vc.Address, err)
+	}
+	// Prove the token can reach the mount; a missing device is fine here.
+	if _, err := client.Sys().HealthWithContext(lctx); err != nil {
+		return nil, fmt.Errorf("vault at %s unreachable: %w", vc.Address, err)
+	}
+
+	rctx, stop := context.WithCancel(context.Background())
+	v.stop = stop
+	go v.keepTokenAlive(rctx, first)
+	return v, nil
+}
+
+// Client returns the underlying Vault client, logged in.
+func (v *Vault) Client() *vault.Client { return v.client }
+
+// Close stops token renewal. It does not revoke the token: another replica
+// may share it (token auth), and a login token expires by itself.
+func (v *Vault) Close() {
+	v.stop()
+	<-v.done
+}
+
+// Lookup implements Store.
+func (v *Vault) Lookup(ctx context.Context, id DeviceID) (Secret, error) {
+	// The service validates names; this guards direct users of the package
+	// against walking the mount with a crafted name.
+	if strings.ContainsAny(id.ProductKey+id.DeviceName, "/?#%") || id.ProductKey == "" || id.DeviceName == "" {
+		return Secret{}, fmt.Errorf("device %q/%q: invalid name: %w", id.ProductKey, id.DeviceName, ErrNotFound)
+	}
+	path := v.path(id)
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
+	defer cancel()
+	s, err := v.kv.Get(ctx, path)
+	loc := fmt.Sprintf("device %s (vault %s/data/%s)", id, v.cfg.Mount, path)
+	if err != nil {
+		return Secret{}, fmt.Errorf("%s: %w", loc, classify(err))
+	}
+	if s == nil || s.Data == nil {
+		// Deleted (soft-deleted latest version) counts as absent.
+		return Secret{}, fmt.Errorf("%s: %w", loc, ErrNotFound)
+	}
+	raw, ok := s.Data[v.cfg.Field]
+	if !ok {
+		return Secret{}, fmt.Errorf("%s: field %q missing: %w", loc, v.cfg.Field, ErrUnusable)
+	}
+	str, ok := raw.(string)
+	if !ok {
+		return Secret{}, fmt.Errorf("%s: field %q is a %T, want a string: %w", loc, v.cfg.Field, raw, ErrUnusable)
+	}
+	if str == "" {
+		return Secret{}, fmt.Errorf("%s: field %q is empty: %w", loc, v.cfg.Field, ErrUnusable)
+	}
+	return NewSecret([]byte(str)), nil
+}
+
+// Ready reports whether Vault answers and is unsealed, and whether signerd's
+// own token is good.
+func (v *Vault) Ready(ctx context.Context) error {
+	h, err := v.client.Sys().HealthWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("vault: %w", classify(err))
+	}
+	if !h.Initialized || h.Sealed {
+		return fmt.Errorf("vault: sealed or not initialized: %w", ErrUnavailable)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.authState != nil {
+		return fmt.Errorf("vault: %w", v.authState)
+	}
+	return nil
+}
+
+func (v *Vault) path(id DeviceID) string {
+	return strings.NewReplacer("{productKey}", id.ProductKey, "{deviceName}", id.DeviceName).Replace(v.cfg.PathTemplate)
+}
+
+func checkTemplate(t string) error {
+	if !strings.Contains(t, "{productKey}") || !strings.Contains(t, "{deviceName}") {
+		return fmt.Errorf("vault path template %q: must contain {productKey} and {deviceName}", t)
+	}
+	if strings.HasPrefix(t, "/") || strings.Contains(t, "..") {
+		return fmt.Errorf("vault path template %q: must be relative to the mount, without '..'", t)
+	}
+	return nil
+}
+
+// classify maps a vault/api error to this package's sentinel errors. The
+// result wraps the original for logs; vault/api errors carry status and
+// Vault's error strings, never secret values.
+func classify(err error) error {
+	if errors.Is(err, vault.ErrSecretNotFound) {
+		return ErrNotFound
+	}
+	var re *vault.ResponseError
+	if errors.As(err, &re) {
+		switch {
+		case re.StatusCode == http.StatusNotFound:
+			return ErrNotFound
+		case re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized:
+			return fmt.Errorf("%w (HTTP %d: %s)", ErrPermission, re.StatusCode, strings.Join(re.Errors, "; "))
+		}
+		return fmt.Errorf("%w (HTTP %d: %s)", ErrUnavailable, re.StatusCode, strings.Join(re.Errors, "; "))
+	}
+	// Connection refused, TLS failure, timeout, cancellation: Vault did not
+	// answer.
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// login obtains a token and returns it as a Secret for the lifetime watcher.
+func (v *Vault) login(ctx context.Context) (*vault.Secret, error) {
+	if v.cfg.Auth != nil {
+		s, err := v.client.Auth().Login(ctx, v.cfg.Auth)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if s == nil || s.Auth == nil {
+			return nil, errors.New("login returned no token")
+		}
+		return s, nil
+	}
+	if v.cfg.TokenFile != "" {
+		b, err := os.ReadFile(v.cfg.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("token file: %w", err)
+		}
+		v.client.SetToken(strings.TrimSpace(string(b)))
+	}
+	if v.client.Token() == "" {
+		return nil, errors.New("no Vault token: set VAULT_TOKEN, a token file, or an auth method")
+	}
+	// Turn the bare token into an Auth secret so the watcher can renew it.
+	self, err := v.client.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		return nil, classify(err)
+	}
+	renewable, _ := self.TokenIsRenewable()
+	ttl, _ := self.TokenTTL()
+	return &vault.Secret{Auth: &vault.SecretAuth{
+		ClientToken:   v.client.Token(),
+		Renewable:     renewable,
+		LeaseDuration: int(ttl.Seconds()),
+	}}, nil
+}
+
+// keepTokenAlive renews the token while Vault allows it and logs in again
+// when it no longer does (max TTL reached, token revoked, renewal failed).
+func (v *Vault) keepTokenAlive(ctx context.Context, s *vault.Secret) {
+	defer close(v.done)
+	backoff := time.Second
+	for {
+		if s != nil {
+			v.setAuthState(nil)
+			backoff = time.Second
+			v.watch(ctx, s)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		var err error
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		s, err = v.login(lctx)
+		cancel()
+		if err != nil {
+			v.setAuthState(err)
+			v.log.Error("vault re-login failed; retrying", "error", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Minute)
+			continue
+		}
+		v.log.Info("vault re-login succeeded", "ttl_seconds", s.Auth.LeaseDuration)
+		if v.cfg.OnRenew != nil {
+			v.cfg.OnRenew(true)
+		}
+	}
+}
+
+// watch renews s until renewal ends. A token without a TTL (root) needs no
+// renewal: watch then waits for ctx.
+func (v *Vault) watch(ctx context.Context, s *vault.Secret) {
+	if s.Auth.LeaseDuration == 0 {
+		<-ctx.Done()
+		return
+	}
+	if !s.Auth.Renewable {
+		// Cannot renew: log in again shortly before it expires.
+		wait := time.Duration(s.Auth.LeaseDuration) * time.Second * 4 / 5
+		v.log.Warn("vault token is not renewable; will log in again before it expires", "in", wait)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		return
+	}
+	w, err := v.client.NewLifetimeWatcher(&vault.LifetimeWatcherInput{Secret: s})
+	if err != nil {
+		v.log.Error("vault token watcher", "error", err)
+		return
+	}
+	go w.Start()
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-w.DoneCh():
+			if err != nil {
+				v.log.Warn("vault token renewal failed; logging in again", "error", err)
+			} else {
+				v.log.Info("vault token reached its max TTL; logging in again")
+			}
+			return
+		case r := <-w.RenewCh():
+			ttl := 0
+			if r.Secret != nil && r.Secret.Auth != nil {
+				ttl = r.Secret.Auth.LeaseDuration
+			}
+			v.log.Debug("vault token renewed", "ttl_seconds", ttl)
+			if v.cfg.OnRenew != nil {
+				v.cfg.OnRenew(false)
+			}
+		}
+	}
+}
+
+func (v *Vault) setAuthState(err error) {
+	v.mu.Lock()
+	v.authState = err
+	v.mu.Unlock()
+}
