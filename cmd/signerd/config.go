@@ -21,6 +21,23 @@ type config struct {
 	logLevel        string
 	shutdownTimeout time.Duration
 	version         bool
+
+	vault vaultFlags
+	cache cacheFlags
+}
+
+type vaultFlags struct {
+	addr, namespace, auth, tokenFile   string
+	approleRoleID, approleSecretIDFile string
+	approleMount                       string
+	k8sRole, k8sTokenFile, k8sMount    string
+	kvMount, kvPath, kvField           string
+	timeout                            time.Duration
+}
+
+type cacheFlags struct {
+	size                       int
+	ttl, negativeTTL, maxStale time.Duration
 }
 
 const envPrefix = "SIGNERD_"
@@ -40,6 +57,27 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
+
+	v := &c.vault
+	fs.StringVar(&v.addr, "vault-addr", "", "Vault address (default: VAULT_ADDR); VAULT_CACERT, VAULT_CLIENT_CERT etc. apply as usual")
+	fs.StringVar(&v.namespace, "vault-namespace", "", "Vault Enterprise namespace (default: VAULT_NAMESPACE)")
+	fs.StringVar(&v.auth, "vault-auth", "token", "Vault auth method: token, approle or kubernetes")
+	fs.StringVar(&v.tokenFile, "vault-token-file", "", "with -vault-auth=token: file holding the token (default: VAULT_TOKEN)")
+	fs.StringVar(&v.approleRoleID, "vault-approle-role-id", "", "with -vault-auth=approle: the role id")
+	fs.StringVar(&v.approleSecretIDFile, "vault-approle-secret-id-file", "", "with -vault-auth=approle: file holding the secret id")
+	fs.StringVar(&v.approleMount, "vault-approle-mount", "approle", "with -vault-auth=approle: the auth mount path")
+	fs.StringVar(&v.k8sRole, "vault-k8s-role", "", "with -vault-auth=kubernetes: the Vault role")
+	fs.StringVar(&v.k8sTokenFile, "vault-k8s-token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token", "with -vault-auth=kubernetes: the service-account token file")
+	fs.StringVar(&v.k8sMount, "vault-k8s-mount", "kubernetes", "with -vault-auth=kubernetes: the auth mount path")
+	fs.StringVar(&v.kvMount, "vault-kv-mount", "iot", "KV v2 mount holding device secrets")
+	fs.StringVar(&v.kvPath, "vault-kv-path", "devices/{productKey}/{deviceName}", "path of a device's secret in the mount")
+	fs.StringVar(&v.kvField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
+	fs.DurationVar(&v.timeout, "vault-timeout", 1500*time.Millisecond, "bound on one Vault request")
+
+	fs.IntVar(&c.cache.size, "cache-size", 100_000, "devices held in the secret cache")
+	fs.DurationVar(&c.cache.ttl, "cache-ttl", 5*time.Minute, "how long a cached secret is used before Vault is asked again (a rotation takes effect after this)")
+	fs.DurationVar(&c.cache.negativeTTL, "cache-negative-ttl", 10*time.Second, "how long an unknown device is remembered as unknown")
+	fs.DurationVar(&c.cache.maxStale, "cache-max-stale", time.Hour, "how long past -cache-ttl a cached secret is still served while Vault is unavailable (0: never)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: signerd [flags]\n\nEvery flag can also be set as %sNAME (e.g. %sGRPC_ADDR).\n\n", envPrefix, envPrefix)
 		fs.PrintDefaults()
@@ -98,6 +136,20 @@ func (c *config) validate() error {
 			errs = append(errs, errors.New("-dev-secrets: only valid with -dev (outside -dev secrets come from Vault)"))
 		}
 	}
+	if !c.dev {
+		errs = append(errs, c.vault.validate()...)
+	}
+	if c.cache.size < 1 {
+		errs = append(errs, fmt.Errorf("-cache-size %d: must be at least 1", c.cache.size))
+	}
+	for name, d := range map[string]time.Duration{"-cache-ttl": c.cache.ttl, "-cache-negative-ttl": c.cache.negativeTTL, "-vault-timeout": c.vault.timeout} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
+		}
+	}
+	if c.cache.maxStale < 0 {
+		errs = append(errs, fmt.Errorf("-cache-max-stale %s: must not be negative", c.cache.maxStale))
+	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -133,4 +185,25 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, err
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func (v *vaultFlags) validate() []error {
+	var errs []error
+	switch v.auth {
+	case "token":
+	case "approle":
+		if v.approleRoleID == "" {
+			errs = append(errs, errors.New("-vault-approle-role-id: required with -vault-auth=approle"))
+		}
+		if v.approleSecretIDFile == "" {
+			errs = append(errs, errors.New("-vault-approle-secret-id-file: required with -vault-auth=approle"))
+		}
+	case "kubernetes":
+		if v.k8sRole == "" {
+			errs = append(errs, errors.New("-vault-k8s-role: required with -vault-auth=kubernetes"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("-vault-auth %q: want token, approle or kubernetes", v.auth))
+	}
+	return errs
 }

@@ -34,12 +34,21 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 
-	if !cfg.dev {
-		return errors.New("no secret store configured: run with -dev for the in-memory development store")
-	}
-	store, err := devStore(cfg.devSecrets, log)
-	if err != nil {
-		return err
+	var store secrets.Store
+	var ready func(context.Context) error
+	if cfg.dev {
+		m, err := devStore(cfg.devSecrets, log)
+		if err != nil {
+			return err
+		}
+		store = m
+	} else {
+		v, c, err := vaultStore(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer v.Close()
+		store, ready = c, v.Ready
 	}
 
 	svc := service.New(store, service.WithProducts(products), service.WithLogger(log))
@@ -49,6 +58,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Service:         svc,
 		Logger:          log,
 		ShutdownTimeout: cfg.shutdownTimeout,
+		Ready:           ready,
 	})
 	if err != nil {
 		return err

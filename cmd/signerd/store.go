@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	vault "github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/api/auth/approle"
+	"github.com/hashicorp/vault/api/auth/kubernetes"
+
+	"github.com/signerd/signerd/secrets"
+)
+
+// vaultStore logs in to Vault and puts the cache in front of it. It fails
+// fast, naming the setting, when Vault cannot be reached or refuses the
+// credentials.
+func vaultStore(ctx context.Context, cfg config, log *slog.Logger) (*secrets.Vault, *secrets.Cache, error) {
+	f := cfg.vault
+	var auth vault.AuthMethod
+	var err error
+	switch f.auth {
+	case "approle":
+		auth, err = approle.NewAppRoleAuth(f.approleRoleID,
+			&approle.SecretID{FromFile: f.approleSecretIDFile}, approle.WithMountPath(f.approleMount))
+	case "kubernetes":
+		auth, err = kubernetes.NewKubernetesAuth(f.k8sRole,
+			kubernetes.WithServiceAccountTokenPath(f.k8sTokenFile), kubernetes.WithMountPath(f.k8sMount))
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("-vault-auth=%s: %w", f.auth, err)
+	}
+	v, err := secrets.NewVault(ctx, secrets.VaultConfig{
+		Address:      f.addr,
+		Namespace:    f.namespace,
+		Auth:         auth,
+		TokenFile:    f.tokenFile,
+		Mount:        f.kvMount,
+		PathTemplate: f.kvPath,
+		Field:        f.kvField,
+		Timeout:      f.timeout,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("vault (-vault-addr, -vault-auth=%s): %w", f.auth, err)
+	}
+	c, err := secrets.NewCache(v, secrets.CacheConfig{
+		Size:         cfg.cache.size,
+		TTL:          cfg.cache.ttl,
+		NegativeTTL:  cfg.cache.negativeTTL,
+		MaxStale:     cfg.cache.maxStale,
+		FetchTimeout: f.timeout,
+	})
+	if err != nil {
+		v.Close()
+		return nil, nil, err
+	}
+	log.Info("vault store ready", "mount", f.kvMount, "path", f.kvPath, "auth", f.auth,
+		"cache_size", cfg.cache.size, "cache_ttl", cfg.cache.ttl.String())
+	return v, c, nil
+}
