@@ -380,6 +380,218 @@ func (x *SignMqttConnectResponse) GetIssuedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// PreVerifyRequest names the device to pre-verify.
+type PreVerifyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ProductKey: 1–32 characters of [A-Za-z0-9].
+	ProductKey string `protobuf:"bytes,1,opt,name=product_key,json=productKey,proto3" json:"product_key,omitempty"`
+	// DeviceName: 4–32 characters of letters, digits and -_.@:
+	DeviceName string `protobuf:"bytes,2,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
+	// The device's client id, 1–64 characters of [A-Za-z0-9_.:@-].
+	// Default: "{product_key}.{device_name}".
+	ClientId string `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Default: SIGN_METHOD_HMAC_SHA256.
+	SignMethod SignMethod `protobuf:"varint,4,opt,name=sign_method,json=signMethod,proto3,enum=signer.v1.SignMethod" json:"sign_method,omitempty"`
+	// Skip the token cache and ask the platform for a new token (rate
+	// limited per device).
+	ForceRefresh  bool `protobuf:"varint,5,opt,name=force_refresh,json=forceRefresh,proto3" json:"force_refresh,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreVerifyRequest) Reset() {
+	*x = PreVerifyRequest{}
+	mi := &file_signer_v1_signer_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreVerifyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreVerifyRequest) ProtoMessage() {}
+
+func (x *PreVerifyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreVerifyRequest.ProtoReflect.Descriptor instead.
+func (*PreVerifyRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PreVerifyRequest) GetProductKey() string {
+	if x != nil {
+		return x.ProductKey
+	}
+	return ""
+}
+
+func (x *PreVerifyRequest) GetDeviceName() string {
+	if x != nil {
+		return x.DeviceName
+	}
+	return ""
+}
+
+func (x *PreVerifyRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *PreVerifyRequest) GetSignMethod() SignMethod {
+	if x != nil {
+		return x.SignMethod
+	}
+	return SignMethod_SIGN_METHOD_UNSPECIFIED
+}
+
+func (x *PreVerifyRequest) GetForceRefresh() bool {
+	if x != nil {
+		return x.ForceRefresh
+	}
+	return false
+}
+
+// PreVerifyResponse is the platform's answer, ready for MQTT CONNECT over TLS.
+// The token is a credential: treat it like one.
+type PreVerifyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device's iotId (also the CONNECT username).
+	IotId string `protobuf:"bytes,1,opt,name=iot_id,json=iotId,proto3" json:"iot_id,omitempty"`
+	// The device's iotToken (also the CONNECT password).
+	IotToken string `protobuf:"bytes,2,opt,name=iot_token,json=iotToken,proto3" json:"iot_token,omitempty"`
+	// Broker host name, as the platform answered.
+	Host string `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	// Broker port, as the platform answered.
+	Port int32 `protobuf:"varint,4,opt,name=port,proto3" json:"port,omitempty"`
+	// Broker URI: mqtts://host:port.
+	Uri string `protobuf:"bytes,5,opt,name=uri,proto3" json:"uri,omitempty"`
+	// The CONNECT clientId: the client id the token was issued for.
+	ClientId string `protobuf:"bytes,6,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The CONNECT username: iot_id.
+	Username string `protobuf:"bytes,7,opt,name=username,proto3" json:"username,omitempty"`
+	// The CONNECT password: iot_token.
+	Password string `protobuf:"bytes,8,opt,name=password,proto3" json:"password,omitempty"`
+	// When the token expires (the platform issues it for 7 days).
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// When the platform issued the token (earlier than now for a cached one).
+	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreVerifyResponse) Reset() {
+	*x = PreVerifyResponse{}
+	mi := &file_signer_v1_signer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreVerifyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreVerifyResponse) ProtoMessage() {}
+
+func (x *PreVerifyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreVerifyResponse.ProtoReflect.Descriptor instead.
+func (*PreVerifyResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PreVerifyResponse) GetIotId() string {
+	if x != nil {
+		return x.IotId
+	}
+	return ""
+}
+
+func (x *PreVerifyResponse) GetIotToken() string {
+	if x != nil {
+		return x.IotToken
+	}
+	return ""
+}
+
+func (x *PreVerifyResponse) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *PreVerifyResponse) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *PreVerifyResponse) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *PreVerifyResponse) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *PreVerifyResponse) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *PreVerifyResponse) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *PreVerifyResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *PreVerifyResponse) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
 var File_signer_v1_signer_proto protoreflect.FileDescriptor
 
 const file_signer_v1_signer_proto_rawDesc = "" +
@@ -409,7 +621,29 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"\rclean_session\x18\t \x01(\bR\fcleanSession\x12)\n" +
 	"\x10protocol_version\x18\n" +
 	" \x01(\tR\x0fprotocolVersion\x127\n" +
-	"\tissued_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt*{\n" +
+	"\tissued_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"\xe7\x01\n" +
+	"\x10PreVerifyRequest\x12$\n" +
+	"\vproduct_key\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"productKey\x12$\n" +
+	"\vdevice_name\x18\x02 \x01(\tB\x03\xe0A\x02R\n" +
+	"deviceName\x12 \n" +
+	"\tclient_id\x18\x03 \x01(\tB\x03\xe0A\x01R\bclientId\x12;\n" +
+	"\vsign_method\x18\x04 \x01(\x0e2\x15.signer.v1.SignMethodB\x03\xe0A\x01R\n" +
+	"signMethod\x12(\n" +
+	"\rforce_refresh\x18\x05 \x01(\bB\x03\xe0A\x01R\fforceRefresh\"\xca\x02\n" +
+	"\x11PreVerifyResponse\x12\x15\n" +
+	"\x06iot_id\x18\x01 \x01(\tR\x05iotId\x12\x1b\n" +
+	"\tiot_token\x18\x02 \x01(\tR\biotToken\x12\x12\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\x12\x12\n" +
+	"\x04port\x18\x04 \x01(\x05R\x04port\x12\x10\n" +
+	"\x03uri\x18\x05 \x01(\tR\x03uri\x12\x1b\n" +
+	"\tclient_id\x18\x06 \x01(\tR\bclientId\x12\x1a\n" +
+	"\busername\x18\a \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\b \x01(\tR\bpassword\x129\n" +
+	"\n" +
+	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x127\n" +
+	"\tissued_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt*{\n" +
 	"\n" +
 	"SignMethod\x12\x1b\n" +
 	"\x17SIGN_METHOD_UNSPECIFIED\x10\x00\x12\x1b\n" +
@@ -420,9 +654,10 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rTRANSPORT_TLS\x10\x01\x12\x11\n" +
 	"\rTRANSPORT_TCP\x10\x02\x12\x1b\n" +
-	"\x17TRANSPORT_WEBSOCKET_TLS\x10\x032\xb7\x01\n" +
+	"\x17TRANSPORT_WEBSOCKET_TLS\x10\x032\xc7\x02\n" +
 	"\rSignerService\x12\xa5\x01\n" +
-	"\x0fSignMqttConnect\x12!.signer.v1.SignMqttConnectRequest\x1a\".signer.v1.SignMqttConnectResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/v1/products/{product_key}/devices/{device_name}:signMqttConnectB5Z3github.com/signerd/signerd/proto/signer/v1;signerv1b\x06proto3"
+	"\x0fSignMqttConnect\x12!.signer.v1.SignMqttConnectRequest\x1a\".signer.v1.SignMqttConnectResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/v1/products/{product_key}/devices/{device_name}:signMqttConnect\x12\x8d\x01\n" +
+	"\tPreVerify\x12\x1b.signer.v1.PreVerifyRequest\x1a\x1c.signer.v1.PreVerifyResponse\"E\x82\xd3\xe4\x93\x02?:\x01*\":/v1/products/{product_key}/devices/{device_name}:preVerifyB5Z3github.com/signerd/signerd/proto/signer/v1;signerv1b\x06proto3"
 
 var (
 	file_signer_v1_signer_proto_rawDescOnce sync.Once
@@ -437,26 +672,33 @@ func file_signer_v1_signer_proto_rawDescGZIP() []byte {
 }
 
 var file_signer_v1_signer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_signer_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_signer_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_signer_v1_signer_proto_goTypes = []any{
 	(SignMethod)(0),                 // 0: signer.v1.SignMethod
 	(Transport)(0),                  // 1: signer.v1.Transport
 	(*SignMqttConnectRequest)(nil),  // 2: signer.v1.SignMqttConnectRequest
 	(*SignMqttConnectResponse)(nil), // 3: signer.v1.SignMqttConnectResponse
-	(*timestamppb.Timestamp)(nil),   // 4: google.protobuf.Timestamp
+	(*PreVerifyRequest)(nil),        // 4: signer.v1.PreVerifyRequest
+	(*PreVerifyResponse)(nil),       // 5: signer.v1.PreVerifyResponse
+	(*timestamppb.Timestamp)(nil),   // 6: google.protobuf.Timestamp
 }
 var file_signer_v1_signer_proto_depIdxs = []int32{
 	0, // 0: signer.v1.SignMqttConnectRequest.sign_method:type_name -> signer.v1.SignMethod
 	1, // 1: signer.v1.SignMqttConnectRequest.transport:type_name -> signer.v1.Transport
 	1, // 2: signer.v1.SignMqttConnectResponse.transport:type_name -> signer.v1.Transport
-	4, // 3: signer.v1.SignMqttConnectResponse.issued_at:type_name -> google.protobuf.Timestamp
-	2, // 4: signer.v1.SignerService.SignMqttConnect:input_type -> signer.v1.SignMqttConnectRequest
-	3, // 5: signer.v1.SignerService.SignMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	6, // 3: signer.v1.SignMqttConnectResponse.issued_at:type_name -> google.protobuf.Timestamp
+	0, // 4: signer.v1.PreVerifyRequest.sign_method:type_name -> signer.v1.SignMethod
+	6, // 5: signer.v1.PreVerifyResponse.expires_at:type_name -> google.protobuf.Timestamp
+	6, // 6: signer.v1.PreVerifyResponse.issued_at:type_name -> google.protobuf.Timestamp
+	2, // 7: signer.v1.SignerService.SignMqttConnect:input_type -> signer.v1.SignMqttConnectRequest
+	4, // 8: signer.v1.SignerService.PreVerify:input_type -> signer.v1.PreVerifyRequest
+	3, // 9: signer.v1.SignerService.SignMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
+	5, // 10: signer.v1.SignerService.PreVerify:output_type -> signer.v1.PreVerifyResponse
+	9, // [9:11] is the sub-list for method output_type
+	7, // [7:9] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_signer_proto_init() }
@@ -471,7 +713,7 @@ func file_signer_v1_signer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signer_v1_signer_proto_rawDesc), len(file_signer_v1_signer_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

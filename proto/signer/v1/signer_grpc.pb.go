@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	SignerService_SignMqttConnect_FullMethodName = "/signer.v1.SignerService/SignMqttConnect"
+	SignerService_PreVerify_FullMethodName       = "/signer.v1.SignerService/PreVerify"
 )
 
 // SignerServiceClient is the client API for SignerService service.
@@ -34,15 +35,26 @@ const (
 //
 //	INVALID_ARGUMENT (400): a request field is malformed; the status carries a
 //	  google.rpc.BadRequest with one field violation per bad field.
-//	NOT_FOUND (404): the device has no secret in the store.
-//	FAILED_PRECONDITION (400): the device's stored secret is unusable, or the
-//	  product cannot serve the requested sign method.
-//	UNAVAILABLE (503): the secret store cannot be reached; retry with backoff.
+//	NOT_FOUND (404): the device has no secret in the store (or, for
+//	  PreVerify, the platform does not know the device).
+//	FAILED_PRECONDITION (400): the device's stored secret is unusable or does
+//	  not match the platform's, or the product cannot serve the requested
+//	  sign method.
+//	RESOURCE_EXHAUSTED (429): a rate limit was hit (e.g. PreVerify's
+//	  force_refresh); retry later.
+//	UNAVAILABLE (503): the secret store or the platform cannot be reached;
+//	  retry with backoff.
 //	INTERNAL (500): a server fault; details are in the server's log only.
 type SignerServiceClient interface {
 	// SignMqttConnect returns the MQTT CONNECT parameters (direct connection,
 	// the platform's "MQTT-TCP" login) for one device.
 	SignMqttConnect(ctx context.Context, in *SignMqttConnectRequest, opts ...grpc.CallOption) (*SignMqttConnectResponse, error)
+	// PreVerify performs the platform's HTTPS pre-verification ("connection
+	// after HTTPS verification") on the device's behalf and returns the
+	// iotId/iotToken pair with the broker address. Tokens are cached per device
+	// until shortly before they expire, so the platform is called only when
+	// needed.
+	PreVerify(ctx context.Context, in *PreVerifyRequest, opts ...grpc.CallOption) (*PreVerifyResponse, error)
 }
 
 type signerServiceClient struct {
@@ -63,6 +75,16 @@ func (c *signerServiceClient) SignMqttConnect(ctx context.Context, in *SignMqttC
 	return out, nil
 }
 
+func (c *signerServiceClient) PreVerify(ctx context.Context, in *PreVerifyRequest, opts ...grpc.CallOption) (*PreVerifyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PreVerifyResponse)
+	err := c.cc.Invoke(ctx, SignerService_PreVerify_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SignerServiceServer is the server API for SignerService service.
 // All implementations must embed UnimplementedSignerServiceServer
 // for forward compatibility.
@@ -75,15 +97,26 @@ func (c *signerServiceClient) SignMqttConnect(ctx context.Context, in *SignMqttC
 //
 //	INVALID_ARGUMENT (400): a request field is malformed; the status carries a
 //	  google.rpc.BadRequest with one field violation per bad field.
-//	NOT_FOUND (404): the device has no secret in the store.
-//	FAILED_PRECONDITION (400): the device's stored secret is unusable, or the
-//	  product cannot serve the requested sign method.
-//	UNAVAILABLE (503): the secret store cannot be reached; retry with backoff.
+//	NOT_FOUND (404): the device has no secret in the store (or, for
+//	  PreVerify, the platform does not know the device).
+//	FAILED_PRECONDITION (400): the device's stored secret is unusable or does
+//	  not match the platform's, or the product cannot serve the requested
+//	  sign method.
+//	RESOURCE_EXHAUSTED (429): a rate limit was hit (e.g. PreVerify's
+//	  force_refresh); retry later.
+//	UNAVAILABLE (503): the secret store or the platform cannot be reached;
+//	  retry with backoff.
 //	INTERNAL (500): a server fault; details are in the server's log only.
 type SignerServiceServer interface {
 	// SignMqttConnect returns the MQTT CONNECT parameters (direct connection,
 	// the platform's "MQTT-TCP" login) for one device.
 	SignMqttConnect(context.Context, *SignMqttConnectRequest) (*SignMqttConnectResponse, error)
+	// PreVerify performs the platform's HTTPS pre-verification ("connection
+	// after HTTPS verification") on the device's behalf and returns the
+	// iotId/iotToken pair with the broker address. Tokens are cached per device
+	// until shortly before they expire, so the platform is called only when
+	// needed.
+	PreVerify(context.Context, *PreVerifyRequest) (*PreVerifyResponse, error)
 	mustEmbedUnimplementedSignerServiceServer()
 }
 
@@ -96,6 +129,9 @@ type UnimplementedSignerServiceServer struct{}
 
 func (UnimplementedSignerServiceServer) SignMqttConnect(context.Context, *SignMqttConnectRequest) (*SignMqttConnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignMqttConnect not implemented")
+}
+func (UnimplementedSignerServiceServer) PreVerify(context.Context, *PreVerifyRequest) (*PreVerifyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PreVerify not implemented")
 }
 func (UnimplementedSignerServiceServer) mustEmbedUnimplementedSignerServiceServer() {}
 func (UnimplementedSignerServiceServer) testEmbeddedByValue()                       {}
@@ -136,6 +172,24 @@ func _SignerService_SignMqttConnect_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SignerService_PreVerify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PreVerifyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).PreVerify(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_PreVerify_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).PreVerify(ctx, req.(*PreVerifyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SignerService_ServiceDesc is the grpc.ServiceDesc for SignerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -146,6 +200,10 @@ var SignerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SignMqttConnect",
 			Handler:    _SignerService_SignMqttConnect_Handler,
+		},
+		{
+			MethodName: "PreVerify",
+			Handler:    _SignerService_PreVerify_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
