@@ -18,6 +18,7 @@ func (s *Server) httpHandler() (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, gatewayMarshaler()),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
 	)
 	if err := signerv1.RegisterSignerServiceHandler(context.Background(), gw, s.gwConn); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)

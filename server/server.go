@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -50,15 +52,15 @@ type Config struct {
 
 // Server is a running signerd: gRPC and HTTP listeners.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	grpc     *grpc.Server
-	health   *health.Server
-	http     *http.Server
-	grpcLis  net.Listener
-	httpLis  net.Listener
-	inproc   *bufconn.Listener
-	gwConn   *grpc.ClientConn
+	cfg     Config
+	log     *slog.Logger
+	grpc    *grpc.Server
+	health  *health.Server
+	http    *http.Server
+	grpcLis net.Listener
+	httpLis net.Listener
+	inproc  *bufconn.Listener
+	gwConn  *grpc.ClientConn
 }
 
 // New builds the servers and binds the listeners, so that Addr methods are
@@ -203,8 +205,34 @@ func interceptorLogger(l *slog.Logger) logging.Logger {
 // fields are rejected rather than dropped, so a misspelt option is an error
 // instead of a silent default.
 func gatewayMarshaler() runtime.Marshaler {
-	return &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+	return &runtime.HTTPBodyMarshaler{Marshaler: &strictJSONPb{JSONPb: runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}}
+	}}}
+}
+
+// strictJSONPb is runtime.JSONPb whose decoder also rejects anything but
+// white space after the request object: the gateway's own decoder reads the
+// first JSON value and ignores the rest, so `{} garbage` would pass.
+type strictJSONPb struct {
+	runtime.JSONPb
+}
+
+func (m *strictJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
+	d := json.NewDecoder(r)
+	inner := runtime.DecoderWrapper{Decoder: d, UnmarshalOptions: m.UnmarshalOptions}
+	return runtime.DecoderFunc(func(v any) error {
+		if err := inner.Decode(v); err != nil {
+			return err
+		}
+		_, err := d.Token()
+		var syntax *json.SyntaxError
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil && !errors.As(err, &syntax):
+			return err // a read error, such as a body over the size cap
+		}
+		return errors.New("unexpected data after the JSON object")
+	})
 }

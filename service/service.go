@@ -10,9 +10,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/signing"
-	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
 // Server implements signerv1.SignerServiceServer.
@@ -103,6 +103,12 @@ func (s *Server) connectRequest(req *signerv1.SignMqttConnectRequest, now time.T
 	clientID := req.GetClientId()
 	if clientID == "" {
 		clientID = req.GetProductKey() + "." + req.GetDeviceName()
+		// Both names can be valid and still make a default longer than the
+		// platform's 64 characters: then the caller must choose one.
+		if len(vs) == 0 && signing.ValidateClientID(clientID) != nil {
+			vs = append(vs, violation{field: "client_id",
+				reason: "required when the default {product_key}.{device_name} is longer than 64 characters"})
+		}
 	} else {
 		add("client_id", signing.ValidateClientID(clientID))
 	}
