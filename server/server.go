@@ -153,7 +153,37 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.shutdown()
 		return nil
 	})
+	if s.cfg.Ready != nil {
+		g.Go(func() error { s.watchReadiness(gctx); return nil })
+	}
 	return g.Wait()
+}
+
+// watchReadiness mirrors Config.Ready into the gRPC health service, so gRPC
+// load balancers and Kubernetes' grpc probes see what /readyz sees. The
+// overall ("") status stays SERVING: the process is alive.
+func (s *Server) watchReadiness(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	name := signerv1.SignerService_ServiceDesc.ServiceName
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := s.cfg.Ready(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		st := healthpb.HealthCheckResponse_SERVING
+		if err != nil {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		s.health.SetServingStatus(name, st)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (s *Server) shutdown() {

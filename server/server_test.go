@@ -564,14 +564,15 @@ func TestHTTPEndpoints(t *testing.T) {
 		ready    func(context.Context) error
 		path     string
 		wantCode int
-		// wantBody are substrings of the body.
+		// wantBody are substrings of the body; hideBody must not appear.
 		wantBody []string
+		hideBody string
 	}{
 		{name: "healthz", path: "/healthz", wantCode: 200, wantBody: []string{`"ok"`}},
 		{name: "healthz while not ready", ready: func(context.Context) error { return notReady }, path: "/healthz", wantCode: 200, wantBody: []string{`"ok"`}},
 		{name: "readyz without a check", path: "/readyz", wantCode: 200, wantBody: []string{`"ready"`}},
 		{name: "readyz ready", ready: func(context.Context) error { return nil }, path: "/readyz", wantCode: 200, wantBody: []string{`"ready"`}},
-		{name: "readyz not ready", ready: func(context.Context) error { return notReady }, path: "/readyz", wantCode: 503, wantBody: []string{`"not ready"`, "vault sealed"}},
+		{name: "readyz not ready", ready: func(context.Context) error { return notReady }, path: "/readyz", wantCode: 503, wantBody: []string{`"not ready"`}, hideBody: "vault sealed"},
 		{name: "openapi", path: "/openapi.json", wantCode: 200, wantBody: []string{`"swagger"`, ":signMqttConnect"}},
 		{name: "unknown path", path: "/nope", wantCode: 404},
 	}
@@ -595,6 +596,9 @@ func TestHTTPEndpoints(t *testing.T) {
 				if !bytes.Contains(body, []byte(w)) {
 					t.Errorf("GET %s: body %s does not contain %s", tc.path, body, w)
 				}
+			}
+			if tc.hideBody != "" && bytes.Contains(body, []byte(tc.hideBody)) {
+				t.Errorf("GET %s: body %s tells an unauthenticated caller %q", tc.path, body, tc.hideBody)
 			}
 			if tc.wantCode == 200 && !json.Valid(body) {
 				t.Errorf("GET %s: body is not JSON: %s", tc.path, body)

@@ -52,14 +52,11 @@ func (p *Products) Lookup(productKey string) Product {
 	if !ok {
 		return withBuiltins(d)
 	}
-	if o.Region == "" {
-		o.Region = d.Region
-	}
-	if o.InstanceID == "" && o.Host == "" {
-		o.InstanceID = d.InstanceID
-	}
-	if o.Host == "" && o.InstanceID == "" {
-		o.Host = d.Host
+	// The endpoint is chosen as a whole: a product that names any of
+	// region, instance or host does not inherit the others from the
+	// defaults, or a default instance id would silently beat its region.
+	if o.Region == "" && o.InstanceID == "" && o.Host == "" {
+		o.Region, o.InstanceID, o.Host = d.Region, d.InstanceID, d.Host
 	}
 	if o.TCPPort == 0 {
 		o.TCPPort = d.TCPPort

@@ -18,9 +18,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "signerd:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage was asked for, not an error
 		}
+		fmt.Fprintln(os.Stderr, "signerd:", err)
 		os.Exit(2)
 	}
 }
