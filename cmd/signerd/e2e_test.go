@@ -161,8 +161,14 @@ func (p *proc) hasLog(t *testing.T, msg string) bool {
 // line. The process is killed when the test ends, unless stop ended it.
 func startSignerd(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startSignerdEnv(t, nil, args...)
+}
+
+// startSignerdEnv is startSignerd with extra environment variables.
+func startSignerdEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(signerdBin, args...)
-	cmd.Env = hermeticEnv()
+	cmd.Env = append(hermeticEnv(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
