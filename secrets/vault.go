@@ -23,9 +23,14 @@ type VaultConfig struct {
 	Address string
 	// Namespace overrides VAULT_NAMESPACE (Vault Enterprise).
 	Namespace string
-	// Auth logs signerd in. Nil means token auth: the token comes from
-	// TokenFile or, failing that, VAULT_TOKEN.
+	// Auth logs signerd in. Nil (and NewAuth nil) means token auth: the
+	// token comes from TokenFile or, failing that, VAULT_TOKEN.
 	Auth vault.AuthMethod
+	// NewAuth, if set, builds the auth method anew for every login. Use it
+	// for methods that read their credential once when built (Kubernetes
+	// reads the service-account token file then), so that a rotated
+	// credential is picked up at the next re-login.
+	NewAuth func() (vault.AuthMethod, error)
 	// TokenFile holds a Vault token (for example a Vault Agent sink). It is
 	// re-read when the token can no longer be renewed.
 	TokenFile string
@@ -109,7 +114,9 @@ func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
 	if cfg.HTTPClient != nil {
 		vc.HttpClient = cfg.HTTPClient
 	}
-	vc.Timeout = cfg.Timeout
+	// No client-wide timeout: lookups are bounded by their own context
+	// (cfg.Timeout), logins by a longer one, as a Kubernetes login waits
+	// for Vault's TokenReview round trip.
 	// Retries would stretch an outage past the caller's deadline; the cache
 	// and the caller's own retry cover transient faults.
 	vc.MaxRetries = 0
@@ -121,7 +128,7 @@ func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
 		client.SetNamespace(cfg.Namespace)
 	}
 	// A token in the environment must not shadow the configured auth method.
-	if cfg.Auth != nil || cfg.TokenFile != "" {
+	if cfg.Auth != nil || cfg.NewAuth != nil || cfg.TokenFile != "" {
 		client.ClearToken()
 	}
 
@@ -242,8 +249,16 @@ func classify(err error) error {
 
 // login obtains a token and returns it as a Secret for the lifetime watcher.
 func (v *Vault) login(ctx context.Context) (*vault.Secret, error) {
-	if v.cfg.Auth != nil {
-		s, err := v.client.Auth().Login(ctx, v.cfg.Auth)
+	method := v.cfg.Auth
+	if v.cfg.NewAuth != nil {
+		m, err := v.cfg.NewAuth()
+		if err != nil {
+			return nil, fmt.Errorf("auth method: %w", err)
+		}
+		method = m
+	}
+	if method != nil {
+		s, err := v.client.Auth().Login(ctx, method)
 		if err != nil {
 			return nil, classify(err)
 		}

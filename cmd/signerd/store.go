@@ -17,23 +17,31 @@ import (
 // credentials.
 func vaultStore(ctx context.Context, cfg config, log *slog.Logger) (*secrets.Vault, *secrets.Cache, error) {
 	f := cfg.vault
-	var auth vault.AuthMethod
-	var err error
+	var newAuth func() (vault.AuthMethod, error)
 	switch f.auth {
 	case "approle":
-		auth, err = approle.NewAppRoleAuth(f.approleRoleID,
-			&approle.SecretID{FromFile: f.approleSecretIDFile}, approle.WithMountPath(f.approleMount))
+		// AppRole reads the secret id file at every login.
+		newAuth = func() (vault.AuthMethod, error) {
+			return approle.NewAppRoleAuth(f.approleRoleID,
+				&approle.SecretID{FromFile: f.approleSecretIDFile}, approle.WithMountPath(f.approleMount))
+		}
 	case "kubernetes":
-		auth, err = kubernetes.NewKubernetesAuth(f.k8sRole,
-			kubernetes.WithServiceAccountTokenPath(f.k8sTokenFile), kubernetes.WithMountPath(f.k8sMount))
+		// Built anew per login: the helper reads the token file when built,
+		// and Kubernetes rotates projected service-account tokens.
+		newAuth = func() (vault.AuthMethod, error) {
+			return kubernetes.NewKubernetesAuth(f.k8sRole,
+				kubernetes.WithServiceAccountTokenPath(f.k8sTokenFile), kubernetes.WithMountPath(f.k8sMount))
+		}
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("-vault-auth=%s: %w", f.auth, err)
+	if newAuth != nil {
+		if _, err := newAuth(); err != nil {
+			return nil, nil, fmt.Errorf("-vault-auth=%s: %w", f.auth, err)
+		}
 	}
 	v, err := secrets.NewVault(ctx, secrets.VaultConfig{
 		Address:      f.addr,
 		Namespace:    f.namespace,
-		Auth:         auth,
+		NewAuth:      newAuth,
 		TokenFile:    f.tokenFile,
 		Mount:        f.kvMount,
 		PathTemplate: f.kvPath,

@@ -2,7 +2,8 @@
 // built from the Go module proxy by scripts/vault-build.sh and named by
 // SIGNERD_VAULT_BIN, listening on a 127.0.0.1 ephemeral port, with KV v2 at
 // "iot", AppRole and Transit enabled and signerd's least-privilege policy
-// loaded. Nothing here imitates Vault.
+// (deploy/vault/policy.hcl) loaded; or bare, as `vault server -dev` starts.
+// Nothing here imitates Vault.
 package vaulttest
 
 import (
@@ -23,17 +24,16 @@ import (
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/signerd/signerd/deploy"
 )
 
 // EnvBin names the Vault binary; scripts/test.sh sets it.
 const EnvBin = "SIGNERD_VAULT_BIN"
 
-// Policy is signerd's Vault policy: read device secrets, nothing else.
-const Policy = `
-path "iot/data/devices/*" {
-  capabilities = ["read"]
-}
-`
+// Policy is signerd's Vault policy: read device secrets, nothing else. It is
+// the shipped deploy/vault/policy.hcl, so tests check the real one.
+var Policy = deploy.VaultPolicy
 
 // Server is a running Vault dev server.
 type Server struct {
@@ -69,6 +69,21 @@ func Bin() (string, error) {
 // Start starts a Vault dev server and configures it. logDir receives the
 // server's output (vault.log).
 func Start(logDir string) (*Server, error) {
+	s, err := StartBare(logDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Configure(context.Background()); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartBare starts a Vault dev server as `vault server -dev` leaves it (KV v2
+// at "secret", token auth, no signerd policy), for tests of set-up code such
+// as deploy/vault/apply.sh. Configure adds signerd's fixtures.
+func StartBare(logDir string) (*Server, error) {
 	bin, err := Bin()
 	if err != nil {
 		return nil, err
@@ -90,10 +105,6 @@ func Start(logDir string) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := s.Configure(context.Background()); err != nil {
-		s.Stop()
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -101,6 +112,17 @@ func Start(logDir string) (*Server, error) {
 func StartT(t testing.TB) *Server {
 	t.Helper()
 	s, err := Start(t.TempDir())
+	if err != nil {
+		t.Fatalf("start vault: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// StartBareT is StartBare for one test: the server stops at cleanup.
+func StartBareT(t testing.TB) *Server {
+	t.Helper()
+	s, err := StartBare(t.TempDir())
 	if err != nil {
 		t.Fatalf("start vault: %v", err)
 	}
@@ -226,6 +248,49 @@ func (s *Server) AppRole(ctx context.Context, name string, ttl, maxTTL time.Dura
 		return "", "", err
 	}
 	return r.Data["role_id"].(string), w.Data["secret_id"].(string), nil
+}
+
+// KubernetesRole is a role of Vault's Kubernetes auth method, issuing
+// tokens with signerd's policy.
+type KubernetesRole struct {
+	Name            string
+	ServiceAccounts []string // bound_service_account_names
+	Namespaces      []string // bound_service_account_namespaces
+	Audience        string   // audience the service-account JWT must carry; "" for none
+	TTL, MaxTTL     time.Duration
+}
+
+// EnableKubernetesAuth enables Vault's Kubernetes auth method at mount,
+// pointed at the kube-apiserver at host (in tests, an emulated TokenReview
+// endpoint) with reviewerJWT as its bearer token for the TokenReview API,
+// and creates roles. Vault is told never to fall back to a local pod's CA
+// and token (disable_local_ca_jwt). Disable the mount to remove it again.
+func (s *Server) EnableKubernetesAuth(ctx context.Context, mount, host, reviewerJWT string, roles ...KubernetesRole) error {
+	if err := s.Client.Sys().EnableAuthWithOptionsWithContext(ctx, mount, &vault.EnableAuthOptions{Type: "kubernetes"}); err != nil {
+		return fmt.Errorf("enable kubernetes auth at %s: %w", mount, err)
+	}
+	_, err := s.Client.Logical().WriteWithContext(ctx, "auth/"+mount+"/config", map[string]any{
+		"kubernetes_host":      host,
+		"token_reviewer_jwt":   reviewerJWT,
+		"disable_local_ca_jwt": true,
+	})
+	if err != nil {
+		return fmt.Errorf("configure kubernetes auth at %s: %w", mount, err)
+	}
+	for _, r := range roles {
+		_, err := s.Client.Logical().WriteWithContext(ctx, "auth/"+mount+"/role/"+r.Name, map[string]any{
+			"bound_service_account_names":      r.ServiceAccounts,
+			"bound_service_account_namespaces": r.Namespaces,
+			"audience":                         r.Audience,
+			"token_policies":                   "signerd",
+			"token_ttl":                        r.TTL.String(),
+			"token_max_ttl":                    r.MaxTTL.String(),
+		})
+		if err != nil {
+			return fmt.Errorf("kubernetes auth role %s: %w", r.Name, err)
+		}
+	}
+	return nil
 }
 
 // Token creates a token with signerd's policy.
