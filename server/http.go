@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
+	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
@@ -19,6 +21,9 @@ func (s *Server) httpHandler() (http.Handler, error) {
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, gatewayMarshaler()),
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithMetadata(s.cfg.Authenticator.GatewayMetadata),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 	)
 	if err := signerv1.RegisterSignerServiceHandler(context.Background(), gw, s.gwConn); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
@@ -71,4 +76,28 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// incomingHeader forwards the gateway's default headers and X-Request-Id,
+// and drops any header that could pose as signerd's internal metadata.
+func incomingHeader(key string) (string, bool) {
+	if auth.IsInternalHeader(key) {
+		return "", false
+	}
+	if strings.EqualFold(key, "X-Request-Id") {
+		return "x-request-id", true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// outgoingHeader turns the gRPC response headers REST clients need into
+// plain HTTP headers (Retry-After with 429/503, X-Request-Id).
+func outgoingHeader(key string) (string, bool) {
+	switch key {
+	case "retry-after":
+		return "Retry-After", true
+	case "x-request-id":
+		return "X-Request-Id", true
+	}
+	return "", false
 }

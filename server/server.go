@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +12,16 @@ import (
 	"net/http"
 	"time"
 
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -25,6 +30,9 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/signerd/signerd/audit"
+	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/limits"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
@@ -48,13 +56,31 @@ type Config struct {
 	// Ready reports whether the service can serve (for /readyz and the gRPC
 	// health service); nil means always ready.
 	Ready func(context.Context) error
+
+	// TLS, if set, serves both listeners over TLS. Client certificates are
+	// requested, not verified by the handshake: Authenticator verifies them
+	// so that a bad certificate gets UNAUTHENTICATED rather than a broken
+	// connection, and so that a CA bundle reload applies at once.
+	TLS *tls.Config
+	// Authenticator establishes every SignerService caller's identity.
+	// Required: -dev uses one that admits anonymous callers.
+	Authenticator *auth.Authenticator
+	// Policy authorizes callers; required.
+	Policy *auth.Policy
+	// Audit receives one record per SignerService call; nil disables.
+	Audit *audit.Logger
+	// RateLimit and PreVerifyLimit limit each caller; nil disables.
+	RateLimit, PreVerifyLimit *limits.PerCaller
+	// InFlight caps concurrent SignerService calls; nil disables.
+	InFlight *limits.InFlight
 }
 
 // Server is a running signerd: gRPC and HTTP listeners.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	grpc    *grpc.Server
+	grpc    *grpc.Server // external listener (TLS when configured)
+	local   *grpc.Server // in-process listener of the gateway (plaintext)
 	health  *health.Server
 	http    *http.Server
 	grpcLis net.Listener
@@ -69,6 +95,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("server: Config.Service is nil")
 	}
+	if cfg.Authenticator == nil || cfg.Policy == nil {
+		return nil, errors.New("server: Config.Authenticator and Config.Policy are required")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -80,18 +109,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 
-	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(
-			logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger),
-				logging.WithLogOnEvents(logging.FinishCall)),
-			// Innermost, so a panic becomes INTERNAL and is still logged.
-			recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
-		),
-	)
-	signerv1.RegisterSignerServiceServer(s.grpc, cfg.Service)
 	s.health = health.NewServer()
+	var creds []grpc.ServerOption
+	if cfg.TLS != nil {
+		creds = append(creds, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s.grpc = s.newGRPCServer(creds...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	// The gateway's own server: same service, same interceptors, but on an
+	// in-process listener that only the gateway can reach, so it needs no
+	// transport security of its own.
+	s.local = s.newGRPCServer()
 
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
@@ -126,6 +155,7 @@ func New(cfg Config) (*Server, error) {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
+		TLSConfig:         cfg.TLS,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -146,8 +176,13 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreClosed(s.grpc.Serve(s.grpcLis)) })
-	g.Go(func() error { return ignoreClosed(s.grpc.Serve(s.inproc)) })
-	g.Go(func() error { return ignoreClosed(s.http.Serve(s.httpLis)) })
+	g.Go(func() error { return ignoreClosed(s.local.Serve(s.inproc)) })
+	g.Go(func() error {
+		if s.cfg.TLS != nil {
+			return ignoreClosed(s.http.ServeTLS(s.httpLis, "", ""))
+		}
+		return ignoreClosed(s.http.Serve(s.httpLis))
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		s.shutdown()
@@ -198,12 +233,13 @@ func (s *Server) shutdown() {
 	}
 	s.gwConn.Close()
 	done := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(done) }()
+	go func() { s.grpc.GracefulStop(); s.local.GracefulStop(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		s.log.Warn("gRPC drain incomplete: closing remaining streams")
 		s.grpc.Stop()
+		s.local.Stop()
 	}
 }
 
@@ -217,6 +253,40 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
+}
+
+// newGRPCServer builds a gRPC server with signerd's interceptor chain, in
+// the order a call meets them:
+//
+//	request id → log → audit → authenticate → rate limit → shed → authorize
+//	→ recover → service
+//
+// Audit is outside authentication so that refused callers are recorded;
+// authorization is the last gate before the service, so the secret store is
+// never touched for a caller that may not have the device.
+func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+	cfg := s.cfg
+	signer := selector.MatchFunc(isSignerRPC)
+	lim := &limiter{general: cfg.RateLimit, preVerify: cfg.PreVerifyLimit}
+	inflight := cfg.InFlight
+	if inflight == nil {
+		inflight = limits.NewInFlight(0)
+	}
+	opts = append(opts, grpc.ChainUnaryInterceptor(
+		requestID,
+		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger),
+			logging.WithLogOnEvents(logging.FinishCall),
+			logging.WithFieldsFromContext(logFields)),
+		selector.UnaryServerInterceptor(auditCalls(cfg.Audit), signer),
+		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authenticate(cfg.Authenticator)), signer),
+		selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(lim), signer),
+		selector.UnaryServerInterceptor(shed(inflight), signer),
+		selector.UnaryServerInterceptor(authorize(cfg.Policy), signer),
+		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
+	))
+	g := grpc.NewServer(opts...)
+	signerv1.RegisterSignerServiceServer(g, cfg.Service)
+	return g
 }
 
 func (s *Server) recovered(ctx context.Context, p any) error {

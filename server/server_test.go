@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/signerd/signerd/internal/vectors"
+	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/server"
@@ -92,12 +93,25 @@ func (h *notifyHandler) WithGroup(name string) slog.Handler {
 	return &notifyHandler{Handler: h.Handler.WithGroup(name), prefix: h.prefix, ch: h.ch, once: h.once}
 }
 
+// anonymous is -dev's authentication: every caller admitted.
+func anonymous(t *testing.T) (*auth.Authenticator, *auth.Policy) {
+	t.Helper()
+	p, err := auth.NewPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return auth.NewAuthenticator(auth.Authenticator{AllowAnonymous: true}), p
+}
+
 // start runs a server for cfg on ephemeral loopback ports until the test
 // ends, and checks then that Serve returned nil.
 func start(t *testing.T, cfg server.Config) *testServer {
 	t.Helper()
 	logs := &logBuffer{}
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if cfg.Authenticator == nil {
+		cfg.Authenticator, cfg.Policy = anonymous(t)
+	}
 	shuttingDown := make(chan struct{})
 	cfg.Logger = slog.New(&notifyHandler{
 		Handler: slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
@@ -690,7 +704,9 @@ func TestNewErrors(t *testing.T) {
 	// A port in use is reported, naming the address.
 	ts := start(t, server.Config{Service: service.New(secrets.NewMemory())})
 	taken := ts.srv.HTTPAddr().String()
-	_, err := server.New(server.Config{Service: service.New(secrets.NewMemory()), GRPCAddr: "127.0.0.1:0", HTTPAddr: taken})
+	a, p := anonymous(t)
+	_, err := server.New(server.Config{Service: service.New(secrets.NewMemory()), GRPCAddr: "127.0.0.1:0", HTTPAddr: taken,
+		Authenticator: a, Policy: p})
 	if err == nil || !strings.Contains(err.Error(), taken) {
 		t.Errorf("New on a taken HTTP address = %v, want an error naming %s", err, taken)
 	}

@@ -24,6 +24,22 @@ type config struct {
 
 	vault vaultFlags
 	cache cacheFlags
+	sec   securityFlags
+}
+
+type securityFlags struct {
+	insecure                     bool
+	tlsCert, tlsKey, clientCA    string
+	deviceURIScheme, deviceCNSep string
+	policyFile                   string
+	jwksFile, jwksURL            string
+	jwtIssuer, jwtAudience       string
+	auditLog                     string
+	rate                         float64
+	burst                        int
+	preVerifyRate                float64
+	preVerifyBurst               int
+	maxInFlight                  int
 }
 
 type vaultFlags struct {
@@ -74,6 +90,25 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&v.kvField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
 	fs.DurationVar(&v.timeout, "vault-timeout", 1500*time.Millisecond, "bound on one Vault request")
 
+	sf := &c.sec
+	fs.BoolVar(&sf.insecure, "insecure", false, "serve plaintext outside -dev (only behind a TLS-terminating proxy you trust); callers must still authenticate")
+	fs.StringVar(&sf.tlsCert, "tls-cert-file", "", "server certificate (PEM) for both listeners; reloaded when it changes")
+	fs.StringVar(&sf.tlsKey, "tls-key-file", "", "server private key (PEM); reloaded when it changes")
+	fs.StringVar(&sf.clientCA, "client-ca-file", "", "CA bundle (PEM) for device and backend client certificates; reloaded when it changes (removing a CA revokes its certificates)")
+	fs.StringVar(&sf.deviceURIScheme, "device-uri-scheme", "aliyun-iot", "URI SAN scheme naming a device: {scheme}://{productKey}/{deviceName}")
+	fs.StringVar(&sf.deviceCNSep, "device-cn-separator", "", "also accept device certificates whose CN is {productKey}{sep}{deviceName} (e.g. \".\"); off by default")
+	fs.StringVar(&sf.policyFile, "policy-file", "", "authorization policy (YAML/JSON): backend identities with their products and RPCs")
+	fs.StringVar(&sf.jwksFile, "jwks-file", "", "JWKS (JSON) with the public keys of backend bearer tokens")
+	fs.StringVar(&sf.jwksURL, "jwks-url", "", "URL of the JWKS of backend bearer tokens (refreshed in the background)")
+	fs.StringVar(&sf.jwtIssuer, "jwt-issuer", "", "required iss of backend bearer tokens")
+	fs.StringVar(&sf.jwtAudience, "jwt-audience", "signerd", "required aud of backend bearer tokens")
+	fs.StringVar(&sf.auditLog, "audit-log", "stdout", "audit record sink: stdout, stderr or a file path")
+	fs.Float64Var(&sf.rate, "rate-limit", 10, "calls per second per caller identity (0: unlimited)")
+	fs.IntVar(&sf.burst, "rate-burst", 20, "burst per caller identity")
+	fs.Float64Var(&sf.preVerifyRate, "preverify-rate-limit", 1, "PreVerify calls per second per caller identity (0: unlimited)")
+	fs.IntVar(&sf.preVerifyBurst, "preverify-rate-burst", 5, "PreVerify burst per caller identity")
+	fs.IntVar(&sf.maxInFlight, "max-in-flight", 1000, "signing calls in flight at once before shedding with RESOURCE_EXHAUSTED (0: no cap)")
+
 	fs.IntVar(&c.cache.size, "cache-size", 100_000, "devices held in the secret cache")
 	fs.DurationVar(&c.cache.ttl, "cache-ttl", 5*time.Minute, "how long a cached secret is used before Vault is asked again (a rotation takes effect after this)")
 	fs.DurationVar(&c.cache.negativeTTL, "cache-negative-ttl", 10*time.Second, "how long an unknown device is remembered as unknown")
@@ -104,6 +139,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	})
 	if err := errors.Join(errs...); err != nil {
 		return c, err
+	}
+	if c.version {
+		return c, nil
 	}
 	return c, c.validate()
 }
@@ -138,6 +176,13 @@ func (c *config) validate() error {
 	}
 	if !c.dev {
 		errs = append(errs, c.vault.validate()...)
+		errs = append(errs, c.sec.validate()...)
+	} else {
+		if c.sec.tlsCert != "" || c.sec.clientCA != "" {
+			errs = append(errs, errors.New("-tls-cert-file/-client-ca-file: -dev is plaintext on loopback only; drop -dev to serve TLS"))
+		}
+		// One developer on loopback: limits would only get in the way.
+		c.sec.rate, c.sec.preVerifyRate, c.sec.maxInFlight = 0, 0, 0
 	}
 	if c.cache.size < 1 {
 		errs = append(errs, fmt.Errorf("-cache-size %d: must be at least 1", c.cache.size))
@@ -204,6 +249,39 @@ func (v *vaultFlags) validate() []error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("-vault-auth %q: want token, approle or kubernetes", v.auth))
+	}
+	return errs
+}
+
+func (s *securityFlags) validate() []error {
+	var errs []error
+	if (s.tlsCert == "") != (s.tlsKey == "") {
+		errs = append(errs, errors.New("-tls-cert-file and -tls-key-file: set both or neither"))
+	}
+	if s.tlsCert == "" && !s.insecure {
+		errs = append(errs, errors.New("-tls-cert-file: required outside -dev (or -insecure to serve plaintext behind a trusted TLS proxy)"))
+	}
+	if s.clientCA != "" && s.tlsCert == "" {
+		errs = append(errs, errors.New("-client-ca-file: client certificates need TLS (-tls-cert-file)"))
+	}
+	if s.jwksFile != "" && s.jwksURL != "" {
+		errs = append(errs, errors.New("-jwks-file and -jwks-url: set one, not both"))
+	}
+	jwt := s.jwksFile != "" || s.jwksURL != ""
+	if jwt && s.jwtIssuer == "" {
+		errs = append(errs, errors.New("-jwt-issuer: required with -jwks-file/-jwks-url"))
+	}
+	if !jwt && s.clientCA == "" {
+		errs = append(errs, errors.New("-client-ca-file or -jwks-file/-jwks-url: outside -dev callers must authenticate; configure at least one"))
+	}
+	if s.rate < 0 || s.preVerifyRate < 0 || s.burst < 0 || s.preVerifyBurst < 0 || s.maxInFlight < 0 {
+		errs = append(errs, errors.New("-rate-limit, -rate-burst, -preverify-rate-*, -max-in-flight: must not be negative"))
+	}
+	if s.rate > 0 && s.burst < 1 {
+		errs = append(errs, errors.New("-rate-burst: must be at least 1 when -rate-limit is set"))
+	}
+	if s.preVerifyRate > 0 && s.preVerifyBurst < 1 {
+		errs = append(errs, errors.New("-preverify-rate-burst: must be at least 1 when -preverify-rate-limit is set"))
 	}
 	return errs
 }

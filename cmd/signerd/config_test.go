@@ -26,6 +26,10 @@ func basicsOf(c config) basics {
 	}
 }
 
+// prodAuth is the least a non-dev start needs besides Vault: TLS and a
+// way to authenticate callers.
+var prodAuth = []string{"-tls-cert-file", "s.crt", "-tls-key-file", "s.key", "-client-ca-file", "ca.pem"}
+
 func TestParseConfig(t *testing.T) {
 	tests := []struct {
 		name string
@@ -35,6 +39,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{
 			name: "production defaults",
+			args: prodAuth,
 			want: basics{grpcAddr: ":9090", httpAddr: ":8080", logLevel: "info", shutdownTimeout: 15 * time.Second},
 		},
 		{
@@ -71,14 +76,15 @@ func TestParseConfig(t *testing.T) {
 		},
 		{
 			name: "flag -dev=false wins over SIGNERD_DEV",
-			args: []string{"-dev=false"},
+			args: append([]string{"-dev=false"}, prodAuth...),
 			env:  map[string]string{"SIGNERD_DEV": "true"},
 			want: basics{grpcAddr: ":9090", httpAddr: ":8080", logLevel: "info", shutdownTimeout: 15 * time.Second},
 		},
 		{
 			name: "version",
 			args: []string{"-version"},
-			want: basics{grpcAddr: ":9090", httpAddr: ":8080", logLevel: "info", shutdownTimeout: 15 * time.Second, version: true},
+			// -version needs no other setting and validates none.
+			want: basics{logLevel: "info", shutdownTimeout: 15 * time.Second, version: true},
 		},
 	}
 	for _, tc := range tests {

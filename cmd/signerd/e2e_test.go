@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -79,6 +81,9 @@ type proc struct {
 	cmd      *exec.Cmd
 	grpcAddr string
 	httpAddr string
+
+	// tls, when set, is the client TLS configuration for both transports.
+	tls *tls.Config
 
 	mu       sync.Mutex
 	stderr   []string      // lines
@@ -233,7 +238,11 @@ func (p *proc) stop(t *testing.T, sig os.Signal) {
 
 func (p *proc) grpcClient(t *testing.T) signerv1.SignerServiceClient {
 	t.Helper()
-	conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if p.tls != nil {
+		creds = credentials.NewTLS(p.tls)
+	}
+	conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,12 +253,30 @@ func (p *proc) grpcClient(t *testing.T) signerv1.SignerServiceClient {
 // postREST posts body to the signing route of pk/dn and decodes the answer.
 func (p *proc) postREST(t *testing.T, pk, dn, body string) (*signerv1.SignMqttConnectResponse, error) {
 	t.Helper()
-	u := "http://" + p.httpAddr + "/v1/products/" + url.PathEscape(pk) + "/devices/" + url.PathEscape(dn) + ":signMqttConnect"
-	return postURL(u, body)
+	u := p.baseURL() + "/v1/products/" + url.PathEscape(pk) + "/devices/" + url.PathEscape(dn) + ":signMqttConnect"
+	return postURLWith(p.httpClient(), u, body)
+}
+
+func (p *proc) baseURL() string {
+	if p.tls != nil {
+		return "https://" + p.httpAddr
+	}
+	return "http://" + p.httpAddr
+}
+
+func (p *proc) httpClient() *http.Client {
+	if p.tls == nil {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: p.tls}}
 }
 
 func postURL(u, body string) (*signerv1.SignMqttConnectResponse, error) {
-	resp, err := http.Post(u, "application/json", strings.NewReader(body))
+	return postURLWith(http.DefaultClient, u, body)
+}
+
+func postURLWith(c *http.Client, u, body string) (*signerv1.SignMqttConnectResponse, error) {
+	resp, err := c.Post(u, "application/json", strings.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -478,8 +505,8 @@ func TestE2EStartupErrors(t *testing.T) {
 		// want are substrings of stderr.
 		want []string
 	}{
-		// Outside -dev secrets come from Vault, and none is configured.
-		{name: "no dev and no Vault", args: nil, want: []string{"signerd:", "-vault"}},
+		{name: "no dev and no TLS or caller authentication", args: nil, want: []string{"signerd:", "-tls-cert-file", "-client-ca-file"}},
+		{name: "no dev and no Vault", args: []string{"-insecure", "-jwks-file", "/nonexistent", "-jwt-issuer", "x"}, want: []string{"signerd:", "-vault"}},
 		{name: "dev on all interfaces", args: []string{"-dev", "-http-addr", "0.0.0.0:0"}, want: []string{"signerd:", "-http-addr", "loopback"}},
 		{name: "dev secrets without dev", args: []string{"-dev-secrets", badEntries}, want: []string{"signerd:", "-dev-secrets"}},
 		{name: "missing dev secrets file", args: append([]string{"-dev", "-dev-secrets", filepath.Join(dir, "missing.json")}, loopback...),

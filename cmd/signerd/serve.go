@@ -52,14 +52,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 
 	svc := service.New(store, service.WithProducts(products), service.WithLogger(log))
-	srv, err := server.New(server.Config{
+	scfg := server.Config{
 		GRPCAddr:        cfg.grpcAddr,
 		HTTPAddr:        cfg.httpAddr,
 		Service:         svc,
 		Logger:          log,
 		ShutdownTimeout: cfg.shutdownTimeout,
 		Ready:           ready,
-	})
+	}
+	closer, err := security(ctx, cfg, log, &scfg)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	srv, err := server.New(scfg)
 	if err != nil {
 		return err
 	}

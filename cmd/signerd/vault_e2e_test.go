@@ -10,9 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"crypto/tls"
+	"path/filepath"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/signerd/signerd/internal/pkitest"
 	"github.com/signerd/signerd/internal/vaulttest"
 	"github.com/signerd/signerd/internal/vectors"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
@@ -44,13 +48,15 @@ func TestE2EVault(t *testing.T) {
 	// given again); a policy-bound token would not, as a dev server keeps
 	// everything in memory. Policy enforcement is tested in package secrets.
 	tokenFile := writeFile(t, "vault-token", srv.RootToken+"\n")
-	p := startSignerd(t,
+	tc := newTLSFixture(t)
+	p := startSignerd(t, append(tc.args,
 		"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
 		"-vault-addr", srv.Addr, "-vault-token-file", tokenFile,
-		"-cache-ttl", "300ms", "-cache-max-stale", "1h")
+		"-cache-ttl", "300ms", "-cache-max-stale", "1h", "-rate-limit", "0")...)
 	if p.find(func(m map[string]any) bool { return m["msg"] == "vault store ready" }) == nil {
 		t.Fatalf("signerd did not log \"vault store ready\"; stderr:\n%s", p.logs())
 	}
+	p.tls = tc.backend
 	client := p.grpcClient(t)
 
 	var passwords []string
@@ -72,7 +78,7 @@ func TestE2EVault(t *testing.T) {
 		}
 		passwords = append(passwords, g.GetPassword())
 	}
-	if code := httpGet(t, "http://"+p.httpAddr+"/readyz"); code != http.StatusOK {
+	if code := p.httpGet(t, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d with Vault up, want 200", code)
 	}
 
@@ -96,14 +102,14 @@ func TestE2EVault(t *testing.T) {
 		t.Errorf("uncached device took %s to fail, want ≤2 s", d)
 	}
 	start = time.Now()
-	restURL := "http://" + p.httpAddr + "/v1/products/" + uncachedPK + "/devices/" + url.PathEscape(uncachedDN) + ":signMqttConnect"
-	if code := httpPost(t, restURL, "{}"); code != http.StatusServiceUnavailable {
+	restPath := "/v1/products/" + uncachedPK + "/devices/" + url.PathEscape(uncachedDN) + ":signMqttConnect"
+	if code := p.httpPost(t, restPath, "{}"); code != http.StatusServiceUnavailable {
 		t.Errorf("uncached device over REST during the outage: HTTP %d, want 503", code)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("uncached device over REST took %s to fail, want ≤2 s", d)
 	}
-	if code := httpGet(t, "http://"+p.httpAddr+"/readyz"); code != http.StatusServiceUnavailable {
+	if code := p.httpGet(t, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz = %d with Vault down, want 503", code)
 	}
 
@@ -123,7 +129,7 @@ func TestE2EVault(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if code := httpGet(t, "http://"+p.httpAddr+"/readyz"); code != http.StatusOK {
+	if code := p.httpGet(t, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d after Vault returned, want 200", code)
 	}
 	p.stop(t, syscall.SIGTERM)
@@ -144,9 +150,9 @@ func TestE2EVault(t *testing.T) {
 	}
 }
 
-func httpGet(t *testing.T, u string) int {
+func (p *proc) httpGet(t *testing.T, path string) int {
 	t.Helper()
-	resp, err := http.Get(u)
+	resp, err := p.httpClient().Get(p.baseURL() + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,13 +161,36 @@ func httpGet(t *testing.T, u string) int {
 	return resp.StatusCode
 }
 
-func httpPost(t *testing.T, u, body string) int {
+func (p *proc) httpPost(t *testing.T, path, body string) int {
 	t.Helper()
-	resp, err := http.Post(u, "application/json", strings.NewReader(body))
+	resp, err := p.httpClient().Post(p.baseURL()+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
+}
+
+// tlsFixture is a CA, signerd's server certificate, a backend client
+// certificate and a policy granting that backend everything.
+type tlsFixture struct {
+	args    []string
+	backend *tls.Config
+}
+
+func newTLSFixture(t *testing.T) tlsFixture {
+	t.Helper()
+	dir := t.TempDir()
+	ca := pkitest.NewCA(t, "signerd test CA")
+	certFile, keyFile := pkitest.WriteFiles(t, dir, "server", ca.Issue(t, pkitest.Options{CommonName: "signerd", Server: true}))
+	caFile := writeFile(t, "ca.pem", string(ca.PEM))
+	const backendID = "spiffe://signerd.test/fleet/provisioner"
+	policy := writeFile(t, "policy.yaml", "backends:\n  - identity: "+backendID+"\n    products: [\"*\"]\n    rpcs: [\"*\"]\n")
+	cert := ca.Backend(t, backendID)
+	return tlsFixture{
+		args: []string{"-tls-cert-file", certFile, "-tls-key-file", keyFile, "-client-ca-file", caFile,
+			"-policy-file", policy, "-audit-log", filepath.Join(dir, "audit.log")},
+		backend: pkitest.ClientTLS(ca.Pool(), &cert),
+	}
 }

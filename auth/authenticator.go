@@ -1,0 +1,199 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// Metadata keys that carry a REST caller's TLS identity from the HTTP server
+// to the gRPC server through the in-process connection. Callers can never
+// set them: the gateway drops incoming headers with this prefix, and the
+// values are honoured only from the in-process peer together with a
+// per-process key.
+const (
+	internalPrefix = "x-signerd-"
+	mdInternalKey  = internalPrefix + "internal-key"
+	mdPeerCert     = internalPrefix + "peer-cert"
+)
+
+// Authenticator establishes the caller's identity for every call.
+type Authenticator struct {
+	// Certs reads identities from client certificates.
+	Certs CertConfig
+	// ClientCAs returns the CA bundle client certificates must chain to;
+	// nil disables certificate authentication.
+	ClientCAs func() *x509.CertPool
+	// JWT verifies bearer tokens; nil disables bearer authentication.
+	JWT *JWTVerifier
+	// AllowAnonymous admits callers with no credentials (-dev only).
+	AllowAnonymous bool
+	// Now is the clock for certificate validity; default time.Now.
+	Now func() time.Time
+
+	key string
+}
+
+// NewAuthenticator returns an Authenticator with a fresh in-process key.
+func NewAuthenticator(a Authenticator) *Authenticator {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	a.key = hex.EncodeToString(b)
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+	return &a
+}
+
+// Transport names how a call arrived: "rest" through the in-process
+// gateway connection, "grpc" otherwise.
+func Transport(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == "bufconn" {
+		return "rest"
+	}
+	return "grpc"
+}
+
+// Error is an authentication failure. The caller sees one generic
+// UNAUTHENTICATED status whatever the cause; the cause is for the server's
+// log and audit record only (it never holds a token).
+type Error struct{ Cause error }
+
+func (e *Error) Error() string { return "unauthenticated: " + e.Cause.Error() }
+func (e *Error) Unwrap() error { return e.Cause }
+
+// GRPCStatus is what the caller sees.
+func (e *Error) GRPCStatus() *status.Status {
+	return status.New(codes.Unauthenticated, "authentication required: a valid client certificate or bearer token")
+}
+
+// Authenticate is a go-grpc-middleware auth.AuthFunc: it returns ctx with
+// the caller's Identity, or an *Error (UNAUTHENTICATED).
+func (a *Authenticator) Authenticate(ctx context.Context) (context.Context, error) {
+	id, err := a.identify(ctx)
+	if err != nil {
+		return ctx, &Error{Cause: err}
+	}
+	return WithIdentity(ctx, id), nil
+}
+
+func (a *Authenticator) identify(ctx context.Context) (Identity, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	var chain []*x509.Certificate
+	if Transport(ctx) == "rest" {
+		keys := md.Get(mdInternalKey)
+		if len(keys) != 1 || subtle.ConstantTimeCompare([]byte(keys[0]), []byte(a.key)) != 1 {
+			return Identity{}, errors.New("in-process call without the gateway's key")
+		}
+		for _, v := range md.Get(mdPeerCert) {
+			der, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				return Identity{}, errors.New("malformed forwarded certificate")
+			}
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				return Identity{}, errors.New("malformed forwarded certificate")
+			}
+			chain = append(chain, c)
+		}
+	} else if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			chain = ti.State.PeerCertificates
+		}
+	}
+
+	var bearer string
+	if vals := md.Get("authorization"); len(vals) > 0 {
+		if len(vals) > 1 {
+			return Identity{}, errors.New("more than one authorization header")
+		}
+		scheme, tok, ok := strings.Cut(vals[0], " ")
+		if !ok || !strings.EqualFold(scheme, "bearer") || tok == "" {
+			return Identity{}, errors.New("authorization header is not a bearer token")
+		}
+		bearer = tok
+	}
+
+	var certID *Identity
+	if len(chain) > 0 {
+		id, err := a.verifyChain(chain)
+		if err != nil {
+			return Identity{}, err
+		}
+		certID = &id
+	}
+	if bearer != "" {
+		if a.JWT == nil {
+			return Identity{}, errors.New("bearer tokens are not accepted: no JWKS configured")
+		}
+		id, err := a.JWT.Verify(bearer)
+		if err != nil {
+			return Identity{}, err
+		}
+		// A device certificate plus a backend token would be two callers
+		// in one: refuse rather than pick one.
+		if certID != nil && certID.Kind == KindDevice {
+			return Identity{}, errors.New("a device certificate cannot carry a bearer token")
+		}
+		return id, nil
+	}
+	if certID != nil {
+		return *certID, nil
+	}
+	if a.AllowAnonymous {
+		return Identity{Kind: KindAnonymous, Method: "none"}, nil
+	}
+	return Identity{}, errors.New("no client certificate or bearer token")
+}
+
+func (a *Authenticator) verifyChain(chain []*x509.Certificate) (Identity, error) {
+	if a.ClientCAs == nil {
+		return Identity{}, errors.New("client certificates are not accepted: no client CA configured")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{
+		Roots:         a.ClientCAs(),
+		Intermediates: inter,
+		CurrentTime:   a.Now(),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}); err != nil {
+		return Identity{}, err
+	}
+	return a.Certs.IdentityFromCert(chain[0])
+}
+
+// GatewayMetadata is for runtime.WithMetadata: it forwards a REST caller's
+// TLS client certificate chain (not yet verified: the gRPC side verifies
+// it, with the same code as for gRPC callers) and the in-process key.
+func (a *Authenticator) GatewayMetadata(_ context.Context, r *http.Request) metadata.MD {
+	md := metadata.Pairs(mdInternalKey, a.key)
+	if r.TLS != nil {
+		for _, c := range r.TLS.PeerCertificates {
+			md.Append(mdPeerCert, base64.StdEncoding.EncodeToString(c.Raw))
+		}
+	}
+	return md
+}
+
+// IsInternalHeader reports whether an incoming HTTP header must be dropped
+// by the gateway because it could impersonate the internal metadata.
+func IsInternalHeader(key string) bool {
+	k := strings.ToLower(key)
+	return strings.HasPrefix(k, internalPrefix) || strings.HasPrefix(k, "grpc-metadata-"+internalPrefix)
+}

@@ -1,0 +1,114 @@
+package auth
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/signerd/signerd/signing"
+)
+
+// ErrDenied is the one answer to a caller that may not have a device,
+// whether or not the device exists.
+var ErrDenied = errors.New("permission denied")
+
+// Policy grants backend identities products and RPCs. Devices need no
+// entry: a device may use the device RPCs for itself only.
+type Policy struct {
+	Backends []Grant `json:"backends"`
+	// DeviceRPCs are the RPCs a device may call for itself; default
+	// SignMqttConnect and PreVerify.
+	DeviceRPCs []string `json:"deviceRpcs,omitempty"`
+
+	byName map[string]*Grant
+}
+
+// Grant is one backend's permissions.
+type Grant struct {
+	// Identity is the backend's URI SAN (spiffe://…) or JWT subject.
+	Identity string `json:"identity"`
+	// Products it may act for; "*" means every product.
+	Products []string `json:"products"`
+	// RPCs it may call, by method name (e.g. "SignMqttConnect"); "*" means
+	// every RPC.
+	RPCs []string `json:"rpcs"`
+}
+
+// DefaultDeviceRPCs are the RPCs a device may call for itself.
+var DefaultDeviceRPCs = []string{"SignMqttConnect", "PreVerify"}
+
+// ParsePolicy reads a policy file (YAML or JSON); unknown keys are errors.
+func ParsePolicy(data []byte) (*Policy, error) {
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse policy: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	var p Policy
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("parse policy: %w", err)
+	}
+	if err := p.init(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// NewPolicy builds a policy from grants (tests, -dev).
+func NewPolicy(grants ...Grant) (*Policy, error) {
+	p := &Policy{Backends: grants}
+	return p, p.init()
+}
+
+func (p *Policy) init() error {
+	if len(p.DeviceRPCs) == 0 {
+		p.DeviceRPCs = DefaultDeviceRPCs
+	}
+	p.byName = make(map[string]*Grant, len(p.Backends))
+	var errs []error
+	for i := range p.Backends {
+		g := &p.Backends[i]
+		switch {
+		case g.Identity == "":
+			errs = append(errs, fmt.Errorf("backends[%d].identity: required", i))
+		case p.byName[g.Identity] != nil:
+			errs = append(errs, fmt.Errorf("backends[%d].identity %q: listed twice", i, g.Identity))
+		}
+		if len(g.Products) == 0 {
+			errs = append(errs, fmt.Errorf("backends[%d].products: required (use \"*\" for all)", i))
+		}
+		for _, pk := range g.Products {
+			if pk != "*" && signing.ValidateProductKey(pk) != nil {
+				errs = append(errs, fmt.Errorf("backends[%d].products: %q is not a productKey", i, pk))
+			}
+		}
+		if len(g.RPCs) == 0 {
+			errs = append(errs, fmt.Errorf("backends[%d].rpcs: required (use \"*\" for all)", i))
+		}
+		p.byName[g.Identity] = g
+	}
+	return errors.Join(errs...)
+}
+
+// Authorize decides whether id may call rpc (the method name, e.g.
+// "SignMqttConnect") for the device productKey/deviceName. It never looks at
+// the secret store: the decision is made on names alone.
+func (p *Policy) Authorize(id Identity, rpc, productKey, deviceName string) error {
+	switch id.Kind {
+	case KindDevice:
+		if contains(p.DeviceRPCs, rpc) && id.ProductKey == productKey && id.DeviceName == deviceName {
+			return nil
+		}
+	case KindBackend:
+		g := p.byName[id.Name]
+		if g != nil && (contains(g.RPCs, "*") || contains(g.RPCs, rpc)) &&
+			(contains(g.Products, "*") || contains(g.Products, productKey)) {
+			return nil
+		}
+	}
+	return ErrDenied
+}

@@ -1,0 +1,254 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/signerd/signerd/audit"
+	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/limits"
+	signerv1 "github.com/signerd/signerd/proto/signer/v1"
+)
+
+// call is what the interceptors learn about one call, shared through the
+// context so that the outer audit interceptor sees what the inner ones
+// decided.
+type call struct {
+	requestID string
+	identity  *auth.Identity
+	reason    string
+}
+
+type callKey struct{}
+
+func callFrom(ctx context.Context) *call {
+	c, _ := ctx.Value(callKey{}).(*call)
+	return c
+}
+
+// isSignerRPC selects the calls that need authentication, limits and audit:
+// every SignerService method, not health checks or reflection.
+var isSignerRPC = func(_ context.Context, cm interceptors.CallMeta) bool {
+	return cm.Service == signerv1.SignerService_ServiceDesc.ServiceName
+}
+
+// requestID takes the caller's x-request-id (if sane) or makes one, puts it
+// in the context, and returns it as a response header, so that a REST or
+// gRPC caller, the log and the audit record all share it.
+func requestID(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	id := ""
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-request-id"); len(v) == 1 && validRequestID(v[0]) {
+			id = v[0]
+		}
+	}
+	if id == "" {
+		b := make([]byte, 12)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
+	return handler(context.WithValue(ctx, callKey{}, &call{requestID: id}), req)
+}
+
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// logFields adds the request id and the caller to every log line of a call.
+func logFields(ctx context.Context) logging.Fields {
+	c := callFrom(ctx)
+	if c == nil {
+		return nil
+	}
+	f := logging.Fields{"request_id", c.requestID}
+	if c.identity != nil {
+		f = append(f, "caller", c.identity.String())
+	}
+	return f
+}
+
+// authenticate wraps the Authenticator for go-grpc-middleware's auth
+// interceptor and records the outcome for audit.
+func authenticate(a *auth.Authenticator) func(context.Context) (context.Context, error) {
+	return func(ctx context.Context) (context.Context, error) {
+		ctx, err := a.Authenticate(ctx)
+		c := callFrom(ctx)
+		if c == nil {
+			return ctx, err
+		}
+		if err != nil {
+			var ae *auth.Error
+			if errors.As(err, &ae) {
+				c.reason = ae.Cause.Error()
+			}
+			return ctx, err
+		}
+		if id, ok := auth.FromContext(ctx); ok {
+			c.identity = &id
+		}
+		return ctx, nil
+	}
+}
+
+// deviceRequest is every request that names one device.
+type deviceRequest interface {
+	GetProductKey() string
+	GetDeviceName() string
+}
+
+// authorize decides before the service (and so the secret store) is reached.
+// "Not yours" and "does not exist" are indistinguishable: the store is never
+// asked on behalf of a caller that may not have the device.
+func authorize(p *auth.Policy) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		id, ok := auth.FromContext(ctx)
+		if !ok {
+			return nil, status.Error(codes.Unauthenticated, "authentication required")
+		}
+		if id.Kind == auth.KindAnonymous { // -dev only: the Authenticator admits none otherwise
+			return handler(ctx, req)
+		}
+		dr, ok := req.(deviceRequest)
+		if !ok {
+			return nil, status.Error(codes.PermissionDenied, "permission denied")
+		}
+		if err := p.Authorize(id, path.Base(info.FullMethod), dr.GetProductKey(), dr.GetDeviceName()); err != nil {
+			if c := callFrom(ctx); c != nil {
+				c.reason = "policy: " + id.String() + " may not call " + path.Base(info.FullMethod) + " for this device"
+			}
+			return nil, status.Error(codes.PermissionDenied, "permission denied")
+		}
+		return handler(ctx, req)
+	}
+}
+
+// limiter implements go-grpc-middleware's ratelimit.Limiter with a bucket
+// per caller (and a separate, stricter one for PreVerify, which costs a
+// platform round trip).
+type limiter struct {
+	general, preVerify *limits.PerCaller
+}
+
+func (l *limiter) Limit(ctx context.Context) error {
+	key := "anonymous"
+	if id, ok := auth.FromContext(ctx); ok {
+		key = id.String()
+	}
+	if id, ok := auth.FromContext(ctx); ok && id.Kind == auth.KindAnonymous {
+		// Anonymous callers share a bucket per network peer.
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			key += "@" + p.Addr.String()
+		}
+	}
+	b := l.general
+	if m, ok := grpc.Method(ctx); ok && path.Base(m) == "PreVerify" && l.preVerify != nil {
+		b = l.preVerify
+	}
+	if b == nil {
+		return nil
+	}
+	if ok, wait := b.Allow(key); !ok {
+		secs := limits.RetryAfterSeconds(wait)
+		_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.Itoa(secs)))
+		if c := callFrom(ctx); c != nil {
+			c.reason = "rate limit"
+		}
+		return fmt.Errorf("rate limit for %s exceeded; retry after %ds", key, secs)
+	}
+	return nil
+}
+
+// shed refuses calls beyond the in-flight cap at once.
+func shed(f *limits.InFlight) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !f.TryAcquire() {
+			_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", "1"))
+			if c := callFrom(ctx); c != nil {
+				c.reason = "overloaded"
+			}
+			return nil, status.Error(codes.ResourceExhausted, "server overloaded; retry later")
+		}
+		defer f.Release()
+		return handler(ctx, req)
+	}
+}
+
+// auditCalls writes one audit record per SignerService call, whatever the
+// outcome.
+func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		if l == nil {
+			return resp, err
+		}
+		c := callFrom(ctx)
+		r := audit.Record{
+			Time:      start,
+			Transport: auth.Transport(ctx),
+			RPC:       path.Base(info.FullMethod),
+			Caller:    "unauthenticated",
+		}
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			r.Peer = p.Addr.String()
+		}
+		if md, ok := metadata.FromIncomingContext(ctx); ok && r.Transport == "rest" {
+			if v := md.Get("x-forwarded-for"); len(v) > 0 {
+				r.Peer = v[len(v)-1]
+			}
+		}
+		if dr, ok := req.(deviceRequest); ok {
+			r.ProductKey, r.DeviceName = dr.GetProductKey(), dr.GetDeviceName()
+		}
+		if c != nil {
+			r.RequestID, r.Reason = c.requestID, c.reason
+			if c.identity != nil {
+				r.Caller, r.AuthMethod = c.identity.String(), c.identity.Method
+			}
+		}
+		code := status.Code(err)
+		r.Code = code.String()
+		switch code {
+		case codes.OK:
+			r.Outcome = "issued"
+		case codes.Unauthenticated, codes.PermissionDenied, codes.ResourceExhausted:
+			r.Outcome = "denied"
+		case codes.InvalidArgument:
+			r.Outcome = "rejected"
+			if r.Reason == "" {
+				r.Reason = status.Convert(err).Message()
+			}
+		default:
+			r.Outcome = "failed"
+			if r.Reason == "" {
+				r.Reason = status.Convert(err).Message()
+			}
+		}
+		l.Write(ctx, r)
+		return resp, err
+	}
+}
