@@ -8,6 +8,7 @@ package signerv1
 
 import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
+	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -592,11 +593,488 @@ func (x *PreVerifyResponse) GetIssuedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// SignSubDeviceLoginRequest names a gateway and the sub-devices to log in.
+type SignSubDeviceLoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gateway's ProductKey.
+	ProductKey string `protobuf:"bytes,1,opt,name=product_key,json=productKey,proto3" json:"product_key,omitempty"`
+	// The gateway's DeviceName.
+	DeviceName string `protobuf:"bytes,2,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
+	// The sub-devices: 1–50.
+	SubDevices []*SubDevice `protobuf:"bytes,3,rep,name=sub_devices,json=subDevices,proto3" json:"sub_devices,omitempty"`
+	// Default: SIGN_METHOD_HMAC_SHA256.
+	SignMethod SignMethod `protobuf:"varint,4,opt,name=sign_method,json=signMethod,proto3,enum=signer.v1.SignMethod" json:"sign_method,omitempty"`
+	// Timestamp to sign, in ms since the epoch. Default: the server's clock.
+	TimestampMs *int64 `protobuf:"varint,5,opt,name=timestamp_ms,json=timestampMs,proto3,oneof" json:"timestamp_ms,omitempty"`
+	// The cleanSession param sent to the platform. Default: true.
+	CleanSession  *bool `protobuf:"varint,6,opt,name=clean_session,json=cleanSession,proto3,oneof" json:"clean_session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignSubDeviceLoginRequest) Reset() {
+	*x = SignSubDeviceLoginRequest{}
+	mi := &file_signer_v1_signer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignSubDeviceLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignSubDeviceLoginRequest) ProtoMessage() {}
+
+func (x *SignSubDeviceLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignSubDeviceLoginRequest.ProtoReflect.Descriptor instead.
+func (*SignSubDeviceLoginRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SignSubDeviceLoginRequest) GetProductKey() string {
+	if x != nil {
+		return x.ProductKey
+	}
+	return ""
+}
+
+func (x *SignSubDeviceLoginRequest) GetDeviceName() string {
+	if x != nil {
+		return x.DeviceName
+	}
+	return ""
+}
+
+func (x *SignSubDeviceLoginRequest) GetSubDevices() []*SubDevice {
+	if x != nil {
+		return x.SubDevices
+	}
+	return nil
+}
+
+func (x *SignSubDeviceLoginRequest) GetSignMethod() SignMethod {
+	if x != nil {
+		return x.SignMethod
+	}
+	return SignMethod_SIGN_METHOD_UNSPECIFIED
+}
+
+func (x *SignSubDeviceLoginRequest) GetTimestampMs() int64 {
+	if x != nil && x.TimestampMs != nil {
+		return *x.TimestampMs
+	}
+	return 0
+}
+
+func (x *SignSubDeviceLoginRequest) GetCleanSession() bool {
+	if x != nil && x.CleanSession != nil {
+		return *x.CleanSession
+	}
+	return false
+}
+
+// SubDevice is one sub-device of a gateway.
+type SubDevice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ProductKey: 1–32 characters of [A-Za-z0-9].
+	ProductKey string `protobuf:"bytes,1,opt,name=product_key,json=productKey,proto3" json:"product_key,omitempty"`
+	// DeviceName: 4–32 characters of letters, digits and -_.@:
+	DeviceName string `protobuf:"bytes,2,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
+	// 1–64 characters of [A-Za-z0-9_.:@-]. Default:
+	// "{product_key}.{device_name}".
+	ClientId      string `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubDevice) Reset() {
+	*x = SubDevice{}
+	mi := &file_signer_v1_signer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubDevice) ProtoMessage() {}
+
+func (x *SubDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubDevice.ProtoReflect.Descriptor instead.
+func (*SubDevice) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SubDevice) GetProductKey() string {
+	if x != nil {
+		return x.ProductKey
+	}
+	return ""
+}
+
+func (x *SubDevice) GetDeviceName() string {
+	if x != nil {
+		return x.DeviceName
+	}
+	return ""
+}
+
+func (x *SubDevice) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// SignSubDeviceLoginResponse is ready to publish on the gateway's connection.
+type SignSubDeviceLoginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where to publish: …/combine/login for one sub-device, …/combine/batch_login
+	// for several.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// Where the platform answers.
+	ReplyTopic string `protobuf:"bytes,2,opt,name=reply_topic,json=replyTopic,proto3" json:"reply_topic,omitempty"`
+	// The signed params, one per sub-device, in request order.
+	Params []*SubDeviceLoginParams `protobuf:"bytes,3,rep,name=params,proto3" json:"params,omitempty"`
+	// The complete Alink JSON payload to publish on topic.
+	Payload       string `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignSubDeviceLoginResponse) Reset() {
+	*x = SignSubDeviceLoginResponse{}
+	mi := &file_signer_v1_signer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignSubDeviceLoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignSubDeviceLoginResponse) ProtoMessage() {}
+
+func (x *SignSubDeviceLoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignSubDeviceLoginResponse.ProtoReflect.Descriptor instead.
+func (*SignSubDeviceLoginResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SignSubDeviceLoginResponse) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *SignSubDeviceLoginResponse) GetReplyTopic() string {
+	if x != nil {
+		return x.ReplyTopic
+	}
+	return ""
+}
+
+func (x *SignSubDeviceLoginResponse) GetParams() []*SubDeviceLoginParams {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *SignSubDeviceLoginResponse) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+// SubDeviceLoginParams is the platform's params object for one sub-device.
+type SubDeviceLoginParams struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sub-device's ProductKey.
+	ProductKey string `protobuf:"bytes,1,opt,name=product_key,json=productKey,proto3" json:"product_key,omitempty"`
+	// The sub-device's DeviceName.
+	DeviceName string `protobuf:"bytes,2,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
+	// The sub-device's client id.
+	ClientId string `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Milliseconds since the epoch, as the platform expects (a string).
+	Timestamp string `protobuf:"bytes,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// hmacSha256, hmacSha1 or hmacMd5 (the platform's spelling here).
+	SignMethod string `protobuf:"bytes,5,opt,name=sign_method,json=signMethod,proto3" json:"sign_method,omitempty"`
+	// Lower-case hex HMAC with the sub-device's secret.
+	Sign string `protobuf:"bytes,6,opt,name=sign,proto3" json:"sign,omitempty"`
+	// "true" or "false".
+	CleanSession  string `protobuf:"bytes,7,opt,name=clean_session,json=cleanSession,proto3" json:"clean_session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubDeviceLoginParams) Reset() {
+	*x = SubDeviceLoginParams{}
+	mi := &file_signer_v1_signer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubDeviceLoginParams) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubDeviceLoginParams) ProtoMessage() {}
+
+func (x *SubDeviceLoginParams) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubDeviceLoginParams.ProtoReflect.Descriptor instead.
+func (*SubDeviceLoginParams) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SubDeviceLoginParams) GetProductKey() string {
+	if x != nil {
+		return x.ProductKey
+	}
+	return ""
+}
+
+func (x *SubDeviceLoginParams) GetDeviceName() string {
+	if x != nil {
+		return x.DeviceName
+	}
+	return ""
+}
+
+func (x *SubDeviceLoginParams) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *SubDeviceLoginParams) GetTimestamp() string {
+	if x != nil {
+		return x.Timestamp
+	}
+	return ""
+}
+
+func (x *SubDeviceLoginParams) GetSignMethod() string {
+	if x != nil {
+		return x.SignMethod
+	}
+	return ""
+}
+
+func (x *SubDeviceLoginParams) GetSign() string {
+	if x != nil {
+		return x.Sign
+	}
+	return ""
+}
+
+func (x *SubDeviceLoginParams) GetCleanSession() string {
+	if x != nil {
+		return x.CleanSession
+	}
+	return ""
+}
+
+// BatchSignMqttConnectRequest is up to 1,000 SignMqttConnect requests.
+type BatchSignMqttConnectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1–1,000 requests, each with its own product_key and device_name.
+	Requests      []*SignMqttConnectRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchSignMqttConnectRequest) Reset() {
+	*x = BatchSignMqttConnectRequest{}
+	mi := &file_signer_v1_signer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchSignMqttConnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchSignMqttConnectRequest) ProtoMessage() {}
+
+func (x *BatchSignMqttConnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchSignMqttConnectRequest.ProtoReflect.Descriptor instead.
+func (*BatchSignMqttConnectRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BatchSignMqttConnectRequest) GetRequests() []*SignMqttConnectRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// BatchSignMqttConnectResponse has one result per request, in order.
+type BatchSignMqttConnectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per request, same order.
+	Results       []*BatchSignMqttConnectResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchSignMqttConnectResponse) Reset() {
+	*x = BatchSignMqttConnectResponse{}
+	mi := &file_signer_v1_signer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchSignMqttConnectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchSignMqttConnectResponse) ProtoMessage() {}
+
+func (x *BatchSignMqttConnectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchSignMqttConnectResponse.ProtoReflect.Descriptor instead.
+func (*BatchSignMqttConnectResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *BatchSignMqttConnectResponse) GetResults() []*BatchSignMqttConnectResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// BatchSignMqttConnectResult is one item's answer or error.
+type BatchSignMqttConnectResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The item's answer.
+	Response *SignMqttConnectResponse `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// The item's error (code and message as a status); unset on success.
+	Error         *status.Status `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchSignMqttConnectResult) Reset() {
+	*x = BatchSignMqttConnectResult{}
+	mi := &file_signer_v1_signer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchSignMqttConnectResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchSignMqttConnectResult) ProtoMessage() {}
+
+func (x *BatchSignMqttConnectResult) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchSignMqttConnectResult.ProtoReflect.Descriptor instead.
+func (*BatchSignMqttConnectResult) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BatchSignMqttConnectResult) GetResponse() *SignMqttConnectResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *BatchSignMqttConnectResult) GetError() *status.Status {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_signer_v1_signer_proto protoreflect.FileDescriptor
 
 const file_signer_v1_signer_proto_rawDesc = "" +
 	"\n" +
-	"\x16signer/v1/signer.proto\x12\tsigner.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n" +
+	"\x16signer/v1/signer.proto\x12\tsigner.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xe6\x02\n" +
 	"\x16SignMqttConnectRequest\x12$\n" +
 	"\vproduct_key\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"productKey\x12$\n" +
@@ -643,7 +1121,50 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x127\n" +
 	"\tissued_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt*{\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"\xdf\x02\n" +
+	"\x19SignSubDeviceLoginRequest\x12$\n" +
+	"\vproduct_key\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"productKey\x12$\n" +
+	"\vdevice_name\x18\x02 \x01(\tB\x03\xe0A\x02R\n" +
+	"deviceName\x12:\n" +
+	"\vsub_devices\x18\x03 \x03(\v2\x14.signer.v1.SubDeviceB\x03\xe0A\x02R\n" +
+	"subDevices\x12;\n" +
+	"\vsign_method\x18\x04 \x01(\x0e2\x15.signer.v1.SignMethodB\x03\xe0A\x01R\n" +
+	"signMethod\x12+\n" +
+	"\ftimestamp_ms\x18\x05 \x01(\x03B\x03\xe0A\x01H\x00R\vtimestampMs\x88\x01\x01\x12-\n" +
+	"\rclean_session\x18\x06 \x01(\bB\x03\xe0A\x01H\x01R\fcleanSession\x88\x01\x01B\x0f\n" +
+	"\r_timestamp_msB\x10\n" +
+	"\x0e_clean_session\"y\n" +
+	"\tSubDevice\x12$\n" +
+	"\vproduct_key\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"productKey\x12$\n" +
+	"\vdevice_name\x18\x02 \x01(\tB\x03\xe0A\x02R\n" +
+	"deviceName\x12 \n" +
+	"\tclient_id\x18\x03 \x01(\tB\x03\xe0A\x01R\bclientId\"\xa6\x01\n" +
+	"\x1aSignSubDeviceLoginResponse\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1f\n" +
+	"\vreply_topic\x18\x02 \x01(\tR\n" +
+	"replyTopic\x127\n" +
+	"\x06params\x18\x03 \x03(\v2\x1f.signer.v1.SubDeviceLoginParamsR\x06params\x12\x18\n" +
+	"\apayload\x18\x04 \x01(\tR\apayload\"\xed\x01\n" +
+	"\x14SubDeviceLoginParams\x12\x1f\n" +
+	"\vproduct_key\x18\x01 \x01(\tR\n" +
+	"productKey\x12\x1f\n" +
+	"\vdevice_name\x18\x02 \x01(\tR\n" +
+	"deviceName\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x1c\n" +
+	"\ttimestamp\x18\x04 \x01(\tR\ttimestamp\x12\x1f\n" +
+	"\vsign_method\x18\x05 \x01(\tR\n" +
+	"signMethod\x12\x12\n" +
+	"\x04sign\x18\x06 \x01(\tR\x04sign\x12#\n" +
+	"\rclean_session\x18\a \x01(\tR\fcleanSession\"a\n" +
+	"\x1bBatchSignMqttConnectRequest\x12B\n" +
+	"\brequests\x18\x01 \x03(\v2!.signer.v1.SignMqttConnectRequestB\x03\xe0A\x02R\brequests\"_\n" +
+	"\x1cBatchSignMqttConnectResponse\x12?\n" +
+	"\aresults\x18\x01 \x03(\v2%.signer.v1.BatchSignMqttConnectResultR\aresults\"\x86\x01\n" +
+	"\x1aBatchSignMqttConnectResult\x12>\n" +
+	"\bresponse\x18\x01 \x01(\v2\".signer.v1.SignMqttConnectResponseR\bresponse\x12(\n" +
+	"\x05error\x18\x02 \x01(\v2\x12.google.rpc.StatusR\x05error*{\n" +
 	"\n" +
 	"SignMethod\x12\x1b\n" +
 	"\x17SIGN_METHOD_UNSPECIFIED\x10\x00\x12\x1b\n" +
@@ -654,10 +1175,12 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rTRANSPORT_TLS\x10\x01\x12\x11\n" +
 	"\rTRANSPORT_TCP\x10\x02\x12\x1b\n" +
-	"\x17TRANSPORT_WEBSOCKET_TLS\x10\x032\xc7\x02\n" +
+	"\x17TRANSPORT_WEBSOCKET_TLS\x10\x032\x92\x05\n" +
 	"\rSignerService\x12\xa5\x01\n" +
 	"\x0fSignMqttConnect\x12!.signer.v1.SignMqttConnectRequest\x1a\".signer.v1.SignMqttConnectResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/v1/products/{product_key}/devices/{device_name}:signMqttConnect\x12\x8d\x01\n" +
-	"\tPreVerify\x12\x1b.signer.v1.PreVerifyRequest\x1a\x1c.signer.v1.PreVerifyResponse\"E\x82\xd3\xe4\x93\x02?:\x01*\":/v1/products/{product_key}/devices/{device_name}:preVerifyB5Z3github.com/signerd/signerd/proto/signer/v1;signerv1b\x06proto3"
+	"\tPreVerify\x12\x1b.signer.v1.PreVerifyRequest\x1a\x1c.signer.v1.PreVerifyResponse\"E\x82\xd3\xe4\x93\x02?:\x01*\":/v1/products/{product_key}/devices/{device_name}:preVerify\x12\xb1\x01\n" +
+	"\x12SignSubDeviceLogin\x12$.signer.v1.SignSubDeviceLoginRequest\x1a%.signer.v1.SignSubDeviceLoginResponse\"N\x82\xd3\xe4\x93\x02H:\x01*\"C/v1/products/{product_key}/devices/{device_name}:signSubDeviceLogin\x12\x94\x01\n" +
+	"\x14BatchSignMqttConnect\x12&.signer.v1.BatchSignMqttConnectRequest\x1a'.signer.v1.BatchSignMqttConnectResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/devices:batchSignMqttConnectB5Z3github.com/signerd/signerd/proto/signer/v1;signerv1b\x06proto3"
 
 var (
 	file_signer_v1_signer_proto_rawDescOnce sync.Once
@@ -672,33 +1195,52 @@ func file_signer_v1_signer_proto_rawDescGZIP() []byte {
 }
 
 var file_signer_v1_signer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_signer_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_signer_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_signer_v1_signer_proto_goTypes = []any{
-	(SignMethod)(0),                 // 0: signer.v1.SignMethod
-	(Transport)(0),                  // 1: signer.v1.Transport
-	(*SignMqttConnectRequest)(nil),  // 2: signer.v1.SignMqttConnectRequest
-	(*SignMqttConnectResponse)(nil), // 3: signer.v1.SignMqttConnectResponse
-	(*PreVerifyRequest)(nil),        // 4: signer.v1.PreVerifyRequest
-	(*PreVerifyResponse)(nil),       // 5: signer.v1.PreVerifyResponse
-	(*timestamppb.Timestamp)(nil),   // 6: google.protobuf.Timestamp
+	(SignMethod)(0),                      // 0: signer.v1.SignMethod
+	(Transport)(0),                       // 1: signer.v1.Transport
+	(*SignMqttConnectRequest)(nil),       // 2: signer.v1.SignMqttConnectRequest
+	(*SignMqttConnectResponse)(nil),      // 3: signer.v1.SignMqttConnectResponse
+	(*PreVerifyRequest)(nil),             // 4: signer.v1.PreVerifyRequest
+	(*PreVerifyResponse)(nil),            // 5: signer.v1.PreVerifyResponse
+	(*SignSubDeviceLoginRequest)(nil),    // 6: signer.v1.SignSubDeviceLoginRequest
+	(*SubDevice)(nil),                    // 7: signer.v1.SubDevice
+	(*SignSubDeviceLoginResponse)(nil),   // 8: signer.v1.SignSubDeviceLoginResponse
+	(*SubDeviceLoginParams)(nil),         // 9: signer.v1.SubDeviceLoginParams
+	(*BatchSignMqttConnectRequest)(nil),  // 10: signer.v1.BatchSignMqttConnectRequest
+	(*BatchSignMqttConnectResponse)(nil), // 11: signer.v1.BatchSignMqttConnectResponse
+	(*BatchSignMqttConnectResult)(nil),   // 12: signer.v1.BatchSignMqttConnectResult
+	(*timestamppb.Timestamp)(nil),        // 13: google.protobuf.Timestamp
+	(*status.Status)(nil),                // 14: google.rpc.Status
 }
 var file_signer_v1_signer_proto_depIdxs = []int32{
-	0, // 0: signer.v1.SignMqttConnectRequest.sign_method:type_name -> signer.v1.SignMethod
-	1, // 1: signer.v1.SignMqttConnectRequest.transport:type_name -> signer.v1.Transport
-	1, // 2: signer.v1.SignMqttConnectResponse.transport:type_name -> signer.v1.Transport
-	6, // 3: signer.v1.SignMqttConnectResponse.issued_at:type_name -> google.protobuf.Timestamp
-	0, // 4: signer.v1.PreVerifyRequest.sign_method:type_name -> signer.v1.SignMethod
-	6, // 5: signer.v1.PreVerifyResponse.expires_at:type_name -> google.protobuf.Timestamp
-	6, // 6: signer.v1.PreVerifyResponse.issued_at:type_name -> google.protobuf.Timestamp
-	2, // 7: signer.v1.SignerService.SignMqttConnect:input_type -> signer.v1.SignMqttConnectRequest
-	4, // 8: signer.v1.SignerService.PreVerify:input_type -> signer.v1.PreVerifyRequest
-	3, // 9: signer.v1.SignerService.SignMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
-	5, // 10: signer.v1.SignerService.PreVerify:output_type -> signer.v1.PreVerifyResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	0,  // 0: signer.v1.SignMqttConnectRequest.sign_method:type_name -> signer.v1.SignMethod
+	1,  // 1: signer.v1.SignMqttConnectRequest.transport:type_name -> signer.v1.Transport
+	1,  // 2: signer.v1.SignMqttConnectResponse.transport:type_name -> signer.v1.Transport
+	13, // 3: signer.v1.SignMqttConnectResponse.issued_at:type_name -> google.protobuf.Timestamp
+	0,  // 4: signer.v1.PreVerifyRequest.sign_method:type_name -> signer.v1.SignMethod
+	13, // 5: signer.v1.PreVerifyResponse.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 6: signer.v1.PreVerifyResponse.issued_at:type_name -> google.protobuf.Timestamp
+	7,  // 7: signer.v1.SignSubDeviceLoginRequest.sub_devices:type_name -> signer.v1.SubDevice
+	0,  // 8: signer.v1.SignSubDeviceLoginRequest.sign_method:type_name -> signer.v1.SignMethod
+	9,  // 9: signer.v1.SignSubDeviceLoginResponse.params:type_name -> signer.v1.SubDeviceLoginParams
+	2,  // 10: signer.v1.BatchSignMqttConnectRequest.requests:type_name -> signer.v1.SignMqttConnectRequest
+	12, // 11: signer.v1.BatchSignMqttConnectResponse.results:type_name -> signer.v1.BatchSignMqttConnectResult
+	3,  // 12: signer.v1.BatchSignMqttConnectResult.response:type_name -> signer.v1.SignMqttConnectResponse
+	14, // 13: signer.v1.BatchSignMqttConnectResult.error:type_name -> google.rpc.Status
+	2,  // 14: signer.v1.SignerService.SignMqttConnect:input_type -> signer.v1.SignMqttConnectRequest
+	4,  // 15: signer.v1.SignerService.PreVerify:input_type -> signer.v1.PreVerifyRequest
+	6,  // 16: signer.v1.SignerService.SignSubDeviceLogin:input_type -> signer.v1.SignSubDeviceLoginRequest
+	10, // 17: signer.v1.SignerService.BatchSignMqttConnect:input_type -> signer.v1.BatchSignMqttConnectRequest
+	3,  // 18: signer.v1.SignerService.SignMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
+	5,  // 19: signer.v1.SignerService.PreVerify:output_type -> signer.v1.PreVerifyResponse
+	8,  // 20: signer.v1.SignerService.SignSubDeviceLogin:output_type -> signer.v1.SignSubDeviceLoginResponse
+	11, // 21: signer.v1.SignerService.BatchSignMqttConnect:output_type -> signer.v1.BatchSignMqttConnectResponse
+	18, // [18:22] is the sub-list for method output_type
+	14, // [14:18] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_signer_proto_init() }
@@ -707,13 +1249,14 @@ func file_signer_v1_signer_proto_init() {
 		return
 	}
 	file_signer_v1_signer_proto_msgTypes[0].OneofWrappers = []any{}
+	file_signer_v1_signer_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signer_v1_signer_proto_rawDesc), len(file_signer_v1_signer_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   4,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SignerService_SignMqttConnect_FullMethodName = "/signer.v1.SignerService/SignMqttConnect"
-	SignerService_PreVerify_FullMethodName       = "/signer.v1.SignerService/PreVerify"
+	SignerService_SignMqttConnect_FullMethodName      = "/signer.v1.SignerService/SignMqttConnect"
+	SignerService_PreVerify_FullMethodName            = "/signer.v1.SignerService/PreVerify"
+	SignerService_SignSubDeviceLogin_FullMethodName   = "/signer.v1.SignerService/SignSubDeviceLogin"
+	SignerService_BatchSignMqttConnect_FullMethodName = "/signer.v1.SignerService/BatchSignMqttConnect"
 )
 
 // SignerServiceClient is the client API for SignerService service.
@@ -55,6 +57,17 @@ type SignerServiceClient interface {
 	// until shortly before they expire, so the platform is called only when
 	// needed.
 	PreVerify(ctx context.Context, in *PreVerifyRequest, opts ...grpc.CallOption) (*PreVerifyResponse, error)
+	// SignSubDeviceLogin returns the signed params with which a gateway logs
+	// its sub-devices in over its own MQTT connection
+	// (/ext/session/{gw_product_key}/{gw_device_name}/combine/login, or
+	// combine/batch_login for more than one). The gateway never holds a
+	// sub-device's secret. Callers: the gateway device itself, for the
+	// sub-devices the policy assigns to it, or a backend granted their products.
+	SignSubDeviceLogin(ctx context.Context, in *SignSubDeviceLoginRequest, opts ...grpc.CallOption) (*SignSubDeviceLoginResponse, error)
+	// BatchSignMqttConnect signs up to 1,000 devices in one call, for
+	// backends. Each item has its own result: one bad or forbidden item does
+	// not fail the batch.
+	BatchSignMqttConnect(ctx context.Context, in *BatchSignMqttConnectRequest, opts ...grpc.CallOption) (*BatchSignMqttConnectResponse, error)
 }
 
 type signerServiceClient struct {
@@ -79,6 +92,26 @@ func (c *signerServiceClient) PreVerify(ctx context.Context, in *PreVerifyReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PreVerifyResponse)
 	err := c.cc.Invoke(ctx, SignerService_PreVerify_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signerServiceClient) SignSubDeviceLogin(ctx context.Context, in *SignSubDeviceLoginRequest, opts ...grpc.CallOption) (*SignSubDeviceLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignSubDeviceLoginResponse)
+	err := c.cc.Invoke(ctx, SignerService_SignSubDeviceLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signerServiceClient) BatchSignMqttConnect(ctx context.Context, in *BatchSignMqttConnectRequest, opts ...grpc.CallOption) (*BatchSignMqttConnectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchSignMqttConnectResponse)
+	err := c.cc.Invoke(ctx, SignerService_BatchSignMqttConnect_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +150,17 @@ type SignerServiceServer interface {
 	// until shortly before they expire, so the platform is called only when
 	// needed.
 	PreVerify(context.Context, *PreVerifyRequest) (*PreVerifyResponse, error)
+	// SignSubDeviceLogin returns the signed params with which a gateway logs
+	// its sub-devices in over its own MQTT connection
+	// (/ext/session/{gw_product_key}/{gw_device_name}/combine/login, or
+	// combine/batch_login for more than one). The gateway never holds a
+	// sub-device's secret. Callers: the gateway device itself, for the
+	// sub-devices the policy assigns to it, or a backend granted their products.
+	SignSubDeviceLogin(context.Context, *SignSubDeviceLoginRequest) (*SignSubDeviceLoginResponse, error)
+	// BatchSignMqttConnect signs up to 1,000 devices in one call, for
+	// backends. Each item has its own result: one bad or forbidden item does
+	// not fail the batch.
+	BatchSignMqttConnect(context.Context, *BatchSignMqttConnectRequest) (*BatchSignMqttConnectResponse, error)
 	mustEmbedUnimplementedSignerServiceServer()
 }
 
@@ -132,6 +176,12 @@ func (UnimplementedSignerServiceServer) SignMqttConnect(context.Context, *SignMq
 }
 func (UnimplementedSignerServiceServer) PreVerify(context.Context, *PreVerifyRequest) (*PreVerifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PreVerify not implemented")
+}
+func (UnimplementedSignerServiceServer) SignSubDeviceLogin(context.Context, *SignSubDeviceLoginRequest) (*SignSubDeviceLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignSubDeviceLogin not implemented")
+}
+func (UnimplementedSignerServiceServer) BatchSignMqttConnect(context.Context, *BatchSignMqttConnectRequest) (*BatchSignMqttConnectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BatchSignMqttConnect not implemented")
 }
 func (UnimplementedSignerServiceServer) mustEmbedUnimplementedSignerServiceServer() {}
 func (UnimplementedSignerServiceServer) testEmbeddedByValue()                       {}
@@ -190,6 +240,42 @@ func _SignerService_PreVerify_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SignerService_SignSubDeviceLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignSubDeviceLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).SignSubDeviceLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_SignSubDeviceLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).SignSubDeviceLogin(ctx, req.(*SignSubDeviceLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SignerService_BatchSignMqttConnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchSignMqttConnectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).BatchSignMqttConnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_BatchSignMqttConnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).BatchSignMqttConnect(ctx, req.(*BatchSignMqttConnectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SignerService_ServiceDesc is the grpc.ServiceDesc for SignerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -204,6 +290,14 @@ var SignerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PreVerify",
 			Handler:    _SignerService_PreVerify_Handler,
+		},
+		{
+			MethodName: "SignSubDeviceLogin",
+			Handler:    _SignerService_SignSubDeviceLogin_Handler,
+		},
+		{
+			MethodName: "BatchSignMqttConnect",
+			Handler:    _SignerService_BatchSignMqttConnect_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
