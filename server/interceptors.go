@@ -21,6 +21,7 @@ import (
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/limits"
+	"github.com/signerd/signerd/metrics"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
@@ -120,6 +121,26 @@ type deviceRequest interface {
 	GetDeviceName() string
 }
 
+// batchRequest is a request naming many devices.
+type batchRequest interface {
+	GetRequests() []*signerv1.SignMqttConnectRequest
+}
+
+// ItemAuthorizer is the service's per-item authorization for batch RPCs:
+// the same policy, applied to each item's device.
+func ItemAuthorizer(p *auth.Policy) func(ctx context.Context, rpc, productKey, deviceName string) error {
+	return func(ctx context.Context, rpc, productKey, deviceName string) error {
+		id, ok := auth.FromContext(ctx)
+		if !ok {
+			return auth.ErrDenied
+		}
+		if id.Kind == auth.KindAnonymous {
+			return nil // -dev
+		}
+		return p.Authorize(id, rpc, productKey, deviceName)
+	}
+}
+
 // authorize decides before the service (and so the secret store) is reached.
 // "Not yours" and "does not exist" are indistinguishable: the store is never
 // asked on behalf of a caller that may not have the device.
@@ -130,6 +151,14 @@ func authorize(p *auth.Policy) grpc.UnaryServerInterceptor {
 			return nil, status.Error(codes.Unauthenticated, "authentication required")
 		}
 		if id.Kind == auth.KindAnonymous { // -dev only: the Authenticator admits none otherwise
+			return handler(ctx, req)
+		}
+		if _, ok := req.(batchRequest); ok {
+			// Batches are for backends; the service authorizes each item
+			// (before its lookup) with the same policy.
+			if id.Kind != auth.KindBackend {
+				return nil, status.Error(codes.PermissionDenied, "permission denied: batch RPCs are for backends")
+			}
 			return handler(ctx, req)
 		}
 		dr, ok := req.(deviceRequest)
@@ -151,6 +180,7 @@ func authorize(p *auth.Policy) grpc.UnaryServerInterceptor {
 // platform round trip).
 type limiter struct {
 	general, preVerify *limits.PerCaller
+	metrics            *metrics.Metrics
 }
 
 func (l *limiter) Limit(ctx context.Context) error {
@@ -177,15 +207,22 @@ func (l *limiter) Limit(ctx context.Context) error {
 		if c := callFrom(ctx); c != nil {
 			c.reason = "rate limit"
 		}
+		if l.metrics != nil {
+			m, _ := grpc.Method(ctx)
+			l.metrics.RateLimited(path.Base(m), "rate_limit")
+		}
 		return fmt.Errorf("rate limit for %s exceeded; retry after %ds", key, secs)
 	}
 	return nil
 }
 
 // shed refuses calls beyond the in-flight cap at once.
-func shed(f *limits.InFlight) grpc.UnaryServerInterceptor {
+func shed(f *limits.InFlight, m *metrics.Metrics) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if !f.TryAcquire() {
+			if m != nil {
+				m.RateLimited(path.Base(info.FullMethod), "overloaded")
+			}
 			_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", "1"))
 			if c := callFrom(ctx); c != nil {
 				c.reason = "overloaded"

@@ -33,6 +33,7 @@ import (
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/limits"
+	"github.com/signerd/signerd/metrics"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
@@ -45,6 +46,11 @@ type Config struct {
 	// GRPCAddr and HTTPAddr are the listen addresses ("127.0.0.1:0" picks a
 	// free port).
 	GRPCAddr, HTTPAddr string
+	// MetricsAddr is the Prometheus listener's address; "" or "off" serves
+	// no metrics listener.
+	MetricsAddr string
+	// Metrics receives the servers' metrics; nil disables them.
+	Metrics *metrics.Metrics
 	// Service is the one SignerService implementation.
 	Service signerv1.SignerServiceServer
 	// Logger receives the server's structured logs.
@@ -87,6 +93,8 @@ type Server struct {
 	httpLis net.Listener
 	inproc  *bufconn.Listener
 	gwConn  *grpc.ClientConn
+	metLis  net.Listener
+	metHTTP *http.Server
 }
 
 // New builds the servers and binds the listeners, so that Addr methods are
@@ -131,6 +139,20 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen HTTP on %q: %w", cfg.HTTPAddr, err)
 	}
 
+	if cfg.Metrics != nil && cfg.MetricsAddr != "" && cfg.MetricsAddr != "off" {
+		if s.metLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("listen metrics on %q: %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", cfg.Metrics.Handler())
+		s.metHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.InitializeServer(s.grpc)
+	}
+
 	// The gateway's connection to the gRPC server stays in the process.
 	s.inproc = bufconn.Listen(1 << 20)
 	s.gwConn, err = grpc.NewClient("passthrough:///signerd-inprocess",
@@ -161,6 +183,14 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// MetricsAddr returns the bound metrics address, or "off".
+func (s *Server) MetricsAddr() string {
+	if s.metLis == nil {
+		return "off"
+	}
+	return s.metLis.Addr().String()
+}
+
 // GRPCAddr returns the bound gRPC address.
 func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
 
@@ -177,6 +207,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreClosed(s.grpc.Serve(s.grpcLis)) })
 	g.Go(func() error { return ignoreClosed(s.local.Serve(s.inproc)) })
+	if s.metHTTP != nil {
+		g.Go(func() error { return ignoreClosed(s.metHTTP.Serve(s.metLis)) })
+	}
 	g.Go(func() error {
 		if s.cfg.TLS != nil {
 			return ignoreClosed(s.http.ServeTLS(s.httpLis, "", ""))
@@ -232,6 +265,10 @@ func (s *Server) shutdown() {
 		s.http.Close()
 	}
 	s.gwConn.Close()
+	if s.metHTTP != nil {
+		// Last: metrics stay scrapeable while the drain runs.
+		defer s.metHTTP.Close()
+	}
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); s.local.GracefulStop(); close(done) }()
 	select {
@@ -246,6 +283,9 @@ func (s *Server) shutdown() {
 func (s *Server) closeListeners() {
 	s.grpcLis.Close()
 	s.httpLis.Close()
+	if s.metLis != nil {
+		s.metLis.Close()
+	}
 }
 
 func ignoreClosed(err error) error {
@@ -258,7 +298,7 @@ func ignoreClosed(err error) error {
 // newGRPCServer builds a gRPC server with signerd's interceptor chain, in
 // the order a call meets them:
 //
-//	request id → log → audit → authenticate → rate limit → shed → authorize
+//	request id → metrics → log → audit → authenticate → rate limit → shed → authorize
 //	→ recover → service
 //
 // Audit is outside authentication so that refused callers are recorded;
@@ -267,26 +307,35 @@ func ignoreClosed(err error) error {
 func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	cfg := s.cfg
 	signer := selector.MatchFunc(isSignerRPC)
-	lim := &limiter{general: cfg.RateLimit, preVerify: cfg.PreVerifyLimit}
+	lim := &limiter{general: cfg.RateLimit, preVerify: cfg.PreVerifyLimit, metrics: cfg.Metrics}
 	inflight := cfg.InFlight
 	if inflight == nil {
 		inflight = limits.NewInFlight(0)
 	}
+	var measure grpc.UnaryServerInterceptor = passThrough
+	if cfg.Metrics != nil {
+		measure = cfg.Metrics.UnaryServerInterceptor()
+	}
 	opts = append(opts, grpc.ChainUnaryInterceptor(
 		requestID,
+		measure,
 		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger),
 			logging.WithLogOnEvents(logging.FinishCall),
 			logging.WithFieldsFromContext(logFields)),
 		selector.UnaryServerInterceptor(auditCalls(cfg.Audit), signer),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(lim), signer),
-		selector.UnaryServerInterceptor(shed(inflight), signer),
+		selector.UnaryServerInterceptor(shed(inflight, cfg.Metrics), signer),
 		selector.UnaryServerInterceptor(authorize(cfg.Policy), signer),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 	))
 	g := grpc.NewServer(opts...)
 	signerv1.RegisterSignerServiceServer(g, cfg.Service)
 	return g
+}
+
+func passThrough(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return handler(ctx, req)
 }
 
 func (s *Server) recovered(ctx context.Context, p any) error {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/signerd/signerd/platform"
 	"github.com/signerd/signerd/secrets"
 )
 
@@ -37,6 +38,15 @@ func invalidArgument(vs []violation) error {
 	return st.Err()
 }
 
+// platformMessage is the platform's own (cleaned, secret-free) message.
+func platformMessage(err error) string {
+	var pe *platform.Error
+	if errors.As(err, &pe) && pe.Message != "" {
+		return pe.Message
+	}
+	return "no details"
+}
+
 // toStatus maps an internal error to the gRPC status a caller sees. It is the
 // one place where that mapping lives. Messages are safe to show to any
 // authenticated caller: store errors never carry secret values, and anything
@@ -46,6 +56,18 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return err
 	}
 	switch {
+	case errors.Is(err, platform.ErrDeviceNotFound):
+		return status.Error(codes.NotFound, "the platform does not know this device")
+	case errors.Is(err, platform.ErrSignatureMismatch):
+		log.ErrorContext(ctx, "platform rejected the signature: the stored secret does not match the platform's", "error", err)
+		return status.Error(codes.FailedPrecondition, "the stored secret does not match the platform")
+	case errors.Is(err, platform.ErrAuthTypeMismatch):
+		return status.Error(codes.FailedPrecondition, "the platform does not allow this device to authenticate this way: "+platformMessage(err))
+	case errors.Is(err, platform.ErrBadParameter):
+		return status.Error(codes.InvalidArgument, "the platform rejected a parameter: "+platformMessage(err))
+	case errors.Is(err, platform.ErrUnavailable), errors.Is(err, platform.ErrUpstream):
+		log.WarnContext(ctx, "platform unavailable", "error", err)
+		return status.Error(codes.Unavailable, "the platform's auth endpoint is unavailable; retry later")
 	case errors.Is(err, secrets.ErrNotFound):
 		return status.Error(codes.NotFound, "device not found")
 	case errors.Is(err, secrets.ErrUnusable):

@@ -20,6 +20,9 @@ type Product struct {
 	InstanceID string `json:"instanceId,omitempty"`
 	// Host, when set, is used as is and wins over both.
 	Host string `json:"host,omitempty"`
+	// AuthBaseURL overrides the platform's auth endpoint for PreVerify
+	// (https://iot-auth.{region}.aliyuncs.com): private deployments, tests.
+	AuthBaseURL string `json:"authBaseUrl,omitempty"`
 	// Ports per transport; defaults 1883 (TCP, TLS) and 443 (WSS).
 	TCPPort int `json:"tcpPort,omitempty"`
 	TLSPort int `json:"tlsPort,omitempty"`
@@ -57,6 +60,9 @@ func (p *Products) Lookup(productKey string) Product {
 	// defaults, or a default instance id would silently beat its region.
 	if o.Region == "" && o.InstanceID == "" && o.Host == "" {
 		o.Region, o.InstanceID, o.Host = d.Region, d.InstanceID, d.Host
+	}
+	if o.AuthBaseURL == "" {
+		o.AuthBaseURL = d.AuthBaseURL
 	}
 	if o.TCPPort == 0 {
 		o.TCPPort = d.TCPPort
@@ -139,4 +145,23 @@ func (p Product) settings() signing.ProductSettings {
 		Region: p.Region, InstanceID: p.InstanceID, Host: p.Host,
 		TCPPort: p.TCPPort, TLSPort: p.TLSPort, WSSPort: p.WSSPort,
 	}
+}
+
+// AuthBaseURLs returns the auth endpoint overrides: by productKey for every
+// listed product, and by region for the defaults.
+func (p *Products) AuthBaseURLs() (byRegion, byProduct map[string]string) {
+	byRegion, byProduct = map[string]string{}, map[string]string{}
+	if u := p.Defaults.AuthBaseURL; u != "" {
+		r := p.Defaults.Region
+		if r == "" {
+			r = signing.DefaultRegion
+		}
+		byRegion[r] = u
+	}
+	for k := range p.Products {
+		if u := p.Lookup(k).AuthBaseURL; u != "" {
+			byProduct[k] = u
+		}
+	}
+	return byRegion, byProduct
 }

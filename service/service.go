@@ -19,10 +19,12 @@ import (
 type Server struct {
 	signerv1.UnimplementedSignerServiceServer
 
-	store    secrets.Store
-	products *Products
-	now      func() time.Time
-	log      *slog.Logger
+	store     secrets.Store
+	products  *Products
+	now       func() time.Time
+	log       *slog.Logger
+	tokens    *tokenCache
+	authorize Authorizer
 }
 
 // Option configures a Server.

@@ -15,6 +15,7 @@ import (
 type config struct {
 	grpcAddr        string
 	httpAddr        string
+	metricsAddr     string
 	dev             bool
 	devSecrets      string
 	products        string
@@ -25,6 +26,11 @@ type config struct {
 	vault vaultFlags
 	cache cacheFlags
 	sec   securityFlags
+
+	platformCAFile       string
+	platformTimeout      time.Duration
+	tokenRefreshMargin   time.Duration
+	forceRefreshInterval time.Duration
 }
 
 type securityFlags struct {
@@ -67,6 +73,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.grpcAddr, "grpc-addr", "", "gRPC listen address (default :9090; 127.0.0.1:9090 with -dev)")
 	fs.StringVar(&c.httpAddr, "http-addr", "", "REST/HTTP listen address (default :8080; 127.0.0.1:8080 with -dev)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (default :9100; 127.0.0.1:9100 with -dev; \"off\" disables)")
 	fs.BoolVar(&c.dev, "dev", false, "insecure development mode: in-memory secret store, plaintext, loopback only")
 	fs.StringVar(&c.devSecrets, "dev-secrets", "", "with -dev: JSON file of [{productKey, deviceName, deviceSecret}] to load")
 	fs.StringVar(&c.products, "products", "", "per-product settings file (YAML or JSON): endpoint, ports, keep-alive")
@@ -89,6 +96,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&v.kvPath, "vault-kv-path", "devices/{productKey}/{deviceName}", "path of a device's secret in the mount")
 	fs.StringVar(&v.kvField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
 	fs.DurationVar(&v.timeout, "vault-timeout", 1500*time.Millisecond, "bound on one Vault request")
+
+	fs.StringVar(&c.platformCAFile, "platform-ca-file", "", "CA bundle (PEM) for the platform's auth endpoint instead of the system roots (private deployments, tests)")
+	fs.DurationVar(&c.platformTimeout, "platform-timeout", 5*time.Second, "bound on one attempt of a PreVerify call to the platform")
+	fs.DurationVar(&c.tokenRefreshMargin, "token-refresh-margin", 24*time.Hour, "PreVerify: replace a cached iotToken this long before it expires (tokens live 7 days)")
+	fs.DurationVar(&c.forceRefreshInterval, "force-refresh-interval", time.Minute, "PreVerify: honour force_refresh at most once per this interval per device")
 
 	sf := &c.sec
 	fs.BoolVar(&sf.insecure, "insecure", false, "serve plaintext outside -dev (only behind a TLS-terminating proxy you trust); callers must still authenticate")
@@ -156,9 +168,15 @@ func (c *config) validate() error {
 		if c.httpAddr == "" {
 			c.httpAddr = "127.0.0.1:8080"
 		}
+		if c.metricsAddr == "" {
+			c.metricsAddr = "127.0.0.1:9100"
+		}
 		// Dev mode has no authentication and no TLS: it must not be
 		// reachable from anywhere but this machine.
-		for name, addr := range map[string]string{"-grpc-addr": c.grpcAddr, "-http-addr": c.httpAddr} {
+		for name, addr := range map[string]string{"-grpc-addr": c.grpcAddr, "-http-addr": c.httpAddr, "-metrics-addr": c.metricsAddr} {
+			if name == "-metrics-addr" && addr == "off" {
+				continue
+			}
 			if !isLoopback(addr) {
 				errs = append(errs, fmt.Errorf("%s %q: -dev listens on loopback addresses only (e.g. 127.0.0.1:9090)", name, addr))
 			}
@@ -169,6 +187,9 @@ func (c *config) validate() error {
 		}
 		if c.httpAddr == "" {
 			c.httpAddr = ":8080"
+		}
+		if c.metricsAddr == "" {
+			c.metricsAddr = ":9100"
 		}
 		if c.devSecrets != "" {
 			errs = append(errs, errors.New("-dev-secrets: only valid with -dev (outside -dev secrets come from Vault)"))
@@ -191,6 +212,12 @@ func (c *config) validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
 		}
+	}
+	if c.platformTimeout <= 0 || c.forceRefreshInterval <= 0 {
+		errs = append(errs, errors.New("-platform-timeout, -force-refresh-interval: must be positive"))
+	}
+	if c.tokenRefreshMargin < 0 || c.tokenRefreshMargin >= 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("-token-refresh-margin %s: must be between 0 and the token lifetime (7 days)", c.tokenRefreshMargin))
 	}
 	if c.cache.maxStale < 0 {
 		errs = append(errs, fmt.Errorf("-cache-max-stale %s: must not be negative", c.cache.maxStale))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/signerd/signerd/metrics"
+	"github.com/signerd/signerd/platform"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/server"
 	"github.com/signerd/signerd/service"
@@ -34,6 +37,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 
+	m := metrics.New()
 	var store secrets.Store
 	var ready func(context.Context) error
 	if cfg.dev {
@@ -43,7 +47,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 		store = m
 	} else {
-		v, c, err := vaultStore(ctx, cfg, log)
+		v, c, err := vaultStore(ctx, cfg, log, m)
 		if err != nil {
 			return err
 		}
@@ -51,11 +55,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		store, ready = c, v.Ready
 	}
 
-	svc := service.New(store, service.WithProducts(products), service.WithLogger(log))
+	pv, err := platformClient(cfg, products, log)
+	if err != nil {
+		return err
+	}
 	scfg := server.Config{
 		GRPCAddr:        cfg.grpcAddr,
 		HTTPAddr:        cfg.httpAddr,
-		Service:         svc,
+		MetricsAddr:     cfg.metricsAddr,
+		Metrics:         m,
 		Logger:          log,
 		ShutdownTimeout: cfg.shutdownTimeout,
 		Ready:           ready,
@@ -65,11 +73,18 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer closer.Close()
+	scfg.Service = service.New(store, service.WithProducts(products), service.WithLogger(log),
+		service.WithAuthorizer(server.ItemAuthorizer(scfg.Policy)),
+		service.WithPreVerify(m.InstrumentPreVerifier(pv), service.TokenConfig{
+			RefreshMargin:        cfg.tokenRefreshMargin,
+			ForceRefreshInterval: cfg.forceRefreshInterval,
+		}))
 	srv, err := server.New(scfg)
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "grpc", srv.GRPCAddr().String(), "http", srv.HTTPAddr().String(), "version", versionString())
+	log.Info("listening", "grpc", srv.GRPCAddr().String(), "http", srv.HTTPAddr().String(),
+		"metrics", srv.MetricsAddr(), "version", versionString())
 	if cfg.dev {
 		log.Warn("INSECURE DEV MODE: in-memory secrets, no TLS, no caller authentication; never use it for real devices")
 		log.Info("try: curl -s -X POST http://" + srv.HTTPAddr().String() +
@@ -124,4 +139,30 @@ func devStore(path string, log *slog.Logger) (*secrets.Memory, error) {
 	}
 	log.Info("dev store loaded", "file", path, "devices", m.Len())
 	return m, nil
+}
+
+// platformClient is the client of the platform's auth endpoint for PreVerify.
+func platformClient(cfg config, products *service.Products, log *slog.Logger) (*platform.Client, error) {
+	byRegion, byProduct := products.AuthBaseURLs()
+	pc := platform.Config{
+		RegionBaseURLs:  byRegion,
+		ProductBaseURLs: byProduct,
+		AttemptTimeout:  cfg.platformTimeout,
+		Logger:          log,
+	}
+	if cfg.platformCAFile != "" {
+		pem, err := os.ReadFile(cfg.platformCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("-platform-ca-file: %w", err)
+		}
+		pc.RootCAs = x509.NewCertPool()
+		if !pc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-platform-ca-file %s: no PEM certificate found", cfg.platformCAFile)
+		}
+	}
+	c, err := platform.New(pc)
+	if err != nil {
+		return nil, fmt.Errorf("platform client (-products authBaseUrl, -platform-*): %w", err)
+	}
+	return c, nil
 }

@@ -4,18 +4,20 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 
 	vault "github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/api/auth/approle"
 	"github.com/hashicorp/vault/api/auth/kubernetes"
 
+	"github.com/signerd/signerd/metrics"
 	"github.com/signerd/signerd/secrets"
 )
 
 // vaultStore logs in to Vault and puts the cache in front of it. It fails
 // fast, naming the setting, when Vault cannot be reached or refuses the
 // credentials.
-func vaultStore(ctx context.Context, cfg config, log *slog.Logger) (*secrets.Vault, *secrets.Cache, error) {
+func vaultStore(ctx context.Context, cfg config, log *slog.Logger, m *metrics.Metrics) (*secrets.Vault, *secrets.Cache, error) {
 	f := cfg.vault
 	var newAuth func() (vault.AuthMethod, error)
 	switch f.auth {
@@ -48,6 +50,8 @@ func vaultStore(ctx context.Context, cfg config, log *slog.Logger) (*secrets.Vau
 		Field:        f.kvField,
 		Timeout:      f.timeout,
 		Logger:       log,
+		HTTPClient:   &http.Client{Transport: m.VaultTransport(vaultTransport())},
+		OnRenew:      m.TokenRenewed,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("vault (-vault-addr, -vault-auth=%s): %w", f.auth, err)
@@ -58,12 +62,23 @@ func vaultStore(ctx context.Context, cfg config, log *slog.Logger) (*secrets.Vau
 		NegativeTTL:  cfg.cache.negativeTTL,
 		MaxStale:     cfg.cache.maxStale,
 		FetchTimeout: f.timeout,
+		Observe:      m.CacheObserve,
+		OnEvict:      m.CacheEvicted,
 	})
 	if err != nil {
 		v.Close()
 		return nil, nil, err
 	}
+	m.CacheSize(c.Len)
 	log.Info("vault store ready", "mount", f.kvMount, "path", f.kvPath, "auth", f.auth,
 		"cache_size", cfg.cache.size, "cache_ttl", cfg.cache.ttl.String())
 	return v, c, nil
+}
+
+// vaultTransport is vault/api's default transport (it reads VAULT_CACERT,
+// VAULT_CLIENT_CERT, VAULT_SKIP_VERIFY… into it), so that instrumenting it
+// keeps the standard TLS configuration.
+func vaultTransport() http.RoundTripper {
+	vc := vault.DefaultConfig()
+	return vc.HttpClient.Transport
 }

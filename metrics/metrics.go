@@ -1,0 +1,206 @@
+// Package metrics holds signerd's Prometheus metrics: one registry, the
+// collectors every layer reports to, and the decorators that feed them
+// without the layers importing Prometheus themselves (secrets, platform
+// and auth take plain callbacks).
+//
+// Names follow Prometheus conventions: a signerd_ prefix, base units
+// (seconds), _total for counters.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
+
+	"github.com/signerd/signerd/platform"
+)
+
+// latencyBuckets spans a cache hit (~µs) to a slow upstream (seconds).
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Metrics is signerd's set of collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	grpc           *grpcprom.ServerMetrics
+	cacheLookups   *prometheus.CounterVec
+	cacheEvictions prometheus.Counter
+	vaultDuration  *prometheus.HistogramVec
+	vaultRequests  *prometheus.CounterVec
+	platformDur    *prometheus.HistogramVec
+	rateLimited    *prometheus.CounterVec
+	tokenRenewals  *prometheus.CounterVec
+}
+
+// New registers every collector on a fresh registry (plus the Go runtime
+// and process collectors).
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		grpc: grpcprom.NewServerMetrics(
+			grpcprom.WithServerCounterOptions(grpcprom.WithNamespace("signerd")),
+			grpcprom.WithServerHandlingTimeHistogram(
+				grpcprom.WithHistogramNamespace("signerd"),
+				grpcprom.WithHistogramBuckets(latencyBuckets)),
+			grpcprom.WithContextLabels("transport"),
+		),
+		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signerd_secret_cache_lookups_total",
+			Help: "Secret cache lookups by outcome: hit, miss, stale (served during a Vault outage), negative_hit.",
+		}, []string{"outcome"}),
+		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "signerd_secret_cache_evictions_total",
+			Help: "Secrets evicted from the cache to make room.",
+		}),
+		vaultDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "signerd_vault_request_duration_seconds",
+			Help:    "Latency of requests to Vault.",
+			Buckets: latencyBuckets,
+		}, []string{"method"}),
+		vaultRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signerd_vault_requests_total",
+			Help: "Requests to Vault by HTTP status code (\"error\": no answer).",
+		}, []string{"method", "code"}),
+		platformDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "signerd_platform_preverify_duration_seconds",
+			Help:    "Latency of PreVerify calls to the platform's auth endpoint (all attempts), by outcome.",
+			Buckets: latencyBuckets,
+		}, []string{"outcome"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signerd_rate_limited_total",
+			Help: "Calls refused by a per-caller rate limit or the in-flight cap.",
+		}, []string{"rpc", "reason"}),
+		tokenRenewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signerd_vault_token_renewals_total",
+			Help: "Vault token renewals (kind=renew) and fresh logins (kind=relogin).",
+		}, []string{"kind"}),
+	}
+	r.MustRegister(m.grpc, m.cacheLookups, m.cacheEvictions, m.vaultDuration, m.vaultRequests,
+		m.platformDur, m.rateLimited, m.tokenRenewals,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry (for the metrics listener).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// UnaryServerInterceptor counts calls by RPC and code and times them by RPC
+// and transport (grpc, or rest through the gateway).
+func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return m.grpc.UnaryServerInterceptor(grpcprom.WithLabelsFromContext(func(ctx context.Context) prometheus.Labels {
+		t := "grpc"
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == "bufconn" {
+			t = "rest"
+		}
+		return prometheus.Labels{"transport": t}
+	}))
+}
+
+// InitializeServer pre-creates the per-RPC series at zero, so dashboards
+// and alerts see them before the first call.
+func (m *Metrics) InitializeServer(s *grpc.Server) { m.grpc.InitializeMetrics(s) }
+
+// CacheObserve is secrets.CacheConfig.Observe.
+func (m *Metrics) CacheObserve(outcome string) { m.cacheLookups.WithLabelValues(outcome).Inc() }
+
+// CacheEvicted is secrets.CacheConfig.OnEvict.
+func (m *Metrics) CacheEvicted() { m.cacheEvictions.Inc() }
+
+// CacheSize exports a cache's size as signerd_secret_cache_entries.
+func (m *Metrics) CacheSize(size func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "signerd_secret_cache_entries",
+		Help: "Devices currently in the secret cache (including remembered unknown devices).",
+	}, func() float64 { return float64(size()) }))
+}
+
+// TokenRenewed is secrets.VaultConfig.OnRenew.
+func (m *Metrics) TokenRenewed(relogin bool) {
+	kind := "renew"
+	if relogin {
+		kind = "relogin"
+	}
+	m.tokenRenewals.WithLabelValues(kind).Inc()
+}
+
+// RateLimited counts one refused call.
+func (m *Metrics) RateLimited(rpc, reason string) { m.rateLimited.WithLabelValues(rpc, reason).Inc() }
+
+// VaultTransport instruments an HTTP transport to Vault.
+func (m *Metrics) VaultTransport(next http.RoundTripper) http.RoundTripper {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return promhttp.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		start := time.Now()
+		resp, err := next.RoundTrip(r)
+		m.vaultDuration.WithLabelValues(r.Method).Observe(time.Since(start).Seconds())
+		code := "error"
+		if err == nil {
+			code = strconv.Itoa(resp.StatusCode)
+		}
+		m.vaultRequests.WithLabelValues(r.Method, code).Inc()
+		return resp, err
+	})
+}
+
+// PreVerifier is the platform client as the service uses it.
+type PreVerifier interface {
+	PreVerify(ctx context.Context, region string, form url.Values) (platform.Result, error)
+}
+
+// InstrumentPreVerifier times calls to the platform and counts their
+// outcomes by error kind.
+func (m *Metrics) InstrumentPreVerifier(next PreVerifier) PreVerifier {
+	return preVerifier{next: next, m: m}
+}
+
+type preVerifier struct {
+	next PreVerifier
+	m    *Metrics
+}
+
+func (p preVerifier) PreVerify(ctx context.Context, region string, form url.Values) (platform.Result, error) {
+	start := time.Now()
+	r, err := p.next.PreVerify(ctx, region, form)
+	p.m.platformDur.WithLabelValues(platformOutcome(err)).Observe(time.Since(start).Seconds())
+	return r, err
+}
+
+func platformOutcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var pe *platform.Error
+	if !errors.As(err, &pe) || pe.Kind == nil {
+		return "error"
+	}
+	switch pe.Kind {
+	case platform.ErrDeviceNotFound:
+		return "device_not_found"
+	case platform.ErrSignatureMismatch:
+		return "signature_mismatch"
+	case platform.ErrBadParameter:
+		return "bad_parameter"
+	case platform.ErrAuthTypeMismatch:
+		return "auth_type_mismatch"
+	case platform.ErrUnavailable:
+		return "unavailable"
+	case platform.ErrUpstream:
+		return "upstream_error"
+	}
+	return "error"
+}

@@ -1,0 +1,346 @@
+package platform
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// outcome is the result of one attempt.
+type outcome struct {
+	res    Result
+	status int // HTTP status of a success
+	err    *Error
+	// retry reports whether another attempt may succeed and is safe.
+	retry bool
+	// verdict is what the attempt tells the circuit breaker: nil (the
+	// platform answered coherently), errBreakerFailure or
+	// errBreakerExcluded.
+	verdict error
+}
+
+// attempt sends body once and interprets the answer. sign is removed
+// from any relayed message.
+func (c *Client) attempt(ctx context.Context, base, body, sign string) outcome {
+	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, base+AuthPath, strings.NewReader(body))
+	if err != nil {
+		// Only a base URL that does not parse gets here; New checked them.
+		return outcome{err: &Error{Kind: ErrInvalidEndpoint, detail: "building the request failed"}, verdict: errBreakerExcluded}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.transportFailure(ctx, actx, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	if err != nil {
+		if ctx.Err() != nil || actx.Err() != nil {
+			out := c.transportFailure(ctx, actx, err)
+			out.err.HTTPStatus = resp.StatusCode
+			return out
+		}
+		// The connection broke while the answer was being read: as
+		// transient as a connection reset.
+		return outcome{
+			err:     &Error{Kind: ErrUpstream, HTTPStatus: resp.StatusCode, detail: "the answer was cut short: " + err.Error()},
+			retry:   true,
+			verdict: errBreakerFailure,
+		}
+	}
+	if int64(len(data)) > c.maxBody {
+		return outcome{
+			err:     &Error{Kind: ErrUpstream, HTTPStatus: resp.StatusCode, detail: "the answer exceeds " + strconv.FormatInt(c.maxBody, 10) + " bytes"},
+			verdict: errBreakerFailure,
+		}
+	}
+	return interpret(resp.StatusCode, resp.Header, data, sign)
+}
+
+// transportFailure classifies an error of sending a request or reading
+// its answer. ctx is the caller's context, actx the attempt's.
+func (c *Client) transportFailure(ctx, actx context.Context, err error) outcome {
+	if cerr := ctx.Err(); cerr != nil {
+		// The caller gave up. A deadline counts against the platform (a
+		// hanging platform must open the breaker even when callers have
+		// short deadlines); a cancellation does not.
+		verdict := errBreakerFailure
+		if errors.Is(cerr, context.Canceled) {
+			verdict = errBreakerExcluded
+		}
+		return outcome{
+			err:     &Error{Kind: ErrUnavailable, detail: "the caller's context ended: " + cerr.Error(), extra: []error{cerr}},
+			verdict: verdict,
+		}
+	}
+	if actx.Err() != nil {
+		return outcome{
+			err:     &Error{Kind: ErrUnavailable, detail: "the attempt timed out after " + c.attemptTimeout.String()},
+			retry:   true,
+			verdict: errBreakerFailure,
+		}
+	}
+	var (
+		verifyErr   *tls.CertificateVerificationError
+		unknownAuth x509.UnknownAuthorityError
+		hostnameErr x509.HostnameError
+		invalidErr  x509.CertificateInvalidError
+	)
+	if errors.As(err, &verifyErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostnameErr) || errors.As(err, &invalidErr) {
+		// Retrying does not fix a certificate.
+		return outcome{
+			err:     &Error{Kind: ErrUnavailable, detail: "TLS verification failed: " + err.Error()},
+			verdict: errBreakerFailure,
+		}
+	}
+	return outcome{
+		err:     &Error{Kind: ErrUnavailable, detail: transportDetail(err)},
+		retry:   true,
+		verdict: errBreakerFailure,
+	}
+}
+
+// transportDetail describes a transport error for logs.
+func transportDetail(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout: " + err.Error()
+	}
+	return err.Error()
+}
+
+// envelope is the platform's answer.
+type envelope struct {
+	Code    *int   `json:"code"`
+	Message string `json:"message"`
+	Data    *struct {
+		IotID     string `json:"iotId"`
+		IotToken  string `json:"iotToken"`
+		Resources *struct {
+			MQTT *struct {
+				Host string   `json:"host"`
+				Port flexPort `json:"port"`
+			} `json:"mqtt"`
+		} `json:"resources"`
+	} `json:"data"`
+}
+
+// flexPort accepts a port as a JSON number or a string of digits.
+type flexPort int
+
+func (p *flexPort) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("port is not an integer")
+	}
+	*p = flexPort(n)
+	return nil
+}
+
+// interpret maps an answer of the given HTTP status to an outcome.
+func interpret(status int, h http.Header, data []byte, sign string) outcome {
+	var env envelope
+	jerr := json.Unmarshal(data, &env)
+	token := ""
+	if jerr == nil && env.Data != nil {
+		token = env.Data.IotToken
+	}
+	// e builds an *Error carrying what the answer said.
+	e := func(kind error, detail string) *Error {
+		err := &Error{Kind: kind, HTTPStatus: status, detail: detail}
+		if jerr == nil {
+			if env.Code != nil {
+				err.Code = *env.Code
+			}
+			err.Message = cleanMessage(env.Message, sign, token)
+		}
+		return err
+	}
+	ok := 200 <= status && status < 300
+
+	switch {
+	case status == http.StatusTooManyRequests:
+		err := e(ErrUpstream, "rate limited")
+		err.RetryAfter = retryAfter(h.Get("Retry-After"))
+		return outcome{err: err, retry: true, verdict: errBreakerFailure}
+	case status >= 500:
+		err := e(ErrUpstream, "server error")
+		if status == http.StatusServiceUnavailable {
+			err.RetryAfter = retryAfter(h.Get("Retry-After"))
+		}
+		return outcome{err: err, retry: true, verdict: errBreakerFailure}
+	case jerr != nil:
+		detail := "unexpected HTTP status"
+		if ok {
+			detail = describeBadJSON(h, data, jerr)
+		}
+		return outcome{err: e(ErrUpstream, detail), verdict: errBreakerFailure}
+	case env.Code == nil:
+		return outcome{err: e(ErrUpstream, "the answer has no code"), verdict: errBreakerFailure}
+	}
+
+	verdict := error(nil)
+	if !ok {
+		verdict = errBreakerFailure
+	}
+	switch *env.Code {
+	case CodeSuccess:
+		if !ok {
+			return outcome{err: e(ErrUpstream, "code 200 with an unexpected HTTP status"), verdict: errBreakerFailure}
+		}
+		res, missing := result(&env)
+		if missing != "" {
+			return outcome{err: e(ErrUpstream, "the answer lacks a valid "+missing), verdict: errBreakerFailure}
+		}
+		return outcome{res: res, status: status}
+	case CodeSignatureMismatch:
+		return outcome{err: e(ErrSignatureMismatch, ""), verdict: verdict}
+	case CodeBadParameter:
+		return outcome{err: e(ErrBadParameter, ""), verdict: verdict}
+	case CodeDeviceNotFound:
+		return outcome{err: e(ErrDeviceNotFound, ""), verdict: verdict}
+	case CodeAuthTypeMismatch:
+		return outcome{err: e(ErrAuthTypeMismatch, ""), verdict: verdict}
+	case CodeInternal:
+		return outcome{err: e(ErrUpstream, "platform internal error"), retry: true, verdict: errBreakerFailure}
+	}
+	detail := "unexpected code"
+	if !ok {
+		detail = "unexpected HTTP status"
+	}
+	return outcome{err: e(ErrUpstream, detail), verdict: verdict}
+}
+
+// describeBadJSON says why a 2xx answer could not be decoded, without
+// quoting it.
+func describeBadJSON(h http.Header, data []byte, jerr error) string {
+	ct, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	var syn *json.SyntaxError
+	switch {
+	case len(bytes.TrimSpace(data)) == 0:
+		return "the answer is empty"
+	case errors.As(jerr, &syn) && syn.Offset >= int64(len(data)):
+		return "the JSON answer is cut short"
+	case ct != "" && ct != "application/json" && !strings.HasSuffix(ct, "+json"):
+		return "the answer is not JSON (Content-Type " + ct + ")"
+	}
+	return "the answer is not valid JSON"
+}
+
+// Limits of the fields of a success answer.
+const (
+	maxIotIDLen    = 256
+	maxIotTokenLen = 1024
+	maxHostLen     = 253
+)
+
+// result extracts the result of a code 200 answer, or names the first
+// missing or invalid field.
+func result(env *envelope) (Result, string) {
+	d := env.Data
+	switch {
+	case d == nil:
+		return Result{}, "data"
+	case !isVisibleASCII(d.IotID, maxIotIDLen):
+		return Result{}, "data.iotId"
+	case !isVisibleASCII(d.IotToken, maxIotTokenLen):
+		return Result{}, "data.iotToken"
+	case d.Resources == nil || d.Resources.MQTT == nil:
+		return Result{}, "data.resources.mqtt"
+	case !isHost(d.Resources.MQTT.Host):
+		return Result{}, "data.resources.mqtt.host"
+	case d.Resources.MQTT.Port < 1 || d.Resources.MQTT.Port > 65535:
+		return Result{}, "data.resources.mqtt.port"
+	}
+	return Result{
+		IotID:    d.IotID,
+		IotToken: d.IotToken,
+		Host:     d.Resources.MQTT.Host,
+		Port:     int(d.Resources.MQTT.Port),
+	}, ""
+}
+
+// isVisibleASCII reports whether s is 1–maxLen bytes of printable ASCII
+// other than space.
+func isVisibleASCII(s string, maxLen int) bool {
+	if len(s) == 0 || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// isHost reports whether s is an IP address or a DNS name of labels of
+// [A-Za-z0-9-] (and '_'), at most 253 characters.
+func isHost(s string) bool {
+	if net.ParseIP(s) != nil {
+		return true
+	}
+	if len(s) == 0 || len(s) > maxHostLen {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// maxRetryAfter bounds a parsed Retry-After, to keep arithmetic safe.
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter parses a Retry-After value (seconds or an HTTP date); it
+// returns 0 if v is empty or invalid.
+func retryAfter(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		if n > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d := time.Until(t)
+		if d <= 0 {
+			return 0
+		}
+		return min(d, maxRetryAfter)
+	}
+	return 0
+}

@@ -1,0 +1,65 @@
+package service
+
+import (
+	"context"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	signerv1 "github.com/signerd/signerd/proto/signer/v1"
+)
+
+// MaxBatch is the most devices one BatchSignMqttConnect may name.
+const MaxBatch = 1000
+
+// batchConcurrency bounds the secret-store lookups of one batch, so that a
+// cold batch does not flood Vault.
+const batchConcurrency = 16
+
+// Authorizer decides whether the caller in ctx may call rpc for one device.
+// Batch RPCs call it per item, before that item's secret is looked up.
+type Authorizer func(ctx context.Context, rpc, productKey, deviceName string) error
+
+// WithAuthorizer sets the per-item authorizer of batch RPCs. Without one,
+// every item is allowed (-dev).
+func WithAuthorizer(a Authorizer) Option { return func(s *Server) { s.authorize = a } }
+
+// BatchSignMqttConnect implements signerv1.SignerServiceServer.
+func (s *Server) BatchSignMqttConnect(ctx context.Context, req *signerv1.BatchSignMqttConnectRequest) (*signerv1.BatchSignMqttConnectResponse, error) {
+	items := req.GetRequests()
+	if len(items) == 0 || len(items) > MaxBatch {
+		return nil, invalidArgument([]violation{{field: "requests",
+			reason: fmt.Sprintf("must hold 1–%d requests, not %d", MaxBatch, len(items))}})
+	}
+	results := make([]*signerv1.BatchSignMqttConnectResult, len(items))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(batchConcurrency)
+	for i, item := range items {
+		if s.authorize != nil {
+			if err := s.authorize(ctx, "BatchSignMqttConnect", item.GetProductKey(), item.GetDeviceName()); err != nil {
+				results[i] = itemError(status.Error(codes.PermissionDenied, "permission denied"))
+				continue
+			}
+		}
+		g.Go(func() error {
+			resp, err := s.SignMqttConnect(gctx, item)
+			if err != nil {
+				results[i] = itemError(err)
+			} else {
+				results[i] = &signerv1.BatchSignMqttConnectResult{Response: resp}
+			}
+			return nil // one item's failure is that item's result
+		})
+	}
+	_ = g.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &signerv1.BatchSignMqttConnectResponse{Results: results}, nil
+}
+
+func itemError(err error) *signerv1.BatchSignMqttConnectResult {
+	return &signerv1.BatchSignMqttConnectResult{Error: status.Convert(err).Proto()}
+}
