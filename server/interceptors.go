@@ -179,41 +179,53 @@ func authorize(p *auth.Policy) grpc.UnaryServerInterceptor {
 // per caller (and a separate, stricter one for PreVerify, which costs a
 // platform round trip).
 type limiter struct {
-	general, preVerify *limits.PerCaller
-	metrics            *metrics.Metrics
+	general, backend, preVerify *limits.PerCaller
+	metrics                     *metrics.Metrics
 }
 
 func (l *limiter) Limit(ctx context.Context) error {
-	key := "anonymous"
-	if id, ok := auth.FromContext(ctx); ok {
-		key = id.String()
-	}
-	if id, ok := auth.FromContext(ctx); ok && id.Kind == auth.KindAnonymous {
-		// Anonymous callers share a bucket per network peer.
+	id, _ := auth.FromContext(ctx)
+	key := id.String()
+	if id.Kind == auth.KindAnonymous {
+		// Anonymous callers (-dev) share a bucket per network peer.
 		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 			key += "@" + p.Addr.String()
 		}
 	}
+	// A backend signs for a fleet; a device for itself: different budgets.
 	b := l.general
-	if m, ok := grpc.Method(ctx); ok && path.Base(m) == "PreVerify" && l.preVerify != nil {
-		b = l.preVerify
+	if id.Kind == auth.KindBackend && l.backend != nil {
+		b = l.backend
 	}
+	m, _ := grpc.Method(ctx)
+	rpc := path.Base(m)
+	if err := l.take(ctx, b, key, rpc); err != nil {
+		return err
+	}
+	if rpc == "PreVerify" {
+		// PreVerify costs a platform round trip: a budget of its own.
+		return l.take(ctx, l.preVerify, key, rpc)
+	}
+	return nil
+}
+
+func (l *limiter) take(ctx context.Context, b *limits.PerCaller, key, rpc string) error {
 	if b == nil {
 		return nil
 	}
-	if ok, wait := b.Allow(key); !ok {
-		secs := limits.RetryAfterSeconds(wait)
-		_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.Itoa(secs)))
-		if c := callFrom(ctx); c != nil {
-			c.reason = "rate limit"
-		}
-		if l.metrics != nil {
-			m, _ := grpc.Method(ctx)
-			l.metrics.RateLimited(path.Base(m), "rate_limit")
-		}
-		return fmt.Errorf("rate limit for %s exceeded; retry after %ds", key, secs)
+	ok, wait := b.Allow(key)
+	if ok {
+		return nil
 	}
-	return nil
+	secs := limits.RetryAfterSeconds(wait)
+	_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.Itoa(secs)))
+	if c := callFrom(ctx); c != nil {
+		c.reason = "rate limit"
+	}
+	if l.metrics != nil {
+		l.metrics.RateLimited(rpc, "rate_limit")
+	}
+	return fmt.Errorf("rate limit for %s exceeded; retry after %ds", key, secs)
 }
 
 // shed refuses calls beyond the in-flight cap at once.

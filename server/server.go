@@ -75,8 +75,10 @@ type Config struct {
 	Policy *auth.Policy
 	// Audit receives one record per SignerService call; nil disables.
 	Audit *audit.Logger
-	// RateLimit and PreVerifyLimit limit each caller; nil disables.
-	RateLimit, PreVerifyLimit *limits.PerCaller
+	// RateLimit limits each device (and anonymous) caller, BackendRateLimit
+	// each backend (nil: RateLimit applies), PreVerifyLimit each caller's
+	// PreVerify calls on top; nil disables.
+	RateLimit, BackendRateLimit, PreVerifyLimit *limits.PerCaller
 	// InFlight caps concurrent SignerService calls; nil disables.
 	InFlight *limits.InFlight
 }
@@ -307,7 +309,7 @@ func ignoreClosed(err error) error {
 func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	cfg := s.cfg
 	signer := selector.MatchFunc(isSignerRPC)
-	lim := &limiter{general: cfg.RateLimit, preVerify: cfg.PreVerifyLimit, metrics: cfg.Metrics}
+	lim := &limiter{general: cfg.RateLimit, backend: cfg.BackendRateLimit, preVerify: cfg.PreVerifyLimit, metrics: cfg.Metrics}
 	inflight := cfg.InFlight
 	if inflight == nil {
 		inflight = limits.NewInFlight(0)

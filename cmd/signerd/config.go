@@ -43,6 +43,8 @@ type securityFlags struct {
 	auditLog                     string
 	rate                         float64
 	burst                        int
+	backendRate                  float64
+	backendBurst                 int
 	preVerifyRate                float64
 	preVerifyBurst               int
 	maxInFlight                  int
@@ -115,8 +117,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&sf.jwtIssuer, "jwt-issuer", "", "required iss of backend bearer tokens")
 	fs.StringVar(&sf.jwtAudience, "jwt-audience", "signerd", "required aud of backend bearer tokens")
 	fs.StringVar(&sf.auditLog, "audit-log", "stdout", "audit record sink: stdout, stderr or a file path")
-	fs.Float64Var(&sf.rate, "rate-limit", 10, "calls per second per caller identity (0: unlimited)")
-	fs.IntVar(&sf.burst, "rate-burst", 20, "burst per caller identity")
+	fs.Float64Var(&sf.rate, "rate-limit", 1, "calls per second per device caller (0: unlimited); a device asks only when it connects")
+	fs.IntVar(&sf.burst, "rate-burst", 10, "burst per device caller")
+	fs.Float64Var(&sf.backendRate, "backend-rate-limit", 2000, "calls per second per backend caller (0: unlimited); a batch counts once")
+	fs.IntVar(&sf.backendBurst, "backend-rate-burst", 4000, "burst per backend caller")
 	fs.Float64Var(&sf.preVerifyRate, "preverify-rate-limit", 1, "PreVerify calls per second per caller identity (0: unlimited)")
 	fs.IntVar(&sf.preVerifyBurst, "preverify-rate-burst", 5, "PreVerify burst per caller identity")
 	fs.IntVar(&sf.maxInFlight, "max-in-flight", 1000, "signing calls in flight at once before shedding with RESOURCE_EXHAUSTED (0: no cap)")
@@ -203,7 +207,7 @@ func (c *config) validate() error {
 			errs = append(errs, errors.New("-tls-cert-file/-client-ca-file: -dev is plaintext on loopback only; drop -dev to serve TLS"))
 		}
 		// One developer on loopback: limits would only get in the way.
-		c.sec.rate, c.sec.preVerifyRate, c.sec.maxInFlight = 0, 0, 0
+		c.sec.rate, c.sec.backendRate, c.sec.preVerifyRate, c.sec.maxInFlight = 0, 0, 0, 0
 	}
 	if c.cache.size < 1 {
 		errs = append(errs, fmt.Errorf("-cache-size %d: must be at least 1", c.cache.size))
@@ -300,6 +304,9 @@ func (s *securityFlags) validate() []error {
 	}
 	if !jwt && s.clientCA == "" {
 		errs = append(errs, errors.New("-client-ca-file or -jwks-file/-jwks-url: outside -dev callers must authenticate; configure at least one"))
+	}
+	if s.backendRate < 0 || s.backendBurst < 0 || (s.backendRate > 0 && s.backendBurst < 1) {
+		errs = append(errs, errors.New("-backend-rate-limit/-backend-rate-burst: must not be negative; burst at least 1 when the limit is set"))
 	}
 	if s.rate < 0 || s.preVerifyRate < 0 || s.burst < 0 || s.preVerifyBurst < 0 || s.maxInFlight < 0 {
 		errs = append(errs, errors.New("-rate-limit, -rate-burst, -preverify-rate-*, -max-in-flight: must not be negative"))

@@ -25,6 +25,7 @@ func security(ctx context.Context, c config, log *slog.Logger, cfg *server.Confi
 	}
 	cfg.Audit = sink
 	cfg.RateLimit = limits.NewPerCaller(s.rate, s.burst, 0)
+	cfg.BackendRateLimit = limits.NewPerCaller(s.backendRate, s.backendBurst, 0)
 	cfg.PreVerifyLimit = limits.NewPerCaller(s.preVerifyRate, s.preVerifyBurst, 0)
 	cfg.InFlight = limits.NewInFlight(s.maxInFlight)
 
