@@ -1,0 +1,849 @@
+package deploy_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/signerd/signerd/service"
+)
+
+// overlay is a directory operators apply, with what it must render.
+type overlay struct {
+	name, dir      string
+	replicas       int32 // Deployment spec.replicas
+	hpaMin         int32
+	image          string
+	serviceMonitor bool // the servicemonitor component is included
+	spread         bool // pods are spread over nodes and zones
+	production     bool // ≥2 replicas, HPA never below 2
+}
+
+var overlays = []overlay{
+	{name: "base", dir: "k8s/base", replicas: 2, hpaMin: 2, image: "signerd:dev"},
+	{name: "dev", dir: "k8s/overlays/dev", replicas: 1, hpaMin: 1, image: "signerd:dev"},
+	{name: "prod", dir: "k8s/overlays/prod", replicas: 3, hpaMin: 3, image: "registry.example.com/signerd/signerd:v0.1.0",
+		serviceMonitor: true, spread: true, production: true},
+}
+
+// upcomingFlags are flags the manifests already set (as SIGNERD_*
+// variables, which signerd ignores until it has the flag) that signerd does
+// not have yet. Remove a name once `signerd -h` lists it.
+var upcomingFlags = map[string]bool{
+	"metrics-addr": true, "tls-cert-file": true, "tls-key-file": true, "client-ca-file": true,
+	"policy-file": true, "jwks-file": true, "jwt-issuer": true, "jwt-audience": true, "audit-log": true,
+}
+
+// manifests is one rendered overlay, every object strictly decoded into
+// its k8s.io/api type.
+type manifests struct {
+	namespaces []*corev1.Namespace
+	sa         *corev1.ServiceAccount
+	configMaps map[string]*corev1.ConfigMap
+	dep        *appsv1.Deployment
+	services   map[string]*corev1.Service
+	hpa        *autoscalingv2.HorizontalPodAutoscaler
+	pdb        *policyv1.PodDisruptionBudget
+	np         *networkingv1.NetworkPolicy
+	sm         *serviceMonitor
+	namespaced []metav1.ObjectMeta
+}
+
+// serviceMonitor is the part of monitoring.coreos.com/v1 ServiceMonitor
+// the component uses; other fields fail the strict decode.
+type serviceMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Selector          metav1.LabelSelector `json:"selector"`
+		NamespaceSelector *struct {
+			MatchNames []string `json:"matchNames,omitempty"`
+		} `json:"namespaceSelector,omitempty"`
+		Endpoints []struct {
+			Port          string `json:"port"`
+			Path          string `json:"path,omitempty"`
+			Scheme        string `json:"scheme,omitempty"`
+			Interval      string `json:"interval,omitempty"`
+			ScrapeTimeout string `json:"scrapeTimeout,omitempty"`
+		} `json:"endpoints"`
+	} `json:"spec"`
+}
+
+// kustomize returns the kustomize binary or fails saying where it comes from.
+func kustomize(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("kustomize")
+	if err != nil {
+		t.Fatalf("kustomize is not on PATH: it is installed by scripts/tools.sh; run\n"+
+			"  PATH=\"$(bash scripts/tools.sh):$PATH\" go test ./deploy/...\n(or bash scripts/test.sh): %v", err)
+	}
+	return bin
+}
+
+var docSep = regexp.MustCompile(`(?m)^---\s*$`)
+
+// render runs `kustomize build dir` and strictly decodes every object: a
+// misspelt or misplaced field fails here, before any cluster sees it.
+func render(t *testing.T, dir string) *manifests {
+	t.Helper()
+	cmd := exec.Command(kustomize(t), "build", dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v\n%s", dir, err, stderr.Bytes())
+	}
+	m := &manifests{configMaps: map[string]*corev1.ConfigMap{}, services: map[string]*corev1.Service{}}
+	one := func(kind string, have bool) {
+		if have {
+			t.Errorf("%s: more than one %s", dir, kind)
+		}
+	}
+	for _, doc := range docSep.Split(string(out), -1) {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		var tm metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
+			t.Fatalf("%s: %v\n%s", dir, err, doc)
+		}
+		var obj any
+		var meta *metav1.ObjectMeta
+		switch tm.APIVersion + " " + tm.Kind {
+		case "v1 Namespace":
+			o := &corev1.Namespace{}
+			obj, meta = o, nil
+			m.namespaces = append(m.namespaces, o)
+		case "v1 ServiceAccount":
+			one(tm.Kind, m.sa != nil)
+			m.sa = &corev1.ServiceAccount{}
+			obj, meta = m.sa, &m.sa.ObjectMeta
+		case "v1 ConfigMap":
+			o := &corev1.ConfigMap{}
+			obj, meta = o, &o.ObjectMeta
+			defer func() { m.configMaps[o.Name] = o }()
+		case "v1 Service":
+			o := &corev1.Service{}
+			obj, meta = o, &o.ObjectMeta
+			defer func() { m.services[o.Name] = o }()
+		case "apps/v1 Deployment":
+			one(tm.Kind, m.dep != nil)
+			m.dep = &appsv1.Deployment{}
+			obj, meta = m.dep, &m.dep.ObjectMeta
+		case "autoscaling/v2 HorizontalPodAutoscaler":
+			one(tm.Kind, m.hpa != nil)
+			m.hpa = &autoscalingv2.HorizontalPodAutoscaler{}
+			obj, meta = m.hpa, &m.hpa.ObjectMeta
+		case "policy/v1 PodDisruptionBudget":
+			one(tm.Kind, m.pdb != nil)
+			m.pdb = &policyv1.PodDisruptionBudget{}
+			obj, meta = m.pdb, &m.pdb.ObjectMeta
+		case "networking.k8s.io/v1 NetworkPolicy":
+			one(tm.Kind, m.np != nil)
+			m.np = &networkingv1.NetworkPolicy{}
+			obj, meta = m.np, &m.np.ObjectMeta
+		case "monitoring.coreos.com/v1 ServiceMonitor":
+			one(tm.Kind, m.sm != nil)
+			m.sm = &serviceMonitor{}
+			obj, meta = m.sm, &m.sm.ObjectMeta
+		default:
+			t.Fatalf("%s: unexpected object %s %s: add it to this test", dir, tm.APIVersion, tm.Kind)
+		}
+		if err := decodeStrict(doc, obj); err != nil {
+			t.Fatalf("%s: %s does not decode strictly into its API type: %v\n%s", dir, tm.Kind, err, doc)
+		}
+		if meta != nil {
+			m.namespaced = append(m.namespaced, *meta)
+		}
+	}
+	for what, missing := range map[string]bool{
+		"ServiceAccount": m.sa == nil, "Deployment": m.dep == nil, "HorizontalPodAutoscaler": m.hpa == nil,
+		"PodDisruptionBudget": m.pdb == nil, "NetworkPolicy": m.np == nil,
+	} {
+		if missing {
+			t.Fatalf("%s renders no %s", dir, what)
+		}
+	}
+	return m
+}
+
+// decodeStrict decodes one YAML document the way the API server does with
+// strict field validation: field names are case-sensitive, and unknown or
+// duplicate fields are errors. (encoding/json, under sigs.k8s.io/yaml's
+// UnmarshalStrict, would take "readOnlyRootFileSystem" for
+// readOnlyRootFilesystem.)
+func decodeStrict(doc string, obj any) error {
+	js, err := yaml.YAMLToJSONStrict([]byte(doc))
+	if err != nil {
+		return err
+	}
+	strict, err := kjson.UnmarshalStrict(js, obj, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
+}
+
+// applyDefaults are the settings deploy/vault/apply.sh uses unless told
+// otherwise: the manifests must agree with them.
+func applyDefaults(t *testing.T) map[string]string {
+	t.Helper()
+	src, err := os.ReadFile("vault/apply.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^([A-Z0-9_]+)=\$\{([A-Z0-9_]+):-([^}]*)\}$`).FindAllStringSubmatch(string(src), -1) {
+		if m[1] == m[2] {
+			d[m[1]] = m[3]
+		}
+	}
+	for _, k := range []string{"KV_MOUNT", "ROLE", "K8S_AUTH_MOUNT", "K8S_NAMESPACE", "K8S_SERVICE_ACCOUNT", "K8S_AUDIENCE"} {
+		if d[k] == "" {
+			t.Fatalf("vault/apply.sh: no default for %s", k)
+		}
+	}
+	return d
+}
+
+func (m *manifests) pod() *corev1.PodSpec { return &m.dep.Spec.Template.Spec }
+
+func (m *manifests) container(t *testing.T) *corev1.Container {
+	t.Helper()
+	cs := m.pod().Containers
+	for i := range cs {
+		if cs[i].Name == "signerd" {
+			return &cs[i]
+		}
+	}
+	t.Fatalf("no container named signerd in %v", cs)
+	return nil
+}
+
+func env(c *corev1.Container) map[string]string {
+	e := map[string]string{}
+	for _, v := range c.Env {
+		e[v.Name] = v.Value
+	}
+	return e
+}
+
+// containerPort resolves a port (number or name) to a port of c.
+func containerPort(t *testing.T, c *corev1.Container, p intstr.IntOrString) corev1.ContainerPort {
+	t.Helper()
+	for _, cp := range c.Ports {
+		if (p.Type == intstr.String && cp.Name == p.StrVal) || (p.Type == intstr.Int && cp.ContainerPort == p.IntVal) {
+			return cp
+		}
+	}
+	t.Errorf("port %s is none of the container's ports %v", p.String(), c.Ports)
+	return corev1.ContainerPort{}
+}
+
+func namedPort(t *testing.T, c *corev1.Container, name string) int32 {
+	t.Helper()
+	return containerPort(t, c, intstr.FromString(name)).ContainerPort
+}
+
+// mountOf returns the volume whose mount holds file.
+func (m *manifests) mountOf(t *testing.T, c *corev1.Container, file string) *corev1.Volume {
+	t.Helper()
+	for _, vm := range c.VolumeMounts {
+		if strings.HasPrefix(file, strings.TrimSuffix(vm.MountPath, "/")+"/") {
+			for i, v := range m.pod().Volumes {
+				if v.Name == vm.Name {
+					return &m.pod().Volumes[i]
+				}
+			}
+			t.Fatalf("mount %s names no volume", vm.Name)
+		}
+	}
+	t.Errorf("%s is on no mounted volume (mounts: %v)", file, c.VolumeMounts)
+	return nil
+}
+
+func selects(sel *metav1.LabelSelector, labels map[string]string) bool {
+	if sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0) {
+		return false // an empty selector selects everything: never what we mean
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return false
+	}
+	return s.Matches(labelSet(labels))
+}
+
+type labelSet map[string]string
+
+func (l labelSet) Has(k string) bool              { _, ok := l[k]; return ok }
+func (l labelSet) Get(k string) string            { return l[k] }
+func (l labelSet) Lookup(k string) (string, bool) { v, ok := l[k]; return v, ok }
+
+func portOf(t *testing.T, addr string) int32 {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Errorf("address %q: %v", addr, err)
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return int32(n)
+}
+
+func TestManifests(t *testing.T) {
+	defaults := applyDefaults(t)
+	flags := signerdFlags(t)
+
+	checks := []struct {
+		name string
+		fn   func(t *testing.T, o overlay, m *manifests, c *corev1.Container)
+	}{
+		{"namespace", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
+			ns := defaults["K8S_NAMESPACE"]
+			for _, o := range m.namespaced {
+				if o.Namespace != ns {
+					t.Errorf("%s is in namespace %q, want %q (the Vault role's namespace)", o.Name, o.Namespace, ns)
+				}
+			}
+			if len(m.namespaces) != 1 || m.namespaces[0].Name != ns {
+				t.Fatalf("want one Namespace %s, got %d", ns, len(m.namespaces))
+			}
+			if l := m.namespaces[0].Labels["pod-security.kubernetes.io/enforce"]; l != "restricted" {
+				t.Errorf("namespace enforces Pod Security %q, want restricted", l)
+			}
+		}},
+		{"pod security", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
+			p := m.pod()
+			sc := p.SecurityContext
+			if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+				t.Error("pod: runAsNonRoot is not true")
+			}
+			if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 65532 {
+				t.Error("pod: runAsUser is not 65532 (distroless nonroot)")
+			}
+			if sc == nil || sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+				t.Error("pod: seccompProfile is not RuntimeDefault")
+			}
+			if p.HostNetwork || p.HostPID || p.HostIPC {
+				t.Error("pod shares a host namespace")
+			}
+			for _, v := range p.Volumes {
+				if v.HostPath != nil {
+					t.Errorf("volume %s is a hostPath", v.Name)
+				}
+			}
+			if p.AutomountServiceAccountToken == nil || *p.AutomountServiceAccountToken {
+				t.Error("pod: automountServiceAccountToken is not false (signerd needs only the projected Vault token)")
+			}
+			if m.sa.AutomountServiceAccountToken == nil || *m.sa.AutomountServiceAccountToken {
+				t.Error("ServiceAccount: automountServiceAccountToken is not false")
+			}
+			if p.ServiceAccountName != m.sa.Name || m.sa.Name != defaults["K8S_SERVICE_ACCOUNT"] {
+				t.Errorf("pod runs as ServiceAccount %q, the manifest has %q, the Vault role binds %q",
+					p.ServiceAccountName, m.sa.Name, defaults["K8S_SERVICE_ACCOUNT"])
+			}
+		}},
+		{"container security", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
+			p := m.pod()
+			for _, c := range slices.Concat(p.InitContainers, p.Containers) {
+				sc := c.SecurityContext
+				if sc == nil {
+					t.Errorf("container %s: no securityContext", c.Name)
+					continue
+				}
+				if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+					t.Errorf("container %s: readOnlyRootFilesystem is not true", c.Name)
+				}
+				if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+					t.Errorf("container %s: allowPrivilegeEscalation is not false", c.Name)
+				}
+				if sc.Privileged != nil && *sc.Privileged {
+					t.Errorf("container %s is privileged", c.Name)
+				}
+				if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0 {
+					t.Errorf("container %s: capabilities are not drop [ALL] without adds: %+v", c.Name, sc.Capabilities)
+				}
+				if sc.RunAsNonRoot != nil && !*sc.RunAsNonRoot || sc.RunAsUser != nil && *sc.RunAsUser == 0 {
+					t.Errorf("container %s may run as root", c.Name)
+				}
+				if (sc.SeccompProfile == nil && p.SecurityContext.SeccompProfile == nil) ||
+					(sc.SeccompProfile != nil && sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault) {
+					t.Errorf("container %s: seccompProfile is not RuntimeDefault", c.Name)
+				}
+			}
+		}},
+		{"resources", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
+			p := m.pod()
+			for _, c := range slices.Concat(p.InitContainers, p.Containers) {
+				for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+					lim, hasLim := c.Resources.Limits[r]
+					req, hasReq := c.Resources.Requests[r]
+					if !hasLim || !hasReq {
+						t.Errorf("container %s: %s request and limit must both be set (%v)", c.Name, r, c.Resources)
+						continue
+					}
+					if req.Cmp(lim) > 0 || req.IsZero() {
+						t.Errorf("container %s: %s request %s not in (0, limit %s]", c.Name, r, req.String(), lim.String())
+					}
+				}
+				if mem := c.Resources.Limits[corev1.ResourceMemory]; mem.Cmp(resource.MustParse("64Mi")) < 0 {
+					t.Errorf("container %s: memory limit %s leaves no room for the secret cache", c.Name, mem.String())
+				}
+			}
+		}},
+		{"image", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			if c.Image != o.image {
+				t.Errorf("image %q, want %q (set with kustomize images:)", c.Image, o.image)
+			}
+			if strings.HasSuffix(c.Image, ":latest") || !strings.ContainsAny(path.Base(c.Image), ":@") {
+				t.Errorf("image %q is not pinned to a tag or digest", c.Image)
+			}
+		}},
+		{"ports match signerd's listeners", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			e := env(c)
+			for name, variable := range map[string]string{"grpc": "SIGNERD_GRPC_ADDR", "http": "SIGNERD_HTTP_ADDR", "metrics": "SIGNERD_METRICS_ADDR"} {
+				if got, want := namedPort(t, c, name), portOf(t, e[variable]); got != want || got == 0 {
+					t.Errorf("containerPort %s = %d, but %s=%q", name, got, variable, e[variable])
+				}
+			}
+		}},
+		{"environment names real flags", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			for _, v := range c.Env {
+				name, ok := strings.CutPrefix(v.Name, "SIGNERD_")
+				if !ok {
+					continue
+				}
+				flag := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+				switch {
+				case flags[flag]:
+				case upcomingFlags[flag]:
+					t.Logf("%s: signerd has no -%s yet (listed as upcoming)", v.Name, flag)
+				default:
+					t.Errorf("%s: signerd has no flag -%s (signerd -h)", v.Name, flag)
+				}
+			}
+		}},
+		{"probes", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			for _, p := range []struct {
+				name  string
+				probe *corev1.Probe
+				path  string
+			}{
+				{"startupProbe", c.StartupProbe, "/healthz"},
+				{"livenessProbe", c.LivenessProbe, "/healthz"}, // never /readyz: a Vault outage must not restart pods
+				{"readinessProbe", c.ReadinessProbe, "/readyz"},
+			} {
+				if p.probe == nil || p.probe.HTTPGet == nil {
+					t.Errorf("%s: missing or not httpGet", p.name)
+					continue
+				}
+				g := p.probe.HTTPGet
+				if g.Path != p.path {
+					t.Errorf("%s path %q, want %q", p.name, g.Path, p.path)
+				}
+				if port := containerPort(t, c, g.Port).ContainerPort; port != portOf(t, env(c)["SIGNERD_HTTP_ADDR"]) {
+					t.Errorf("%s port %s is not the REST port", p.name, g.Port.String())
+				}
+			}
+			if s := c.StartupProbe; s != nil && s.FailureThreshold*s.PeriodSeconds < 30 {
+				t.Errorf("startupProbe allows only %ds for start-up (Vault login included)", s.FailureThreshold*s.PeriodSeconds)
+			}
+		}},
+		{"graceful shutdown", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			raw, ok := env(c)["SIGNERD_SHUTDOWN_TIMEOUT"]
+			if !ok {
+				t.Fatal("SIGNERD_SHUTDOWN_TIMEOUT is not set: set it, so the grace period can be checked against it")
+			}
+			drain, err := time.ParseDuration(raw)
+			if err != nil {
+				t.Fatalf("SIGNERD_SHUTDOWN_TIMEOUT=%q: %v", raw, err)
+			}
+			if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds < 1 {
+				t.Fatal("no preStop sleep: endpoints would still send traffic to a draining pod")
+			}
+			sleep := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+			grace := m.pod().TerminationGracePeriodSeconds
+			if grace == nil || time.Duration(*grace)*time.Second <= sleep+drain {
+				t.Errorf("terminationGracePeriodSeconds must exceed preStop sleep %s + shutdown timeout %s", sleep, drain)
+			}
+		}},
+		{"vault kubernetes auth", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			e := env(c)
+			for variable, want := range map[string]string{
+				"SIGNERD_VAULT_AUTH":      "kubernetes",
+				"SIGNERD_VAULT_K8S_ROLE":  defaults["ROLE"],
+				"SIGNERD_VAULT_K8S_MOUNT": defaults["K8S_AUTH_MOUNT"],
+				"SIGNERD_VAULT_KV_MOUNT":  defaults["KV_MOUNT"],
+			} {
+				if e[variable] != want {
+					t.Errorf("%s=%q, want %q (deploy/vault/apply.sh)", variable, e[variable], want)
+				}
+			}
+			if !strings.HasPrefix(e["SIGNERD_VAULT_ADDR"], "https://") {
+				t.Errorf("SIGNERD_VAULT_ADDR=%q: not TLS", e["SIGNERD_VAULT_ADDR"])
+			}
+			file := e["SIGNERD_VAULT_K8S_TOKEN_FILE"]
+			v := m.mountOf(t, c, file)
+			if v == nil || v.Projected == nil || len(v.Projected.Sources) != 1 || v.Projected.Sources[0].ServiceAccountToken == nil {
+				t.Fatalf("SIGNERD_VAULT_K8S_TOKEN_FILE=%q is not on a projected service-account token volume", file)
+			}
+			tok := v.Projected.Sources[0].ServiceAccountToken
+			if tok.Audience != defaults["K8S_AUDIENCE"] || tok.Path != path.Base(file) {
+				t.Errorf("projected token: audience %q path %q, want audience %q (the Vault role's) path %q",
+					tok.Audience, tok.Path, defaults["K8S_AUDIENCE"], path.Base(file))
+			}
+			if tok.ExpirationSeconds == nil || *tok.ExpirationSeconds < 600 || *tok.ExpirationSeconds > 86400 {
+				t.Errorf("projected token lifetime %v: want 600–86400 s", tok.ExpirationSeconds)
+			}
+		}},
+		{"tls from secrets", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			e := env(c)
+			for _, variable := range []string{"SIGNERD_TLS_CERT_FILE", "SIGNERD_TLS_KEY_FILE", "SIGNERD_CLIENT_CA_FILE"} {
+				v := m.mountOf(t, c, e[variable])
+				if v == nil || v.Secret == nil || v.Secret.Optional != nil && *v.Secret.Optional {
+					t.Errorf("%s=%q is not on a required Secret volume", variable, e[variable])
+				}
+			}
+			if v := m.mountOf(t, c, e["VAULT_CACERT"]); v == nil || (v.Secret == nil && v.ConfigMap == nil) {
+				t.Errorf("VAULT_CACERT=%q is not on a Secret or ConfigMap volume", e["VAULT_CACERT"])
+			}
+			for _, vm := range c.VolumeMounts {
+				if vm.MountPath != "/tmp" && !vm.ReadOnly {
+					t.Errorf("mount %s at %s is writable", vm.Name, vm.MountPath)
+				}
+			}
+		}},
+		{"config map", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			e := env(c)
+			var cm *corev1.ConfigMap
+			for variable, key := range map[string]string{"SIGNERD_PRODUCTS": "products.yaml", "SIGNERD_POLICY_FILE": "policy.yaml"} {
+				v := m.mountOf(t, c, e[variable])
+				if v == nil || v.ConfigMap == nil {
+					t.Fatalf("%s=%q is not on a ConfigMap volume", variable, e[variable])
+				}
+				cm = m.configMaps[v.ConfigMap.Name]
+				if cm == nil {
+					t.Fatalf("volume %s names ConfigMap %q, which is not rendered", v.Name, v.ConfigMap.Name)
+				}
+				if path.Base(e[variable]) != key || cm.Data[key] == "" {
+					t.Errorf("%s=%q: ConfigMap %s has no key %s", variable, e[variable], cm.Name, key)
+				}
+			}
+			if _, err := service.ParseProducts([]byte(cm.Data["products.yaml"])); err != nil {
+				t.Errorf("products.yaml: %v", err)
+			}
+			var policy map[string]any
+			if err := yaml.Unmarshal([]byte(cm.Data["policy.yaml"]), &policy); err != nil || policy["backends"] == nil {
+				t.Errorf("policy.yaml: no backends (%v)", err)
+			}
+		}},
+		{"services", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			want := map[string]struct {
+				port        int32
+				appProtocol string
+			}{
+				"signerd-grpc":    {9090, "grpc"},
+				"signerd-http":    {8080, "https"},
+				"signerd-metrics": {9100, "http"},
+			}
+			if len(m.services) != len(want) {
+				t.Errorf("services %v, want %v", slices.Sorted(mapKeys(m.services)), slices.Sorted(mapKeys(want)))
+			}
+			for name, w := range want {
+				s := m.services[name]
+				if s == nil {
+					t.Errorf("no Service %s", name)
+					continue
+				}
+				if !selects(&metav1.LabelSelector{MatchLabels: s.Spec.Selector}, m.dep.Spec.Template.Labels) {
+					t.Errorf("Service %s selector %v does not select signerd's pods", name, s.Spec.Selector)
+				}
+				if len(s.Spec.Ports) != 1 {
+					t.Fatalf("Service %s: want one port, got %v", name, s.Spec.Ports)
+				}
+				p := s.Spec.Ports[0]
+				if p.Port != w.port || p.AppProtocol == nil || *p.AppProtocol != w.appProtocol {
+					t.Errorf("Service %s: port %d appProtocol %v, want %d %s", name, p.Port, p.AppProtocol, w.port, w.appProtocol)
+				}
+				if cp := containerPort(t, c, p.TargetPort); cp.ContainerPort != w.port {
+					t.Errorf("Service %s targets container port %d, want %d", name, cp.ContainerPort, w.port)
+				}
+				if s.Spec.Type != "" && s.Spec.Type != corev1.ServiceTypeClusterIP {
+					t.Errorf("Service %s is %s: expose it through your ingress, not from the base", name, s.Spec.Type)
+				}
+			}
+		}},
+		{"prometheus scraping", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			a := m.dep.Spec.Template.Annotations
+			if a["prometheus.io/scrape"] != "true" || a["prometheus.io/path"] != "/metrics" ||
+				a["prometheus.io/port"] != strconv.Itoa(int(namedPort(t, c, "metrics"))) {
+				t.Errorf("pod scrape annotations %v do not point at the metrics port's /metrics", a)
+			}
+			if !o.serviceMonitor {
+				if m.sm != nil {
+					t.Error("ServiceMonitor rendered: it belongs in the optional component only")
+				}
+				return
+			}
+			if m.sm == nil {
+				t.Fatal("no ServiceMonitor")
+			}
+			var selected []*corev1.Service
+			for _, s := range m.services {
+				if selects(&m.sm.Spec.Selector, s.Labels) {
+					selected = append(selected, s)
+				}
+			}
+			if len(selected) != 1 || selected[0].Name != "signerd-metrics" {
+				t.Fatalf("ServiceMonitor selects %d Services, want only signerd-metrics", len(selected))
+			}
+			if len(m.sm.Spec.Endpoints) == 0 {
+				t.Fatal("ServiceMonitor has no endpoints")
+			}
+			for _, ep := range m.sm.Spec.Endpoints {
+				if ep.Port != selected[0].Spec.Ports[0].Name || ep.Path != "/metrics" {
+					t.Errorf("ServiceMonitor endpoint port %q path %q, want %q /metrics", ep.Port, ep.Path, selected[0].Spec.Ports[0].Name)
+				}
+			}
+		}},
+		{"replicas and autoscaling", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
+			r := m.dep.Spec.Replicas
+			if r == nil || *r != o.replicas {
+				t.Errorf("replicas %v, want %d", r, o.replicas)
+			}
+			h := m.hpa.Spec
+			if h.ScaleTargetRef.Kind != "Deployment" || h.ScaleTargetRef.Name != m.dep.Name {
+				t.Errorf("HPA scales %s %s, not the Deployment", h.ScaleTargetRef.Kind, h.ScaleTargetRef.Name)
+			}
+			if h.MinReplicas == nil || *h.MinReplicas != o.hpaMin || h.MaxReplicas <= *h.MinReplicas {
+				t.Errorf("HPA replicas %v–%d, want min %d < max", h.MinReplicas, h.MaxReplicas, o.hpaMin)
+			}
+			if r != nil && h.MinReplicas != nil && (*r < *h.MinReplicas || *r > h.MaxReplicas) {
+				t.Errorf("replicas %d outside the HPA's %d–%d", *r, *h.MinReplicas, h.MaxReplicas)
+			}
+			cpu := false
+			for _, mt := range h.Metrics {
+				cpu = cpu || mt.Type == autoscalingv2.ResourceMetricSourceType && mt.Resource != nil &&
+					mt.Resource.Name == corev1.ResourceCPU && mt.Resource.Target.AverageUtilization != nil
+			}
+			if !cpu {
+				t.Error("HPA does not scale on CPU utilization")
+			}
+			if o.production && (r == nil || *r < 2 || h.MinReplicas == nil || *h.MinReplicas < 2) {
+				t.Error("production runs fewer than 2 replicas")
+			}
+		}},
+		{"disruption budget", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
+			p := m.pdb.Spec
+			if !selects(p.Selector, m.dep.Spec.Template.Labels) {
+				t.Error("PodDisruptionBudget does not select signerd's pods")
+			}
+			switch {
+			case p.MaxUnavailable != nil && p.MinAvailable == nil:
+				if p.MaxUnavailable.Type != intstr.Int || p.MaxUnavailable.IntVal < 1 {
+					t.Errorf("maxUnavailable %s would block every drain", p.MaxUnavailable.String())
+				}
+			case p.MinAvailable != nil && p.MaxUnavailable == nil:
+				if p.MinAvailable.Type != intstr.Int || p.MinAvailable.IntVal >= *m.dep.Spec.Replicas {
+					t.Errorf("minAvailable %s would block every drain at %d replicas", p.MinAvailable.String(), *m.dep.Spec.Replicas)
+				}
+			default:
+				t.Error("PodDisruptionBudget needs exactly one of minAvailable and maxUnavailable")
+			}
+		}},
+		{"spread", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
+			p := m.pod()
+			keys := map[string]bool{}
+			for _, c := range p.TopologySpreadConstraints {
+				if selects(c.LabelSelector, m.dep.Spec.Template.Labels) {
+					keys[c.TopologyKey] = true
+				}
+			}
+			if a := p.Affinity; a != nil && a.PodAntiAffinity != nil {
+				for _, w := range a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
+					if selects(w.PodAffinityTerm.LabelSelector, m.dep.Spec.Template.Labels) {
+						keys[w.PodAffinityTerm.TopologyKey] = true
+					}
+				}
+			}
+			if want := o.spread; want && (!keys["kubernetes.io/hostname"] || !keys["topology.kubernetes.io/zone"]) {
+				t.Errorf("pods are spread over %v, want nodes and zones", keys)
+			}
+		}},
+		{"network policy", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			checkNetworkPolicy(t, m, c)
+		}},
+	}
+
+	for _, o := range overlays {
+		t.Run(o.name, func(t *testing.T) {
+			m := render(t, o.dir)
+			c := m.container(t)
+			for _, ch := range checks {
+				t.Run(ch.name, func(t *testing.T) {
+					ch.fn(t, o, m, c)
+				})
+			}
+		})
+	}
+}
+
+func mapKeys[M ~map[string]V, V any](m M) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// checkNetworkPolicy: default deny both ways for signerd's pods; ingress on
+// the Services' ports only; egress to Vault (8200), DNS (53 UDP+TCP) and
+// public addresses on 443 only.
+func checkNetworkPolicy(t *testing.T, m *manifests, c *corev1.Container) {
+	np := m.np.Spec
+	pods := m.dep.Spec.Template.Labels
+	if !selects(&np.PodSelector, pods) {
+		t.Fatal("NetworkPolicy does not select signerd's pods")
+	}
+	if !slices.Contains(np.PolicyTypes, networkingv1.PolicyTypeIngress) || !slices.Contains(np.PolicyTypes, networkingv1.PolicyTypeEgress) {
+		t.Errorf("policyTypes %v: want Ingress and Egress", np.PolicyTypes)
+	}
+
+	servicePorts := map[int32]bool{}
+	for _, s := range m.services {
+		for _, p := range s.Spec.Ports {
+			servicePorts[containerPort(t, c, p.TargetPort).ContainerPort] = true
+		}
+	}
+	ingress := map[int32]bool{}
+	for i, r := range np.Ingress {
+		if len(r.Ports) == 0 {
+			t.Errorf("ingress[%d] allows every port", i)
+		}
+		for _, p := range r.Ports {
+			if p.Port == nil || p.EndPort != nil {
+				t.Errorf("ingress[%d]: port range or all ports", i)
+				continue
+			}
+			n := containerPort(t, c, *p.Port).ContainerPort
+			if !servicePorts[n] {
+				t.Errorf("ingress[%d] allows port %d, which no Service exposes", i, n)
+			}
+			ingress[n] = true
+		}
+	}
+	for p := range servicePorts {
+		if !ingress[p] {
+			t.Errorf("Service port %d is not allowed in", p)
+		}
+	}
+
+	egress := map[string]bool{}
+	for i, r := range np.Egress {
+		if len(r.Ports) == 0 || len(r.To) == 0 {
+			t.Errorf("egress[%d] allows every port or every peer", i)
+			continue
+		}
+		var ports []string
+		for _, p := range r.Ports {
+			if p.Port == nil || p.Port.Type != intstr.Int || p.Protocol == nil || p.EndPort != nil {
+				t.Errorf("egress[%d]: want numbered single ports with protocols", i)
+				continue
+			}
+			ports = append(ports, fmt.Sprintf("%d/%s", p.Port.IntVal, *p.Protocol))
+		}
+		slices.Sort(ports)
+		key := strings.Join(ports, ",")
+		egress[key] = true
+		switch key {
+		case "8200/TCP": // Vault, found by namespace and pod labels
+			for _, peer := range r.To {
+				if peer.IPBlock != nil || peer.NamespaceSelector == nil || peer.PodSelector == nil ||
+					selects(peer.PodSelector, pods) || peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "vault" {
+					t.Errorf("egress[%d] (Vault): peer %+v is not Vault's pods in namespace vault", i, peer)
+				}
+			}
+		case "53/TCP,53/UDP": // cluster DNS
+			for _, peer := range r.To {
+				if peer.IPBlock != nil || peer.PodSelector == nil || peer.PodSelector.MatchLabels["k8s-app"] != "kube-dns" ||
+					peer.NamespaceSelector == nil || peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "kube-system" {
+					t.Errorf("egress[%d] (DNS): peer %+v is not kube-dns", i, peer)
+				}
+			}
+		case "443/TCP": // the platform's auth endpoint: public addresses only
+			for _, peer := range r.To {
+				if peer.IPBlock == nil || peer.PodSelector != nil || peer.NamespaceSelector != nil {
+					t.Errorf("egress[%d] (443): peer %+v is not an ipBlock", i, peer)
+					continue
+				}
+				checkPublicOnly(t, peer.IPBlock)
+			}
+		default:
+			t.Errorf("egress[%d] allows %s: only Vault, DNS and the platform's HTTPS endpoint", i, key)
+		}
+	}
+	for _, want := range []string{"8200/TCP", "53/TCP,53/UDP", "443/TCP"} {
+		if !egress[want] {
+			t.Errorf("no egress rule for %s", want)
+		}
+	}
+}
+
+// checkPublicOnly asserts that an ipBlock cannot reach private, shared
+// (CGNAT) or link-local (cloud metadata) addresses.
+func checkPublicOnly(t *testing.T, b *networkingv1.IPBlock) {
+	t.Helper()
+	cidr, err := netip.ParsePrefix(b.CIDR)
+	if err != nil {
+		t.Fatalf("ipBlock %s: %v", b.CIDR, err)
+	}
+	var except []netip.Prefix
+	for _, e := range b.Except {
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			t.Fatalf("ipBlock except %s: %v", e, err)
+		}
+		except = append(except, p)
+	}
+	probes := []string{"10.1.2.3", "172.20.0.1", "192.168.1.1", "169.254.169.254", "100.100.100.200", "fd00::1", "fe80::1"}
+	for _, s := range probes {
+		a := netip.MustParseAddr(s)
+		if cidr.Contains(a) && !slices.ContainsFunc(except, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			t.Errorf("egress 443 to ipBlock %s reaches %s", b.CIDR, s)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

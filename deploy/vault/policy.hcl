@@ -1,0 +1,10 @@
+# signerd's Vault policy: read one device secret at a time, nothing else.
+#
+# Device secrets live in the KV v2 mount "iot" at devices/{productKey}/{deviceName}
+# (signerd's -vault-kv-mount and -vault-kv-path). KV v2 serves a secret's current
+# version at <mount>/data/<path>: "read" there is all signerd needs. No "list"
+# (signerd never enumerates devices), no metadata, no writes, no other mount.
+# apply.sh rewrites the leading "iot/" when KV_MOUNT names another mount.
+path "iot/data/devices/*" {
+  capabilities = ["read"]
+}
