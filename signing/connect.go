@@ -1,6 +1,10 @@
 package signing
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // ConnectRequest identifies a device login to sign.
 type ConnectRequest struct {
@@ -117,4 +121,24 @@ func mqttClientID(req ConnectRequest) string {
 	}
 	b.WriteByte('|')
 	return b.String()
+}
+
+// SignConnectWith is SignConnect for a key signerd does not hold: mac
+// computes the lower-case hex HMAC of the sign content elsewhere (Vault
+// Transit). Only req.Method's HMAC may be used; the result is checked to be
+// lower-case hex of that method's length, so a wrong answer never reaches a
+// device.
+func SignConnectWith(req ConnectRequest, mac func(content string) (string, error)) (ConnectParams, error) {
+	if err := req.Validate(); err != nil {
+		return ConnectParams{}, err
+	}
+	password, err := mac(ConnectSignContent(req))
+	if err != nil {
+		return ConnectParams{}, fmt.Errorf("signing: external HMAC: %w", err)
+	}
+	_, size := req.Method.newHash()
+	if len(password) != 2*size || strings.Trim(password, "0123456789abcdef") != "" {
+		return ConnectParams{}, errors.New("signing: external HMAC is not lower-case hex of the method's size")
+	}
+	return assembleConnect(req, password), nil
 }

@@ -1,0 +1,54 @@
+package secrets_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/signerd/signerd/internal/vectors"
+	"github.com/signerd/signerd/secrets"
+)
+
+// TestTransitVectors imports the hmacsha256 vectors' secrets into the real
+// Vault's Transit engine (BYOK) and checks that Vault's HMAC of each sign
+// content is the platform's password, byte for byte.
+func TestTransitVectors(t *testing.T) {
+	ctx := context.Background()
+	v := rootVault(t, shared, nil)
+	tr, err := secrets.NewTransit(v.Client(), secrets.TransitConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range vectors.MustLoad() {
+		if c.Input.SignMethod != "hmacsha256" {
+			continue
+		}
+		n++
+		id := secrets.DeviceID{ProductKey: c.Input.ProductKey, DeviceName: c.Input.DeviceName}
+		if err := tr.Import(ctx, id, []byte(c.Input.DeviceSecret)); err != nil {
+			t.Fatalf("Import(%s): %v", id, err)
+		}
+		got, err := tr.HMACHex(ctx, id, c.Expect.SignContent)
+		if err != nil {
+			t.Fatalf("HMACHex(%s): %v", id, err)
+		}
+		if got != c.Expect.Password {
+			t.Errorf("%s: Transit HMAC = %s, want %s", id, got, c.Expect.Password)
+		}
+		// A second import must not replace the key.
+		if err := tr.Import(ctx, id, []byte("ffffffffffffffffffffffffffffffff")); !errors.Is(err, secrets.ErrExists) {
+			t.Errorf("re-import of %s = %v, want ErrExists", id, err)
+		}
+		if again, _ := tr.HMACHex(ctx, id, c.Expect.SignContent); again != c.Expect.Password {
+			t.Errorf("%s: key changed by a refused re-import", id)
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d hmacsha256 vectors", n)
+	}
+	_, err = tr.HMACHex(ctx, secrets.DeviceID{ProductKey: "a1Nobody", DeviceName: "nobody-01"}, "x")
+	if !errors.Is(err, secrets.ErrNotFound) {
+		t.Errorf("HMAC with a missing key = %v, want ErrNotFound", err)
+	}
+}
