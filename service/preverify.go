@@ -146,19 +146,32 @@ func (s *Server) PreVerify(ctx context.Context, req *signerv1.PreVerifyRequest) 
 }
 
 func (s *Server) fetchToken(ctx context.Context, key tokenKey, method signing.Method) (token, error) {
-	secret, err := s.store.Lookup(ctx, secrets.DeviceID{ProductKey: key.productKey, DeviceName: key.deviceName})
-	if err != nil {
-		return token{}, err
-	}
+	id := secrets.DeviceID{ProductKey: key.productKey, DeviceName: key.deviceName}
 	now := s.now()
-	form, err := signing.SignPreVerify(secret.Bytes(), signing.PreVerifyRequest{
+	preq := signing.PreVerifyRequest{
 		ProductKey: key.productKey, DeviceName: key.deviceName, ClientID: key.clientID,
 		Timestamp: strconv.FormatInt(now.UnixMilli(), 10), Method: method,
-	})
+	}
+	product := s.products.Lookup(key.productKey)
+	var form url.Values
+	var err error
+	if product.Transit {
+		if err := s.transitUsable(key.productKey, method); err != nil {
+			return token{}, err
+		}
+		var sign string
+		if sign, err = s.transit.HMACHex(ctx, id, signing.PreVerifySignContent(preq)); err == nil {
+			form, err = signing.PreVerifyForm(preq, sign)
+		}
+	} else {
+		var secret secrets.Secret
+		if secret, err = s.store.Lookup(ctx, id); err == nil {
+			form, err = signing.SignPreVerify(secret.Bytes(), preq)
+		}
+	}
 	if err != nil {
 		return token{}, err
 	}
-	product := s.products.Lookup(key.productKey)
 	region := product.Region
 	if region == "" {
 		region = signing.DefaultRegion

@@ -20,6 +20,10 @@ type Product struct {
 	InstanceID string `json:"instanceId,omitempty"`
 	// Host, when set, is used as is and wins over both.
 	Host string `json:"host,omitempty"`
+	// Transit keeps this product's device secrets in Vault Transit: Vault
+	// computes every HMAC and signerd never holds a secret. Only
+	// hmacsha256 can be served (Transit has no SHA-1 or MD5 HMAC).
+	Transit bool `json:"transit,omitempty"`
 	// AuthBaseURL overrides the platform's auth endpoint for PreVerify
 	// (https://iot-auth.{region}.aliyuncs.com): private deployments, tests.
 	AuthBaseURL string `json:"authBaseUrl,omitempty"`
@@ -64,6 +68,7 @@ func (p *Products) Lookup(productKey string) Product {
 	if o.AuthBaseURL == "" {
 		o.AuthBaseURL = d.AuthBaseURL
 	}
+	o.Transit = o.Transit || d.Transit
 	if o.TCPPort == 0 {
 		o.TCPPort = d.TCPPort
 	}
@@ -164,4 +169,17 @@ func (p *Products) AuthBaseURLs() (byRegion, byProduct map[string]string) {
 		}
 	}
 	return byRegion, byProduct
+}
+
+// AnyTransit reports whether some product uses Transit mode.
+func (p *Products) AnyTransit() bool {
+	if p.Defaults.Transit {
+		return true
+	}
+	for _, pr := range p.Products {
+		if pr.Transit {
+			return true
+		}
+	}
+	return false
 }

@@ -56,6 +56,7 @@ type vaultFlags struct {
 	approleMount                       string
 	k8sRole, k8sTokenFile, k8sMount    string
 	kvMount, kvPath, kvField           string
+	transitMount                       string
 	timeout                            time.Duration
 }
 
@@ -97,6 +98,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&v.kvMount, "vault-kv-mount", "iot", "KV v2 mount holding device secrets")
 	fs.StringVar(&v.kvPath, "vault-kv-path", "devices/{productKey}/{deviceName}", "path of a device's secret in the mount")
 	fs.StringVar(&v.kvField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
+	fs.StringVar(&v.transitMount, "vault-transit-mount", "transit", "Transit mount for products in Transit mode (products file: transit: true)")
 	fs.DurationVar(&v.timeout, "vault-timeout", 1500*time.Millisecond, "bound on one Vault request")
 
 	fs.StringVar(&c.platformCAFile, "platform-ca-file", "", "CA bundle (PEM) for the platform's auth endpoint instead of the system roots (private deployments, tests)")

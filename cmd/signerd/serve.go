@@ -40,12 +40,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	m := metrics.New()
 	var store secrets.Store
 	var ready func(context.Context) error
+	var svcOpts []service.Option
 	if cfg.dev {
-		m, err := devStore(cfg.devSecrets, log)
+		if products.AnyTransit() {
+			return errors.New("-products: Transit mode needs Vault; -dev has no Vault (remove transit: true)")
+		}
+		dm, err := devStore(cfg.devSecrets, log)
 		if err != nil {
 			return err
 		}
-		store = m
+		store = dm
 	} else {
 		v, c, err := vaultStore(ctx, cfg, log, m)
 		if err != nil {
@@ -53,6 +57,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 		defer v.Close()
 		store, ready = c, v.Ready
+		if products.AnyTransit() {
+			tr, err := secrets.NewTransit(v.Client(), secrets.TransitConfig{
+				Mount: cfg.vault.transitMount, Timeout: cfg.vault.timeout,
+			})
+			if err != nil {
+				return fmt.Errorf("-vault-transit-mount: %w", err)
+			}
+			svcOpts = append(svcOpts, service.WithTransit(tr))
+			log.Info("Transit mode enabled for some products: Vault computes their HMACs", "mount", cfg.vault.transitMount)
+		}
 	}
 
 	pv, err := platformClient(cfg, products, log)
@@ -73,12 +87,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer closer.Close()
-	scfg.Service = service.New(store, service.WithProducts(products), service.WithLogger(log),
+	svcOpts = append(svcOpts, service.WithProducts(products), service.WithLogger(log),
 		service.WithAuthorizer(server.ItemAuthorizer(scfg.Policy)),
 		service.WithPreVerify(m.InstrumentPreVerifier(pv), service.TokenConfig{
 			RefreshMargin:        cfg.tokenRefreshMargin,
 			ForceRefreshInterval: cfg.forceRefreshInterval,
 		}))
+	scfg.Service = service.New(store, svcOpts...)
 	srv, err := server.New(scfg)
 	if err != nil {
 		return err
