@@ -22,6 +22,7 @@ type config struct {
 	logLevel        string
 	shutdownTimeout time.Duration
 	version         bool
+	readyNeedsVault bool
 
 	vault vaultFlags
 	cache cacheFlags
@@ -83,6 +84,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
+	fs.BoolVar(&c.readyNeedsVault, "ready-requires-vault", true, "/readyz and gRPC health fail while Vault is unreachable; false keeps replicas in service during a Vault outage so cached devices are still served")
 
 	v := &c.vault
 	fs.StringVar(&v.addr, "vault-addr", "", "Vault address (default: VAULT_ADDR); VAULT_CACERT, VAULT_CLIENT_CERT etc. apply as usual")

@@ -56,7 +56,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			return err
 		}
 		defer v.Close()
-		store, ready = c, v.Ready
+		store = c
+		if cfg.readyNeedsVault {
+			ready = v.Ready
+		}
 		if products.AnyTransit() {
 			tr, err := secrets.NewTransit(v.Client(), secrets.TransitConfig{
 				Mount: cfg.vault.transitMount, Timeout: cfg.vault.timeout,
