@@ -343,7 +343,9 @@ func (c *Client) PreVerify(ctx context.Context, region string, form url.Values) 
 				if last != nil {
 					return Result{}, last
 				}
-				c.log.LogAttrs(ctx, slog.LevelWarn, "platform pre-verify refused: circuit breaker open",
+				// Debug: an open breaker refuses every call; its opening
+				// was logged once, at Warn.
+				c.log.LogAttrs(ctx, slog.LevelDebug, "platform pre-verify refused: circuit breaker open",
 					slog.String("base_url", base))
 				return Result{}, &Error{Kind: ErrUnavailable, extra: []error{ErrCircuitOpen},
 					detail: "the circuit breaker of " + base + " is open"}
@@ -366,7 +368,7 @@ func (c *Client) PreVerify(ctx context.Context, region string, form url.Values) 
 		}
 		delay := c.backoff(attempt)
 		if out.err.RetryAfter > 0 {
-			if false {
+			if out.err.RetryAfter > c.retryAfterMax {
 				return Result{}, last
 			}
 			delay = max(delay, out.err.RetryAfter)

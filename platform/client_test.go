@@ -245,16 +245,20 @@ func TestPreVerifyErrors(t *testing.T) {
 		{name: "non-JSON", fault: fault(platformtest.FaultNonJSON), wantKind: platform.ErrUpstream, wantHTTP: 200, wantCalls: 1},
 		{name: "truncated JSON", fault: fault(platformtest.FaultTruncatedJSON), wantKind: platform.ErrUpstream, wantHTTP: 200, wantCalls: 1},
 		{name: "oversized", fault: fault(platformtest.FaultOversized), wantKind: platform.ErrUpstream, wantHTTP: 200, wantCalls: 1},
+		{name: "endless body", fault: platformtest.Fault{Kind: platformtest.FaultOversized, Size: 1 << 30},
+			wantKind: platform.ErrUpstream, wantHTTP: 200, wantCalls: 1},
 		{name: "just over the cap", fault: platformtest.Fault{Kind: platformtest.FaultOversized, Size: platform.DefaultMaxBodyBytes + 1},
 			wantKind: platform.ErrUpstream, wantHTTP: 200, wantCalls: 1},
 		{name: "missing fields", fault: fault(platformtest.FaultMissingFields), wantKind: platform.ErrUpstream, wantCode: 200, wantHTTP: 200, wantCalls: 1},
-		{name: "429 asking for more than the cap", fault: platformtest.Fault{Kind: platformtest.FaultTooManyRequests, RetryAfter: "100"},
+		{name: "429 asking for more than the cap", fault: platformtest.Fault{Kind: platformtest.FaultTooManyRequests, RetryAfter: "2"},
 			wantKind: platform.ErrUpstream, wantHTTP: 429, wantCalls: 1,
 			check: func(t *testing.T, e *platform.Error) {
-				if e.RetryAfter != 100*time.Second {
-					t.Errorf("RetryAfter = %v, want 100s", e.RetryAfter)
+				if e.RetryAfter != 2*time.Second {
+					t.Errorf("RetryAfter = %v, want 2s", e.RetryAfter)
 				}
 			}},
+		{name: "503 asking for more than the cap", fault: platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 503, RetryAfter: "2"},
+			wantKind: platform.ErrUpstream, wantHTTP: 503, wantCalls: 1},
 		// Transient faults: retried (Retries 2, so 3 calls).
 		{name: "HTTP 500", fault: platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 500}, wantKind: platform.ErrUpstream, wantHTTP: 500, wantCalls: 3},
 		{name: "HTTP 502", fault: platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 502}, wantKind: platform.ErrUpstream, wantHTTP: 502, wantCalls: 3},
@@ -277,6 +281,7 @@ func TestPreVerifyErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := fastConfig()
 			cfg.AttemptTimeout = tc.attempt
+			cfg.RetryAfterMax = time.Second
 			e := newEnv(t, cfg)
 			form := valid(t)
 			if tc.form != nil {
@@ -317,6 +322,14 @@ func TestPreVerifyErrors(t *testing.T) {
 			}
 			if tc.check != nil {
 				tc.check(t, pe)
+			}
+			// The client stops reading at the cap: the emulator could not
+			// push much more than that into the connection's buffers.
+			waitFor(t, func() bool { return len(e.srv.Requests()) == tc.wantCalls })
+			for _, r := range e.srv.Requests() {
+				if r.Sent > 16<<20 {
+					t.Errorf("the emulator wrote %d bytes of an oversized answer: the client read past the cap", r.Sent)
+				}
 			}
 			secrets := append([]string{form.Get("sign"), secret}, issuedTokens(e.srv)...)
 			noSecrets(t, "error", err.Error(), secrets...)
@@ -532,8 +545,8 @@ func TestTLSVerification(t *testing.T) {
 	}
 }
 
-// TestNoRedirect checks that a redirect is not followed: it would post
-// the sign somewhere else.
+// TestNoRedirect checks that a redirect is not followed, by the default
+// client or a given one: it would post the sign somewhere else.
 func TestNoRedirect(t *testing.T) {
 	srv := platformtest.New(t)
 	srv.AddDevice(pk, dn, secret)
@@ -541,27 +554,36 @@ func TestNoRedirect(t *testing.T) {
 		http.Redirect(w, r, srv.URL()+platformtest.Path, http.StatusTemporaryRedirect)
 	}))
 	defer redirector.Close()
-	cfg := fastConfig()
-	// httptest servers share one certificate, so the emulator's pool
-	// trusts the redirector too.
-	cfg.RootCAs = srv.CertPool()
-	cfg.RegionBaseURLs = map[string]string{region: redirector.URL}
-	c, err := platform.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), generous)
-	defer cancel()
-	_, err = c.PreVerify(ctx, region, signedForm(t, secret, signing.MethodHMACSHA256, ""))
-	var pe *platform.Error
-	if !errors.As(err, &pe) || !errors.Is(err, platform.ErrUpstream) || pe.HTTPStatus != 307 || srv.Calls() != 0 {
-		t.Errorf("PreVerify = %v (%d calls at the target); want ErrUpstream with HTTP 307 and no call", err, srv.Calls())
+	for _, custom := range []bool{false, true} {
+		t.Run(fmt.Sprintf("custom client %v", custom), func(t *testing.T) {
+			cfg := fastConfig()
+			cfg.RegionBaseURLs = map[string]string{region: redirector.URL}
+			if custom {
+				// The redirector's own client follows redirects and
+				// trusts the emulator (httptest servers share one
+				// certificate).
+				cfg.HTTPClient = redirector.Client()
+			} else {
+				cfg.RootCAs = srv.CertPool()
+			}
+			c, err := platform.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), generous)
+			defer cancel()
+			_, err = c.PreVerify(ctx, region, signedForm(t, secret, signing.MethodHMACSHA256, ""))
+			var pe *platform.Error
+			if !errors.As(err, &pe) || !errors.Is(err, platform.ErrUpstream) || pe.HTTPStatus != 307 || srv.Calls() != 0 {
+				t.Errorf("PreVerify = %v (%d calls at the target); want ErrUpstream with HTTP 307 and no call", err, srv.Calls())
+			}
+		})
 	}
 }
 
-// TestCustomHTTPClient checks that a given client is used, and does not
-// follow redirects either.
+// TestCustomHTTPClient checks that a given client is used and not
+// modified.
 func TestCustomHTTPClient(t *testing.T) {
 	srv := platformtest.New(t)
 	srv.AddDevice(pk, dn, secret)
@@ -578,6 +600,9 @@ func TestCustomHTTPClient(t *testing.T) {
 	defer cancel()
 	if _, err := c.PreVerify(ctx, region, signedForm(t, secret, signing.MethodHMACMD5, "")); err != nil {
 		t.Errorf("PreVerify: %v", err)
+	}
+	if srv.Calls() != 1 {
+		t.Errorf("%d calls, want 1", srv.Calls())
 	}
 }
 

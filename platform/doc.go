@@ -17,8 +17,12 @@
 //
 // Attempts that failed in a way a retry can fix are retried with
 // exponential backoff and jitter, within the caller's deadline: connection
-// errors and attempt timeouts, HTTP 5xx, HTTP 429 (honouring Retry-After up
-// to a cap), platform code 500 and a response body cut short. Answers that
+// errors and attempt timeouts, HTTP 5xx, HTTP 429, platform code 500 and a
+// response body cut short. A Retry-After on a 429 or 503 is honoured up to
+// [Config.RetryAfterMax]; asking for longer, or for more than the caller's
+// deadline leaves, ends the call at once with the answer's error (with
+// [Error.RetryAfter] set) instead of sleeping. No retry starts when the
+// backoff would outlast the caller's deadline. Answers that
 // say the request itself is wrong (codes 401, 460, 5001, 6200, any other
 // platform code) and malformed answers (not JSON, over the size cap,
 // missing fields) are not retried. Retrying is safe because the call does

@@ -162,6 +162,9 @@ type Request struct {
 	// IotID and IotToken are the credentials issued by a success.
 	IotID    string
 	IotToken string
+	// Sent is the number of body bytes FaultOversized managed to write
+	// before the client stopped reading.
+	Sent int64
 }
 
 // Accepted reports whether the request was answered with credentials.
@@ -427,11 +430,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rec.HTTPStatus = writeJSON(w, map[string]any{"code": f.Code, "message": f.Message})
 		return
 	case FaultOversized:
-		size := orDefault(f.Size, 1<<20)
-		pad := max(size-len(`{"code":500,"message":"","pad":""}`), 0)
 		rec.HTTPStatus = http.StatusOK
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"code":500,"message":"","pad":"`+strings.Repeat("x", pad)+`"}`)
+		rec.Sent = writeOversized(w, orDefault(f.Size, 1<<20))
 		return
 	case FaultMissingFields:
 		rec.Code = CodeSuccess
@@ -601,6 +602,33 @@ func writeJSON(w http.ResponseWriter, v any) int {
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 	return http.StatusOK
+}
+
+// writeOversized streams a valid JSON answer of size bytes, padded with a
+// long string, and returns how many bytes were written before the client
+// went away.
+func writeOversized(w http.ResponseWriter, size int) int64 {
+	const head, tail = `{"code":500,"message":"","pad":"`, `"}`
+	pad := max(size-len(head)-len(tail), 0)
+	chunk := []byte(strings.Repeat("x", 32<<10))
+	var sent int64
+	write := func(b []byte) bool {
+		n, err := w.Write(b)
+		sent += int64(n)
+		return err == nil
+	}
+	if !write([]byte(head)) {
+		return sent
+	}
+	for pad > 0 {
+		n := min(pad, len(chunk))
+		if !write(chunk[:n]) {
+			return sent
+		}
+		pad -= n
+	}
+	write([]byte(tail))
+	return sent
 }
 
 // successJSON is a success answer with the given fields.
