@@ -1070,6 +1070,125 @@ func (x *BatchSignMqttConnectResult) GetError() *status.Status {
 	return nil
 }
 
+// RegisterDeviceRequest names the device to register.
+type RegisterDeviceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ProductKey: 1–32 characters of [A-Za-z0-9].
+	ProductKey string `protobuf:"bytes,1,opt,name=product_key,json=productKey,proto3" json:"product_key,omitempty"`
+	// DeviceName: 4–32 characters of letters, digits and -_.@:
+	DeviceName    string `protobuf:"bytes,2,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterDeviceRequest) Reset() {
+	*x = RegisterDeviceRequest{}
+	mi := &file_signer_v1_signer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterDeviceRequest) ProtoMessage() {}
+
+func (x *RegisterDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterDeviceRequest.ProtoReflect.Descriptor instead.
+func (*RegisterDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RegisterDeviceRequest) GetProductKey() string {
+	if x != nil {
+		return x.ProductKey
+	}
+	return ""
+}
+
+func (x *RegisterDeviceRequest) GetDeviceName() string {
+	if x != nil {
+		return x.DeviceName
+	}
+	return ""
+}
+
+// RegisterDeviceResponse confirms a registration. It holds no secret.
+type RegisterDeviceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registered device's ProductKey.
+	ProductKey string `protobuf:"bytes,1,opt,name=product_key,json=productKey,proto3" json:"product_key,omitempty"`
+	// The registered device's DeviceName.
+	DeviceName string `protobuf:"bytes,2,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
+	// When the secret was stored in Vault.
+	RegisteredAt  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterDeviceResponse) Reset() {
+	*x = RegisterDeviceResponse{}
+	mi := &file_signer_v1_signer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterDeviceResponse) ProtoMessage() {}
+
+func (x *RegisterDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterDeviceResponse.ProtoReflect.Descriptor instead.
+func (*RegisterDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RegisterDeviceResponse) GetProductKey() string {
+	if x != nil {
+		return x.ProductKey
+	}
+	return ""
+}
+
+func (x *RegisterDeviceResponse) GetDeviceName() string {
+	if x != nil {
+		return x.DeviceName
+	}
+	return ""
+}
+
+func (x *RegisterDeviceResponse) GetRegisteredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RegisteredAt
+	}
+	return nil
+}
+
 var File_signer_v1_signer_proto protoreflect.FileDescriptor
 
 const file_signer_v1_signer_proto_rawDesc = "" +
@@ -1164,7 +1283,18 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"\aresults\x18\x01 \x03(\v2%.signer.v1.BatchSignMqttConnectResultR\aresults\"\x86\x01\n" +
 	"\x1aBatchSignMqttConnectResult\x12>\n" +
 	"\bresponse\x18\x01 \x01(\v2\".signer.v1.SignMqttConnectResponseR\bresponse\x12(\n" +
-	"\x05error\x18\x02 \x01(\v2\x12.google.rpc.StatusR\x05error*{\n" +
+	"\x05error\x18\x02 \x01(\v2\x12.google.rpc.StatusR\x05error\"c\n" +
+	"\x15RegisterDeviceRequest\x12$\n" +
+	"\vproduct_key\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"productKey\x12$\n" +
+	"\vdevice_name\x18\x02 \x01(\tB\x03\xe0A\x02R\n" +
+	"deviceName\"\x9b\x01\n" +
+	"\x16RegisterDeviceResponse\x12\x1f\n" +
+	"\vproduct_key\x18\x01 \x01(\tR\n" +
+	"productKey\x12\x1f\n" +
+	"\vdevice_name\x18\x02 \x01(\tR\n" +
+	"deviceName\x12?\n" +
+	"\rregistered_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt*{\n" +
 	"\n" +
 	"SignMethod\x12\x1b\n" +
 	"\x17SIGN_METHOD_UNSPECIFIED\x10\x00\x12\x1b\n" +
@@ -1175,11 +1305,12 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rTRANSPORT_TLS\x10\x01\x12\x11\n" +
 	"\rTRANSPORT_TCP\x10\x02\x12\x1b\n" +
-	"\x17TRANSPORT_WEBSOCKET_TLS\x10\x032\x92\x05\n" +
+	"\x17TRANSPORT_WEBSOCKET_TLS\x10\x032\xb0\x06\n" +
 	"\rSignerService\x12\xa5\x01\n" +
 	"\x0fSignMqttConnect\x12!.signer.v1.SignMqttConnectRequest\x1a\".signer.v1.SignMqttConnectResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/v1/products/{product_key}/devices/{device_name}:signMqttConnect\x12\x8d\x01\n" +
 	"\tPreVerify\x12\x1b.signer.v1.PreVerifyRequest\x1a\x1c.signer.v1.PreVerifyResponse\"E\x82\xd3\xe4\x93\x02?:\x01*\":/v1/products/{product_key}/devices/{device_name}:preVerify\x12\xb1\x01\n" +
-	"\x12SignSubDeviceLogin\x12$.signer.v1.SignSubDeviceLoginRequest\x1a%.signer.v1.SignSubDeviceLoginResponse\"N\x82\xd3\xe4\x93\x02H:\x01*\"C/v1/products/{product_key}/devices/{device_name}:signSubDeviceLogin\x12\x94\x01\n" +
+	"\x12SignSubDeviceLogin\x12$.signer.v1.SignSubDeviceLoginRequest\x1a%.signer.v1.SignSubDeviceLoginResponse\"N\x82\xd3\xe4\x93\x02H:\x01*\"C/v1/products/{product_key}/devices/{device_name}:signSubDeviceLogin\x12\x9b\x01\n" +
+	"\x0eRegisterDevice\x12 .signer.v1.RegisterDeviceRequest\x1a!.signer.v1.RegisterDeviceResponse\"D\x82\xd3\xe4\x93\x02>:\x01*\"9/v1/products/{product_key}/devices/{device_name}:register\x12\x94\x01\n" +
 	"\x14BatchSignMqttConnect\x12&.signer.v1.BatchSignMqttConnectRequest\x1a'.signer.v1.BatchSignMqttConnectResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/devices:batchSignMqttConnectB5Z3github.com/signerd/signerd/proto/signer/v1;signerv1b\x06proto3"
 
 var (
@@ -1195,7 +1326,7 @@ func file_signer_v1_signer_proto_rawDescGZIP() []byte {
 }
 
 var file_signer_v1_signer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_signer_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_signer_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_signer_v1_signer_proto_goTypes = []any{
 	(SignMethod)(0),                      // 0: signer.v1.SignMethod
 	(Transport)(0),                       // 1: signer.v1.Transport
@@ -1210,37 +1341,42 @@ var file_signer_v1_signer_proto_goTypes = []any{
 	(*BatchSignMqttConnectRequest)(nil),  // 10: signer.v1.BatchSignMqttConnectRequest
 	(*BatchSignMqttConnectResponse)(nil), // 11: signer.v1.BatchSignMqttConnectResponse
 	(*BatchSignMqttConnectResult)(nil),   // 12: signer.v1.BatchSignMqttConnectResult
-	(*timestamppb.Timestamp)(nil),        // 13: google.protobuf.Timestamp
-	(*status.Status)(nil),                // 14: google.rpc.Status
+	(*RegisterDeviceRequest)(nil),        // 13: signer.v1.RegisterDeviceRequest
+	(*RegisterDeviceResponse)(nil),       // 14: signer.v1.RegisterDeviceResponse
+	(*timestamppb.Timestamp)(nil),        // 15: google.protobuf.Timestamp
+	(*status.Status)(nil),                // 16: google.rpc.Status
 }
 var file_signer_v1_signer_proto_depIdxs = []int32{
 	0,  // 0: signer.v1.SignMqttConnectRequest.sign_method:type_name -> signer.v1.SignMethod
 	1,  // 1: signer.v1.SignMqttConnectRequest.transport:type_name -> signer.v1.Transport
 	1,  // 2: signer.v1.SignMqttConnectResponse.transport:type_name -> signer.v1.Transport
-	13, // 3: signer.v1.SignMqttConnectResponse.issued_at:type_name -> google.protobuf.Timestamp
+	15, // 3: signer.v1.SignMqttConnectResponse.issued_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: signer.v1.PreVerifyRequest.sign_method:type_name -> signer.v1.SignMethod
-	13, // 5: signer.v1.PreVerifyResponse.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 6: signer.v1.PreVerifyResponse.issued_at:type_name -> google.protobuf.Timestamp
+	15, // 5: signer.v1.PreVerifyResponse.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 6: signer.v1.PreVerifyResponse.issued_at:type_name -> google.protobuf.Timestamp
 	7,  // 7: signer.v1.SignSubDeviceLoginRequest.sub_devices:type_name -> signer.v1.SubDevice
 	0,  // 8: signer.v1.SignSubDeviceLoginRequest.sign_method:type_name -> signer.v1.SignMethod
 	9,  // 9: signer.v1.SignSubDeviceLoginResponse.params:type_name -> signer.v1.SubDeviceLoginParams
 	2,  // 10: signer.v1.BatchSignMqttConnectRequest.requests:type_name -> signer.v1.SignMqttConnectRequest
 	12, // 11: signer.v1.BatchSignMqttConnectResponse.results:type_name -> signer.v1.BatchSignMqttConnectResult
 	3,  // 12: signer.v1.BatchSignMqttConnectResult.response:type_name -> signer.v1.SignMqttConnectResponse
-	14, // 13: signer.v1.BatchSignMqttConnectResult.error:type_name -> google.rpc.Status
-	2,  // 14: signer.v1.SignerService.SignMqttConnect:input_type -> signer.v1.SignMqttConnectRequest
-	4,  // 15: signer.v1.SignerService.PreVerify:input_type -> signer.v1.PreVerifyRequest
-	6,  // 16: signer.v1.SignerService.SignSubDeviceLogin:input_type -> signer.v1.SignSubDeviceLoginRequest
-	10, // 17: signer.v1.SignerService.BatchSignMqttConnect:input_type -> signer.v1.BatchSignMqttConnectRequest
-	3,  // 18: signer.v1.SignerService.SignMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
-	5,  // 19: signer.v1.SignerService.PreVerify:output_type -> signer.v1.PreVerifyResponse
-	8,  // 20: signer.v1.SignerService.SignSubDeviceLogin:output_type -> signer.v1.SignSubDeviceLoginResponse
-	11, // 21: signer.v1.SignerService.BatchSignMqttConnect:output_type -> signer.v1.BatchSignMqttConnectResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	16, // 13: signer.v1.BatchSignMqttConnectResult.error:type_name -> google.rpc.Status
+	15, // 14: signer.v1.RegisterDeviceResponse.registered_at:type_name -> google.protobuf.Timestamp
+	2,  // 15: signer.v1.SignerService.SignMqttConnect:input_type -> signer.v1.SignMqttConnectRequest
+	4,  // 16: signer.v1.SignerService.PreVerify:input_type -> signer.v1.PreVerifyRequest
+	6,  // 17: signer.v1.SignerService.SignSubDeviceLogin:input_type -> signer.v1.SignSubDeviceLoginRequest
+	13, // 18: signer.v1.SignerService.RegisterDevice:input_type -> signer.v1.RegisterDeviceRequest
+	10, // 19: signer.v1.SignerService.BatchSignMqttConnect:input_type -> signer.v1.BatchSignMqttConnectRequest
+	3,  // 20: signer.v1.SignerService.SignMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
+	5,  // 21: signer.v1.SignerService.PreVerify:output_type -> signer.v1.PreVerifyResponse
+	8,  // 22: signer.v1.SignerService.SignSubDeviceLogin:output_type -> signer.v1.SignSubDeviceLoginResponse
+	14, // 23: signer.v1.SignerService.RegisterDevice:output_type -> signer.v1.RegisterDeviceResponse
+	11, // 24: signer.v1.SignerService.BatchSignMqttConnect:output_type -> signer.v1.BatchSignMqttConnectResponse
+	20, // [20:25] is the sub-list for method output_type
+	15, // [15:20] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_signer_proto_init() }
@@ -1256,7 +1392,7 @@ func file_signer_v1_signer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signer_v1_signer_proto_rawDesc), len(file_signer_v1_signer_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	SignerService_SignMqttConnect_FullMethodName      = "/signer.v1.SignerService/SignMqttConnect"
 	SignerService_PreVerify_FullMethodName            = "/signer.v1.SignerService/PreVerify"
 	SignerService_SignSubDeviceLogin_FullMethodName   = "/signer.v1.SignerService/SignSubDeviceLogin"
+	SignerService_RegisterDevice_FullMethodName       = "/signer.v1.SignerService/RegisterDevice"
 	SignerService_BatchSignMqttConnect_FullMethodName = "/signer.v1.SignerService/BatchSignMqttConnect"
 )
 
@@ -64,6 +65,13 @@ type SignerServiceClient interface {
 	// sub-device's secret. Callers: the gateway device itself, for the
 	// sub-devices the policy assigns to it, or a backend granted their products.
 	SignSubDeviceLogin(ctx context.Context, in *SignSubDeviceLoginRequest, opts ...grpc.CallOption) (*SignSubDeviceLoginResponse, error)
+	// RegisterDevice performs the platform's dynamic registration ("one
+	// secret per product") for a backend: signerd signs the request with the
+	// product's ProductSecret from Vault, receives the new DeviceSecret and
+	// writes it to Vault KV with check-and-set. The answer names the device;
+	// it never contains the secret. A device already in Vault gets
+	// ALREADY_EXISTS and is left untouched.
+	RegisterDevice(ctx context.Context, in *RegisterDeviceRequest, opts ...grpc.CallOption) (*RegisterDeviceResponse, error)
 	// BatchSignMqttConnect signs up to 1,000 devices in one call, for
 	// backends. Each item has its own result: one bad or forbidden item does
 	// not fail the batch.
@@ -102,6 +110,16 @@ func (c *signerServiceClient) SignSubDeviceLogin(ctx context.Context, in *SignSu
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SignSubDeviceLoginResponse)
 	err := c.cc.Invoke(ctx, SignerService_SignSubDeviceLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signerServiceClient) RegisterDevice(ctx context.Context, in *RegisterDeviceRequest, opts ...grpc.CallOption) (*RegisterDeviceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterDeviceResponse)
+	err := c.cc.Invoke(ctx, SignerService_RegisterDevice_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +175,13 @@ type SignerServiceServer interface {
 	// sub-device's secret. Callers: the gateway device itself, for the
 	// sub-devices the policy assigns to it, or a backend granted their products.
 	SignSubDeviceLogin(context.Context, *SignSubDeviceLoginRequest) (*SignSubDeviceLoginResponse, error)
+	// RegisterDevice performs the platform's dynamic registration ("one
+	// secret per product") for a backend: signerd signs the request with the
+	// product's ProductSecret from Vault, receives the new DeviceSecret and
+	// writes it to Vault KV with check-and-set. The answer names the device;
+	// it never contains the secret. A device already in Vault gets
+	// ALREADY_EXISTS and is left untouched.
+	RegisterDevice(context.Context, *RegisterDeviceRequest) (*RegisterDeviceResponse, error)
 	// BatchSignMqttConnect signs up to 1,000 devices in one call, for
 	// backends. Each item has its own result: one bad or forbidden item does
 	// not fail the batch.
@@ -179,6 +204,9 @@ func (UnimplementedSignerServiceServer) PreVerify(context.Context, *PreVerifyReq
 }
 func (UnimplementedSignerServiceServer) SignSubDeviceLogin(context.Context, *SignSubDeviceLoginRequest) (*SignSubDeviceLoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignSubDeviceLogin not implemented")
+}
+func (UnimplementedSignerServiceServer) RegisterDevice(context.Context, *RegisterDeviceRequest) (*RegisterDeviceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterDevice not implemented")
 }
 func (UnimplementedSignerServiceServer) BatchSignMqttConnect(context.Context, *BatchSignMqttConnectRequest) (*BatchSignMqttConnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BatchSignMqttConnect not implemented")
@@ -258,6 +286,24 @@ func _SignerService_SignSubDeviceLogin_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SignerService_RegisterDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterDeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).RegisterDevice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_RegisterDevice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).RegisterDevice(ctx, req.(*RegisterDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SignerService_BatchSignMqttConnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(BatchSignMqttConnectRequest)
 	if err := dec(in); err != nil {
@@ -294,6 +340,10 @@ var SignerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SignSubDeviceLogin",
 			Handler:    _SignerService_SignSubDeviceLogin_Handler,
+		},
+		{
+			MethodName: "RegisterDevice",
+			Handler:    _SignerService_RegisterDevice_Handler,
 		},
 		{
 			MethodName: "BatchSignMqttConnect",
