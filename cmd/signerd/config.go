@@ -1,12 +1,17 @@
 package main
 
 import (
+	"os"
+	"sort"
+	"strconv"
+
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"sigs.k8s.io/yaml"
 	"strings"
 	"time"
 )
@@ -23,6 +28,8 @@ type config struct {
 	shutdownTimeout time.Duration
 	version         bool
 	readyNeedsVault bool
+	checkConfig     bool
+	configFile      string
 
 	vault vaultFlags
 	cache cacheFlags
@@ -84,6 +91,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
+	fs.BoolVar(&c.checkConfig, "check-config", false, "validate the configuration (flags, environment, config, products and policy files) and exit")
+	fs.StringVar(&c.configFile, "config", "", "YAML file of settings by flag name (e.g. grpc-addr: \":9090\"); flags and SIGNERD_* variables win over it")
 	fs.BoolVar(&c.readyNeedsVault, "ready-requires-vault", true, "/readyz and gRPC health fail while Vault is unreachable; false keeps replicas in service during a Vault outage so cached devices are still served")
 
 	v := &c.vault
@@ -155,8 +164,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
 			}
+			set[f.Name] = true
 		}
 	})
+	if c.configFile != "" {
+		errs = append(errs, applyConfigFile(fs, c.configFile, set)...)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}
@@ -306,6 +319,9 @@ func (s *securityFlags) validate() []error {
 	if jwt && s.jwtIssuer == "" {
 		errs = append(errs, errors.New("-jwt-issuer: required with -jwks-file/-jwks-url"))
 	}
+	if jwt && s.jwtAudience == "" {
+		errs = append(errs, errors.New("-jwt-audience: required with -jwks-file/-jwks-url"))
+	}
 	if !jwt && s.clientCA == "" {
 		errs = append(errs, errors.New("-client-ca-file or -jwks-file/-jwks-url: outside -dev callers must authenticate; configure at least one"))
 	}
@@ -320,6 +336,50 @@ func (s *securityFlags) validate() []error {
 	}
 	if s.preVerifyRate > 0 && s.preVerifyBurst < 1 {
 		errs = append(errs, errors.New("-preverify-rate-burst: must be at least 1 when -preverify-rate-limit is set"))
+	}
+	return errs
+}
+
+// applyConfigFile sets every flag named in the YAML file that neither the
+// command line nor the environment set. Unknown names are errors, so a
+// misspelt setting cannot silently fall back to its default.
+func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) []error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return []error{fmt.Errorf("-config: %w", err)}
+	}
+	var settings map[string]any
+	if err := yaml.Unmarshal(data, &settings); err != nil {
+		return []error{fmt.Errorf("-config %s: %w", path, err)}
+	}
+	names := make([]string, 0, len(settings))
+	for k := range settings {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, name := range names {
+		f := fs.Lookup(name)
+		switch {
+		case f == nil || name == "config":
+			errs = append(errs, fmt.Errorf("-config %s: unknown setting %q (settings are flag names, e.g. grpc-addr)", path, name))
+			continue
+		case set[name]:
+			continue
+		}
+		v := settings[name]
+		var s string
+		switch x := v.(type) {
+		case string:
+			s = x
+		case float64:
+			s = strconv.FormatFloat(x, 'f', -1, 64)
+		default:
+			s = fmt.Sprint(x)
+		}
+		if err := f.Value.Set(s); err != nil {
+			errs = append(errs, fmt.Errorf("-config %s: %s: %q: %w", path, name, s, err))
+		}
 	}
 	return errs
 }

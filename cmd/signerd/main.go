@@ -37,6 +37,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, versionString())
 		return nil
 	}
+	if cfg.checkConfig {
+		if err := checkFiles(cfg); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "signerd: configuration OK")
+		return nil
+	}
 	log, err := newLogger(stderr, cfg.logLevel)
 	if err != nil {
 		return err
@@ -44,3 +51,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	slog.SetDefault(log)
 	return serve(ctx, cfg, log)
 }
+
+func nopLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
