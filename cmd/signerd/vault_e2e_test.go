@@ -177,6 +177,7 @@ func (p *proc) httpPost(t *testing.T, path, body string) int {
 type tlsFixture struct {
 	args    []string
 	backend *tls.Config
+	ca      *pkitest.CA
 }
 
 func newTLSFixture(t *testing.T) tlsFixture {
@@ -192,5 +193,6 @@ func newTLSFixture(t *testing.T) tlsFixture {
 		args: []string{"-tls-cert-file", certFile, "-tls-key-file", keyFile, "-client-ca-file", caFile,
 			"-policy-file", policy, "-audit-log", filepath.Join(dir, "audit.log")},
 		backend: pkitest.ClientTLS(ca.Pool(), &cert),
+		ca:      ca,
 	}
 }

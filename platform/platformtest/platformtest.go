@@ -19,6 +19,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"hash"
 	"io"
@@ -244,6 +245,12 @@ func (s *Server) CertPool() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(s.srv.Certificate())
 	return p
+}
+
+// CertPEM returns the server's certificate as PEM, for processes (such as
+// signerd's -platform-ca-file) that read their trust from a file.
+func (s *Server) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
 }
 
 // Close shuts the server down, waiting for running requests.
