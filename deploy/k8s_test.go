@@ -1,15 +1,15 @@
 package deploy_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path"
 	"regexp"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,30 +91,29 @@ type serviceMonitor struct {
 	} `json:"spec"`
 }
 
-// kustomize returns the kustomize binary or fails saying where it comes from.
-func kustomize(t *testing.T) string {
+// build renders a kustomization with kustomize's Go library (the same
+// engine as `kubectl apply -k`): no binary, no cluster.
+func build(t *testing.T, dir string) []byte {
 	t.Helper()
-	bin, err := exec.LookPath("kustomize")
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	res, err := k.Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
-		t.Fatalf("kustomize is not on PATH: it is installed by scripts/tools.sh; run\n"+
-			"  PATH=\"$(bash scripts/tools.sh):$PATH\" go test ./deploy/...\n(or bash scripts/test.sh): %v", err)
+		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	return bin
+	out, err := res.AsYaml()
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	return out
 }
 
 var docSep = regexp.MustCompile(`(?m)^---\s*$`)
 
-// render runs `kustomize build dir` and strictly decodes every object: a
+// render builds dir and strictly decodes every object: a
 // misspelt or misplaced field fails here, before any cluster sees it.
 func render(t *testing.T, dir string) *manifests {
 	t.Helper()
-	cmd := exec.Command(kustomize(t), "build", dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("kustomize build %s: %v\n%s", dir, err, stderr.Bytes())
-	}
+	out := build(t, dir)
 	m := &manifests{configMaps: map[string]*corev1.ConfigMap{}, services: map[string]*corev1.Service{}}
 	one := func(kind string, have bool) {
 		if have {

@@ -10,7 +10,6 @@ tools=(
   github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@v2.33.0
   github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@v2.33.0
   honnef.co/go/tools/cmd/staticcheck@v0.8.2
-  sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
 )
 key=$( (printf '%s\n' "${tools[@]}"; go version) | sha256sum | cut -c1-12)
 cache=${SIGNERD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/signerd}
