@@ -8,6 +8,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/signing"
 )
 
@@ -20,8 +21,11 @@ var ErrDenied = errors.New("permission denied")
 type Policy struct {
 	Backends []Grant `json:"backends"`
 	// DeviceRPCs are the RPCs a device may call for itself; default
-	// SignMqttConnect and PreVerify.
+	// SignMqttConnect and PreVerify. Method names only: no "*".
 	DeviceRPCs []string `json:"deviceRpcs,omitempty"`
+	// Gateways assign sub-devices to gateway devices for
+	// SignSubDeviceLogin (see gateways.go).
+	Gateways []GatewayGrant `json:"gateways,omitempty"`
 
 	byName map[string]*Grant
 }
@@ -33,14 +37,16 @@ type Grant struct {
 	// Products it may act for; "*" means every product.
 	Products []string `json:"products"`
 	// RPCs it may call, by method name (e.g. "SignMqttConnect"); "*" means
-	// every RPC.
+	// every RPC. A name that is not a SignerService method is an error, as
+	// a misspelt one would otherwise deny without a word.
 	RPCs []string `json:"rpcs"`
 }
 
 // DefaultDeviceRPCs are the RPCs a device may call for itself.
 var DefaultDeviceRPCs = []string{"SignMqttConnect", "PreVerify"}
 
-// ParsePolicy reads a policy file (YAML or JSON); unknown keys are errors.
+// ParsePolicy reads a policy file (YAML or JSON); unknown keys, bad
+// productKeys and unknown RPC names are errors naming the field.
 func ParsePolicy(data []byte) (*Policy, error) {
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
@@ -65,11 +71,18 @@ func NewPolicy(grants ...Grant) (*Policy, error) {
 }
 
 func (p *Policy) init() error {
+	var errs []error
 	if len(p.DeviceRPCs) == 0 {
 		p.DeviceRPCs = DefaultDeviceRPCs
 	}
+	for _, rpc := range p.DeviceRPCs {
+		// No wildcard for devices: an RPC added later must not become
+		// callable by every device without a policy change.
+		if !knownRPC(rpc) {
+			errs = append(errs, fmt.Errorf("deviceRpcs: %q is not an RPC (want one of %v)", rpc, rpcNames()))
+		}
+	}
 	p.byName = make(map[string]*Grant, len(p.Backends))
-	var errs []error
 	for i := range p.Backends {
 		g := &p.Backends[i]
 		switch {
@@ -89,10 +102,28 @@ func (p *Policy) init() error {
 		if len(g.RPCs) == 0 {
 			errs = append(errs, fmt.Errorf("backends[%d].rpcs: required (use \"*\" for all)", i))
 		}
+		for _, rpc := range g.RPCs {
+			// A misspelt RPC would silently deny: refuse it instead.
+			if rpc != "*" && !knownRPC(rpc) {
+				errs = append(errs, fmt.Errorf("backends[%d].rpcs: %q is not an RPC (want \"*\" or one of %v)", i, rpc, rpcNames()))
+			}
+		}
 		p.byName[g.Identity] = g
 	}
+	errs = append(errs, p.initGateways()...)
 	return errors.Join(errs...)
 }
+
+// rpcNames are the method names of SignerService.
+func rpcNames() []string {
+	var names []string
+	for _, m := range signerv1.SignerService_ServiceDesc.Methods {
+		names = append(names, m.MethodName)
+	}
+	return names
+}
+
+func knownRPC(name string) bool { return contains(rpcNames(), name) }
 
 // Authorize decides whether id may call rpc (the method name, e.g.
 // "SignMqttConnect") for the device productKey/deviceName. It never looks at

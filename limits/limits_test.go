@@ -71,8 +71,10 @@ func TestRetryAfterSeconds(t *testing.T) {
 
 func TestInFlight(t *testing.T) {
 	f := NewInFlight(2)
-	if !f.TryAcquire() || !f.TryAcquire() {
-		t.Fatal("slots within the cap refused")
+	for i := 0; i < 2; i++ {
+		if !f.TryAcquire() {
+			t.Fatalf("slot %d within the cap refused", i+1)
+		}
 	}
 	if f.TryAcquire() {
 		t.Fatal("slot beyond the cap granted")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -247,7 +248,8 @@ func shed(f *limits.InFlight, m *metrics.Metrics) grpc.UnaryServerInterceptor {
 }
 
 // auditCalls writes one audit record per SignerService call, whatever the
-// outcome.
+// outcome; a batch the service answered gets one record per item instead,
+// so that every issuance and every denial names its device.
 func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
@@ -266,8 +268,12 @@ func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 			r.Peer = p.Addr.String()
 		}
 		if md, ok := metadata.FromIncomingContext(ctx); ok && r.Transport == "rest" {
+			// The gateway appends the address it saw to whatever
+			// X-Forwarded-For the client sent: only the last entry is not
+			// the caller's own say-so.
 			if v := md.Get("x-forwarded-for"); len(v) > 0 {
-				r.Peer = v[len(v)-1]
+				hops := strings.Split(v[len(v)-1], ",")
+				r.Peer = strings.TrimSpace(hops[len(hops)-1])
 			}
 		}
 		if dr, ok := req.(deviceRequest); ok {
@@ -279,25 +285,48 @@ func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 				r.Caller, r.AuthMethod = c.identity.String(), c.identity.Method
 			}
 		}
-		code := status.Code(err)
-		r.Code = code.String()
-		switch code {
-		case codes.OK:
-			r.Outcome = "issued"
-		case codes.Unauthenticated, codes.PermissionDenied, codes.ResourceExhausted:
-			r.Outcome = "denied"
-		case codes.InvalidArgument:
-			r.Outcome = "rejected"
-			if r.Reason == "" {
-				r.Reason = status.Convert(err).Message()
-			}
-		default:
-			r.Outcome = "failed"
-			if r.Reason == "" {
-				r.Reason = status.Convert(err).Message()
+		if br, ok := req.(batchRequest); ok && err == nil {
+			if out, ok := resp.(*signerv1.BatchSignMqttConnectResponse); ok && len(out.GetResults()) == len(br.GetRequests()) {
+				for i, item := range br.GetRequests() {
+					ir := r
+					ir.ProductKey, ir.DeviceName = item.GetProductKey(), item.GetDeviceName()
+					var itemErr error
+					if e := out.GetResults()[i].GetError(); e != nil {
+						itemErr = status.ErrorProto(e)
+					}
+					setOutcome(&ir, itemErr)
+					if status.Code(itemErr) == codes.PermissionDenied {
+						ir.Reason = "policy: " + ir.Caller + " may not call " + ir.RPC + " for this device"
+					}
+					l.Write(ctx, ir)
+				}
+				return resp, err
 			}
 		}
+		setOutcome(&r, err)
 		l.Write(ctx, r)
 		return resp, err
+	}
+}
+
+// setOutcome fills a record's code, outcome and (for failures) reason.
+func setOutcome(r *audit.Record, err error) {
+	code := status.Code(err)
+	r.Code = code.String()
+	switch code {
+	case codes.OK:
+		r.Outcome = "issued"
+	case codes.Unauthenticated, codes.PermissionDenied, codes.ResourceExhausted:
+		r.Outcome = "denied"
+	case codes.InvalidArgument:
+		r.Outcome = "rejected"
+		if r.Reason == "" {
+			r.Reason = status.Convert(err).Message()
+		}
+	default:
+		r.Outcome = "failed"
+		if r.Reason == "" {
+			r.Reason = status.Convert(err).Message()
+		}
 	}
 }

@@ -26,8 +26,8 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/signerd/signerd/internal/vectors"
 	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/internal/vectors"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/server"

@@ -1,0 +1,267 @@
+package auth_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/signerd/signerd/auth"
+)
+
+const (
+	testIssuer   = "https://issuer.signerd.test"
+	testAudience = "signerd"
+	rsaKID       = "rsa-1"
+	ecKID        = "ec-1"
+)
+
+// jwtKeys is an issuer's signing keys and the JWKS file with their public
+// halves.
+type jwtKeys struct {
+	rsa      *rsa.PrivateKey
+	ec       *ecdsa.PrivateKey
+	jwksFile string
+}
+
+func b64u(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// rsaJWK and ecJWK build JWKs by hand, as an operator's JWKS would have them.
+func rsaJWK(kid string, pub *rsa.PublicKey) map[string]string {
+	return map[string]string{"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+		"n": b64u(pub.N.Bytes()), "e": b64u(big.NewInt(int64(pub.E)).Bytes())}
+}
+
+func ecJWK(t testing.TB, kid string, pub *ecdsa.PublicKey) map[string]string {
+	t.Helper()
+	raw, err := pub.Bytes() // 0x04 || X || Y
+	if err != nil || len(raw) != 65 {
+		t.Fatalf("EC public key bytes: %v (%d bytes)", err, len(raw))
+	}
+	return map[string]string{"kty": "EC", "kid": kid, "use": "sig", "alg": "ES256", "crv": "P-256",
+		"x": b64u(raw[1:33]), "y": b64u(raw[33:])}
+}
+
+func newJWTKeys(t testing.TB) *jwtKeys {
+	t.Helper()
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := json.Marshal(map[string]any{"keys": []map[string]string{
+		rsaJWK(rsaKID, &rk.PublicKey), ecJWK(t, ecKID, &ek.PublicKey),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, jwks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &jwtKeys{rsa: rk, ec: ek, jwksFile: path}
+}
+
+func (k *jwtKeys) verifier(t testing.TB) *auth.JWTVerifier {
+	t.Helper()
+	v, err := auth.NewJWTVerifier(context.Background(), auth.JWTConfig{JWKSFile: k.jwksFile, Issuer: testIssuer, Audience: testAudience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// claims are valid claims for subject, to be spoilt by a test case.
+func claims(subject string) jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{
+		"iss": testIssuer, "aud": testAudience, "sub": subject,
+		"iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(10 * time.Minute).Unix(),
+	}
+}
+
+func sign(t testing.TB, m jwt.SigningMethod, kid string, c jwt.MapClaims, key any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(m, c)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatalf("sign %s: %v", m.Alg(), err)
+	}
+	return s
+}
+
+// RS256 and ES256 tokens of the JWKS's keys.
+func (k *jwtKeys) rs256(t testing.TB, c jwt.MapClaims) string {
+	return sign(t, jwt.SigningMethodRS256, rsaKID, c, k.rsa)
+}
+
+func (k *jwtKeys) es256(t testing.TB, c jwt.MapClaims) string {
+	return sign(t, jwt.SigningMethodES256, ecKID, c, k.ec)
+}
+
+func with(c jwt.MapClaims, kv ...any) jwt.MapClaims {
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(c, kv[i].(string))
+		} else {
+			c[kv[i].(string)] = kv[i+1]
+		}
+	}
+	return c
+}
+
+func TestJWTVerifierAccepts(t *testing.T) {
+	k := newJWTKeys(t)
+	v := k.verifier(t)
+	tests := []struct {
+		name, token, sub string
+	}{
+		{name: "RS256", token: k.rs256(t, claims("spiffe://td/rsa-backend")), sub: "spiffe://td/rsa-backend"},
+		{name: "ES256", token: k.es256(t, claims("ec-backend")), sub: "ec-backend"},
+		{name: "audience list holding ours", token: k.rs256(t, with(claims("b"), "aud", []string{"other", testAudience})), sub: "b"},
+		{name: "no kid: the key set is tried", token: sign(t, jwt.SigningMethodES256, "", claims("nokid"), k.ec), sub: "nokid"},
+		{name: "no nbf, no iat", token: k.es256(t, with(claims("minimal"), "nbf", nil, "iat", nil)), sub: "minimal"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := v.Verify(tc.token)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if want := (auth.Identity{Kind: auth.KindBackend, Name: tc.sub, Method: "jwt"}); id != want {
+				t.Errorf("Verify = %+v, want %+v", id, want)
+			}
+		})
+	}
+}
+
+func TestJWTVerifierRejects(t *testing.T) {
+	k := newJWTKeys(t)
+	v := k.verifier(t)
+	other := newJWTKeys(t) // a different issuer's keys, same kids
+	now := time.Now()
+
+	pubDER, err := x509.MarshalPKIXPublicKey(&k.rsa.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+	jwksBytes, err := os.ReadFile(k.jwksFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	valid := k.rs256(t, claims("b"))
+	parts := strings.Split(valid, ".")
+	tamperedPayload := b64u([]byte(`{"iss":"` + testIssuer + `","aud":"` + testAudience + `","sub":"admin","exp":` +
+		big.NewInt(now.Add(time.Hour).Unix()).String() + `}`))
+
+	tests := []struct {
+		name, token string
+	}{
+		{name: "wrong issuer", token: k.rs256(t, with(claims("b"), "iss", "https://evil.test"))},
+		{name: "issuer prefix", token: k.rs256(t, with(claims("b"), "iss", testIssuer+"/x"))},
+		{name: "no issuer", token: k.rs256(t, with(claims("b"), "iss", nil))},
+		{name: "wrong audience", token: k.es256(t, with(claims("b"), "aud", "other-service"))},
+		{name: "audience list without ours", token: k.es256(t, with(claims("b"), "aud", []string{"a", "b"}))},
+		{name: "no audience", token: k.es256(t, with(claims("b"), "aud", nil))},
+		{name: "expired", token: k.rs256(t, with(claims("b"), "exp", now.Add(-time.Hour).Unix()))},
+		{name: "expired ES256", token: k.es256(t, with(claims("b"), "exp", now.Add(-time.Hour).Unix()))},
+		{name: "not yet valid", token: k.rs256(t, with(claims("b"), "nbf", now.Add(time.Hour).Unix()))},
+		{name: "issued in the future", token: k.rs256(t, with(claims("b"), "iat", now.Add(time.Hour).Unix()))},
+		{name: "missing exp", token: k.rs256(t, with(claims("b"), "exp", nil))},
+		{name: "no subject", token: k.rs256(t, with(claims("b"), "sub", nil))},
+		{name: "empty subject", token: k.es256(t, with(claims("b"), "sub", ""))},
+		{name: "alg none", token: sign(t, jwt.SigningMethodNone, rsaKID, claims("b"), jwt.UnsafeAllowNoneSignatureType)},
+		{name: "alg none without kid", token: sign(t, jwt.SigningMethodNone, "", claims("b"), jwt.UnsafeAllowNoneSignatureType)},
+		{name: "alg None, hand-made", token: b64u([]byte(`{"alg":"None","typ":"JWT"}`)) + "." + parts[1] + "."},
+		{name: "HS256 keyed with the RSA public key PEM", token: sign(t, jwt.SigningMethodHS256, rsaKID, claims("b"), pubPEM)},
+		{name: "HS256 keyed with the RSA public key DER", token: sign(t, jwt.SigningMethodHS256, rsaKID, claims("b"), pubDER)},
+		{name: "HS256 keyed with the JWKS", token: sign(t, jwt.SigningMethodHS256, "", claims("b"), jwksBytes)},
+		{name: "HS512 keyed with the RSA modulus", token: sign(t, jwt.SigningMethodHS512, rsaKID, claims("b"), k.rsa.N.Bytes())},
+		{name: "PS256 (not an accepted algorithm)", token: sign(t, jwt.SigningMethodPS256, rsaKID, claims("b"), k.rsa)},
+		{name: "RS512 (not an accepted algorithm)", token: sign(t, jwt.SigningMethodRS512, rsaKID, claims("b"), k.rsa)},
+		{name: "unknown kid", token: sign(t, jwt.SigningMethodRS256, "rsa-2", claims("b"), k.rsa)},
+		{name: "another key under our kid", token: other.rs256(t, claims("b"))},
+		{name: "another key without kid", token: sign(t, jwt.SigningMethodES256, "", claims("b"), other.ec)},
+		{name: "ES256 under the RSA kid", token: sign(t, jwt.SigningMethodES256, rsaKID, claims("b"), k.ec)},
+		{name: "RS256 under the EC kid", token: sign(t, jwt.SigningMethodRS256, ecKID, claims("b"), k.rsa)},
+		{name: "tampered payload", token: parts[0] + "." + tamperedPayload + "." + parts[2]},
+		{name: "signature removed", token: parts[0] + "." + parts[1] + "."},
+		{name: "signature of another token", token: parts[0] + "." + parts[1] + "." + strings.Split(k.rs256(t, claims("c")), ".")[2]},
+		{name: "two segments", token: parts[0] + "." + parts[1]},
+		{name: "garbage", token: "not-a-jwt"},
+		{name: "empty", token: ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := v.Verify(tc.token)
+			if err == nil {
+				t.Fatalf("Verify accepted the token: %+v", id)
+			}
+			if id != (auth.Identity{}) {
+				t.Errorf("Verify returned %+v with its error, want the zero Identity", id)
+			}
+			msg := err.Error()
+			if tc.token != "" && strings.Contains(msg, tc.token) {
+				t.Errorf("error contains the token: %s", msg)
+			}
+			for i, seg := range strings.Split(tc.token, ".") {
+				if len(seg) > 8 && strings.Contains(msg, seg) {
+					t.Errorf("error contains segment %d of the token: %s", i, msg)
+				}
+			}
+		})
+	}
+}
+
+func TestNewJWTVerifierErrors(t *testing.T) {
+	k := newJWTKeys(t)
+	dir := t.TempDir()
+	notJSON := filepath.Join(dir, "jwks.txt")
+	if err := os.WriteFile(notJSON, []byte("not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		cfg  auth.JWTConfig
+		want string
+	}{
+		{name: "no key source", cfg: auth.JWTConfig{Issuer: testIssuer, Audience: testAudience}, want: "JWKS"},
+		{name: "both key sources", cfg: auth.JWTConfig{JWKSFile: k.jwksFile, JWKSURL: "https://issuer.test/jwks", Issuer: testIssuer, Audience: testAudience}, want: "JWKS"},
+		{name: "no issuer", cfg: auth.JWTConfig{JWKSFile: k.jwksFile, Audience: testAudience}, want: "issuer"},
+		{name: "no audience", cfg: auth.JWTConfig{JWKSFile: k.jwksFile, Issuer: testIssuer}, want: "audience"},
+		{name: "missing file", cfg: auth.JWTConfig{JWKSFile: filepath.Join(dir, "missing.json"), Issuer: testIssuer, Audience: testAudience}, want: "missing.json"},
+		{name: "not JSON", cfg: auth.JWTConfig{JWKSFile: notJSON, Issuer: testIssuer, Audience: testAudience}, want: "JWKS"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := auth.NewJWTVerifier(context.Background(), tc.cfg)
+			if err == nil {
+				t.Fatalf("NewJWTVerifier(%+v) = %v, want an error", tc.cfg, v)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
