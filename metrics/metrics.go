@@ -100,13 +100,20 @@ func (m *Metrics) Handler() http.Handler {
 // UnaryServerInterceptor counts calls by RPC and code and times them by RPC
 // and transport (grpc, or rest through the gateway).
 func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	return m.grpc.UnaryServerInterceptor(grpcprom.WithLabelsFromContext(func(ctx context.Context) prometheus.Labels {
-		t := "grpc"
-		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == "bufconn" {
-			t = "rest"
-		}
-		return prometheus.Labels{"transport": t}
-	}))
+	return m.grpc.UnaryServerInterceptor(grpcprom.WithLabelsFromContext(transportLabel))
+}
+
+// StreamServerInterceptor is UnaryServerInterceptor for streams.
+func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return m.grpc.StreamServerInterceptor(grpcprom.WithLabelsFromContext(transportLabel))
+}
+
+func transportLabel(ctx context.Context) prometheus.Labels {
+	t := "grpc"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == "bufconn" {
+		t = "rest"
+	}
+	return prometheus.Labels{"transport": t}
 }
 
 // InitializeServer pre-creates the per-RPC series at zero, so dashboards

@@ -331,6 +331,28 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		selector.UnaryServerInterceptor(authorize(cfg.Policy), signer),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 	))
+	measureStream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		return h(srv, ss)
+	}
+	if cfg.Metrics != nil {
+		measureStream = cfg.Metrics.StreamServerInterceptor()
+	}
+	opts = append(opts, grpc.ChainStreamInterceptor(
+		requestIDStream,
+		measureStream,
+		logging.StreamServerInterceptor(interceptorLogger(cfg.Logger),
+			logging.WithLogOnEvents(logging.FinishCall),
+			logging.WithFieldsFromContext(logFields)),
+		selector.StreamServerInterceptor(auditStream(cfg.Audit), signer),
+		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate(cfg.Authenticator)), signer),
+		selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), signer),
+		selector.StreamServerInterceptor(shedStream(inflight, cfg.Metrics), signer),
+		selector.StreamServerInterceptor(authorizeStream, signer),
+		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
+	),
+		// A 100,000-device stream request is ~6 MB.
+		grpc.MaxRecvMsgSize(16<<20),
+	)
 	g := grpc.NewServer(opts...)
 	signerv1.RegisterSignerServiceServer(g, cfg.Service)
 	return g

@@ -1070,6 +1070,116 @@ func (x *BatchSignMqttConnectResult) GetError() *status.Status {
 	return nil
 }
 
+// StreamSignMqttConnectRequest is up to 100,000 SignMqttConnect requests.
+type StreamSignMqttConnectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1–100,000 requests, each with its own product_key and device_name.
+	Requests      []*SignMqttConnectRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamSignMqttConnectRequest) Reset() {
+	*x = StreamSignMqttConnectRequest{}
+	mi := &file_signer_v1_signer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamSignMqttConnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamSignMqttConnectRequest) ProtoMessage() {}
+
+func (x *StreamSignMqttConnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamSignMqttConnectRequest.ProtoReflect.Descriptor instead.
+func (*StreamSignMqttConnectRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StreamSignMqttConnectRequest) GetRequests() []*SignMqttConnectRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// StreamSignMqttConnectResponse is one item's result.
+type StreamSignMqttConnectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The item's position in the request.
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The item's answer.
+	Response *SignMqttConnectResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// The item's error; unset on success.
+	Error         *status.Status `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamSignMqttConnectResponse) Reset() {
+	*x = StreamSignMqttConnectResponse{}
+	mi := &file_signer_v1_signer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamSignMqttConnectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamSignMqttConnectResponse) ProtoMessage() {}
+
+func (x *StreamSignMqttConnectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamSignMqttConnectResponse.ProtoReflect.Descriptor instead.
+func (*StreamSignMqttConnectResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StreamSignMqttConnectResponse) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *StreamSignMqttConnectResponse) GetResponse() *SignMqttConnectResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *StreamSignMqttConnectResponse) GetError() *status.Status {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 // RegisterDeviceRequest names the device to register.
 type RegisterDeviceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1083,7 +1193,7 @@ type RegisterDeviceRequest struct {
 
 func (x *RegisterDeviceRequest) Reset() {
 	*x = RegisterDeviceRequest{}
-	mi := &file_signer_v1_signer_proto_msgTypes[11]
+	mi := &file_signer_v1_signer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1205,7 @@ func (x *RegisterDeviceRequest) String() string {
 func (*RegisterDeviceRequest) ProtoMessage() {}
 
 func (x *RegisterDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_proto_msgTypes[11]
+	mi := &file_signer_v1_signer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1218,7 @@ func (x *RegisterDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RegisterDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_proto_rawDescGZIP(), []int{11}
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RegisterDeviceRequest) GetProductKey() string {
@@ -1140,7 +1250,7 @@ type RegisterDeviceResponse struct {
 
 func (x *RegisterDeviceResponse) Reset() {
 	*x = RegisterDeviceResponse{}
-	mi := &file_signer_v1_signer_proto_msgTypes[12]
+	mi := &file_signer_v1_signer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1262,7 @@ func (x *RegisterDeviceResponse) String() string {
 func (*RegisterDeviceResponse) ProtoMessage() {}
 
 func (x *RegisterDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_proto_msgTypes[12]
+	mi := &file_signer_v1_signer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1275,7 @@ func (x *RegisterDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RegisterDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_proto_rawDescGZIP(), []int{12}
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RegisterDeviceResponse) GetProductKey() string {
@@ -1283,7 +1393,13 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"\aresults\x18\x01 \x03(\v2%.signer.v1.BatchSignMqttConnectResultR\aresults\"\x86\x01\n" +
 	"\x1aBatchSignMqttConnectResult\x12>\n" +
 	"\bresponse\x18\x01 \x01(\v2\".signer.v1.SignMqttConnectResponseR\bresponse\x12(\n" +
-	"\x05error\x18\x02 \x01(\v2\x12.google.rpc.StatusR\x05error\"c\n" +
+	"\x05error\x18\x02 \x01(\v2\x12.google.rpc.StatusR\x05error\"b\n" +
+	"\x1cStreamSignMqttConnectRequest\x12B\n" +
+	"\brequests\x18\x01 \x03(\v2!.signer.v1.SignMqttConnectRequestB\x03\xe0A\x02R\brequests\"\x9f\x01\n" +
+	"\x1dStreamSignMqttConnectResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12>\n" +
+	"\bresponse\x18\x02 \x01(\v2\".signer.v1.SignMqttConnectResponseR\bresponse\x12(\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusR\x05error\"c\n" +
 	"\x15RegisterDeviceRequest\x12$\n" +
 	"\vproduct_key\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"productKey\x12$\n" +
@@ -1305,13 +1421,14 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rTRANSPORT_TLS\x10\x01\x12\x11\n" +
 	"\rTRANSPORT_TCP\x10\x02\x12\x1b\n" +
-	"\x17TRANSPORT_WEBSOCKET_TLS\x10\x032\xb0\x06\n" +
+	"\x17TRANSPORT_WEBSOCKET_TLS\x10\x032\xcd\a\n" +
 	"\rSignerService\x12\xa5\x01\n" +
 	"\x0fSignMqttConnect\x12!.signer.v1.SignMqttConnectRequest\x1a\".signer.v1.SignMqttConnectResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/v1/products/{product_key}/devices/{device_name}:signMqttConnect\x12\x8d\x01\n" +
 	"\tPreVerify\x12\x1b.signer.v1.PreVerifyRequest\x1a\x1c.signer.v1.PreVerifyResponse\"E\x82\xd3\xe4\x93\x02?:\x01*\":/v1/products/{product_key}/devices/{device_name}:preVerify\x12\xb1\x01\n" +
 	"\x12SignSubDeviceLogin\x12$.signer.v1.SignSubDeviceLoginRequest\x1a%.signer.v1.SignSubDeviceLoginResponse\"N\x82\xd3\xe4\x93\x02H:\x01*\"C/v1/products/{product_key}/devices/{device_name}:signSubDeviceLogin\x12\x9b\x01\n" +
 	"\x0eRegisterDevice\x12 .signer.v1.RegisterDeviceRequest\x1a!.signer.v1.RegisterDeviceResponse\"D\x82\xd3\xe4\x93\x02>:\x01*\"9/v1/products/{product_key}/devices/{device_name}:register\x12\x94\x01\n" +
-	"\x14BatchSignMqttConnect\x12&.signer.v1.BatchSignMqttConnectRequest\x1a'.signer.v1.BatchSignMqttConnectResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/devices:batchSignMqttConnectB5Z3github.com/signerd/signerd/proto/signer/v1;signerv1b\x06proto3"
+	"\x14BatchSignMqttConnect\x12&.signer.v1.BatchSignMqttConnectRequest\x1a'.signer.v1.BatchSignMqttConnectResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/devices:batchSignMqttConnect\x12\x9a\x01\n" +
+	"\x15StreamSignMqttConnect\x12'.signer.v1.StreamSignMqttConnectRequest\x1a(.signer.v1.StreamSignMqttConnectResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/devices:streamSignMqttConnect0\x01B5Z3github.com/signerd/signerd/proto/signer/v1;signerv1b\x06proto3"
 
 var (
 	file_signer_v1_signer_proto_rawDescOnce sync.Once
@@ -1326,57 +1443,64 @@ func file_signer_v1_signer_proto_rawDescGZIP() []byte {
 }
 
 var file_signer_v1_signer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_signer_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_signer_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_signer_v1_signer_proto_goTypes = []any{
-	(SignMethod)(0),                      // 0: signer.v1.SignMethod
-	(Transport)(0),                       // 1: signer.v1.Transport
-	(*SignMqttConnectRequest)(nil),       // 2: signer.v1.SignMqttConnectRequest
-	(*SignMqttConnectResponse)(nil),      // 3: signer.v1.SignMqttConnectResponse
-	(*PreVerifyRequest)(nil),             // 4: signer.v1.PreVerifyRequest
-	(*PreVerifyResponse)(nil),            // 5: signer.v1.PreVerifyResponse
-	(*SignSubDeviceLoginRequest)(nil),    // 6: signer.v1.SignSubDeviceLoginRequest
-	(*SubDevice)(nil),                    // 7: signer.v1.SubDevice
-	(*SignSubDeviceLoginResponse)(nil),   // 8: signer.v1.SignSubDeviceLoginResponse
-	(*SubDeviceLoginParams)(nil),         // 9: signer.v1.SubDeviceLoginParams
-	(*BatchSignMqttConnectRequest)(nil),  // 10: signer.v1.BatchSignMqttConnectRequest
-	(*BatchSignMqttConnectResponse)(nil), // 11: signer.v1.BatchSignMqttConnectResponse
-	(*BatchSignMqttConnectResult)(nil),   // 12: signer.v1.BatchSignMqttConnectResult
-	(*RegisterDeviceRequest)(nil),        // 13: signer.v1.RegisterDeviceRequest
-	(*RegisterDeviceResponse)(nil),       // 14: signer.v1.RegisterDeviceResponse
-	(*timestamppb.Timestamp)(nil),        // 15: google.protobuf.Timestamp
-	(*status.Status)(nil),                // 16: google.rpc.Status
+	(SignMethod)(0),                       // 0: signer.v1.SignMethod
+	(Transport)(0),                        // 1: signer.v1.Transport
+	(*SignMqttConnectRequest)(nil),        // 2: signer.v1.SignMqttConnectRequest
+	(*SignMqttConnectResponse)(nil),       // 3: signer.v1.SignMqttConnectResponse
+	(*PreVerifyRequest)(nil),              // 4: signer.v1.PreVerifyRequest
+	(*PreVerifyResponse)(nil),             // 5: signer.v1.PreVerifyResponse
+	(*SignSubDeviceLoginRequest)(nil),     // 6: signer.v1.SignSubDeviceLoginRequest
+	(*SubDevice)(nil),                     // 7: signer.v1.SubDevice
+	(*SignSubDeviceLoginResponse)(nil),    // 8: signer.v1.SignSubDeviceLoginResponse
+	(*SubDeviceLoginParams)(nil),          // 9: signer.v1.SubDeviceLoginParams
+	(*BatchSignMqttConnectRequest)(nil),   // 10: signer.v1.BatchSignMqttConnectRequest
+	(*BatchSignMqttConnectResponse)(nil),  // 11: signer.v1.BatchSignMqttConnectResponse
+	(*BatchSignMqttConnectResult)(nil),    // 12: signer.v1.BatchSignMqttConnectResult
+	(*StreamSignMqttConnectRequest)(nil),  // 13: signer.v1.StreamSignMqttConnectRequest
+	(*StreamSignMqttConnectResponse)(nil), // 14: signer.v1.StreamSignMqttConnectResponse
+	(*RegisterDeviceRequest)(nil),         // 15: signer.v1.RegisterDeviceRequest
+	(*RegisterDeviceResponse)(nil),        // 16: signer.v1.RegisterDeviceResponse
+	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
+	(*status.Status)(nil),                 // 18: google.rpc.Status
 }
 var file_signer_v1_signer_proto_depIdxs = []int32{
 	0,  // 0: signer.v1.SignMqttConnectRequest.sign_method:type_name -> signer.v1.SignMethod
 	1,  // 1: signer.v1.SignMqttConnectRequest.transport:type_name -> signer.v1.Transport
 	1,  // 2: signer.v1.SignMqttConnectResponse.transport:type_name -> signer.v1.Transport
-	15, // 3: signer.v1.SignMqttConnectResponse.issued_at:type_name -> google.protobuf.Timestamp
+	17, // 3: signer.v1.SignMqttConnectResponse.issued_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: signer.v1.PreVerifyRequest.sign_method:type_name -> signer.v1.SignMethod
-	15, // 5: signer.v1.PreVerifyResponse.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 6: signer.v1.PreVerifyResponse.issued_at:type_name -> google.protobuf.Timestamp
+	17, // 5: signer.v1.PreVerifyResponse.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 6: signer.v1.PreVerifyResponse.issued_at:type_name -> google.protobuf.Timestamp
 	7,  // 7: signer.v1.SignSubDeviceLoginRequest.sub_devices:type_name -> signer.v1.SubDevice
 	0,  // 8: signer.v1.SignSubDeviceLoginRequest.sign_method:type_name -> signer.v1.SignMethod
 	9,  // 9: signer.v1.SignSubDeviceLoginResponse.params:type_name -> signer.v1.SubDeviceLoginParams
 	2,  // 10: signer.v1.BatchSignMqttConnectRequest.requests:type_name -> signer.v1.SignMqttConnectRequest
 	12, // 11: signer.v1.BatchSignMqttConnectResponse.results:type_name -> signer.v1.BatchSignMqttConnectResult
 	3,  // 12: signer.v1.BatchSignMqttConnectResult.response:type_name -> signer.v1.SignMqttConnectResponse
-	16, // 13: signer.v1.BatchSignMqttConnectResult.error:type_name -> google.rpc.Status
-	15, // 14: signer.v1.RegisterDeviceResponse.registered_at:type_name -> google.protobuf.Timestamp
-	2,  // 15: signer.v1.SignerService.SignMqttConnect:input_type -> signer.v1.SignMqttConnectRequest
-	4,  // 16: signer.v1.SignerService.PreVerify:input_type -> signer.v1.PreVerifyRequest
-	6,  // 17: signer.v1.SignerService.SignSubDeviceLogin:input_type -> signer.v1.SignSubDeviceLoginRequest
-	13, // 18: signer.v1.SignerService.RegisterDevice:input_type -> signer.v1.RegisterDeviceRequest
-	10, // 19: signer.v1.SignerService.BatchSignMqttConnect:input_type -> signer.v1.BatchSignMqttConnectRequest
-	3,  // 20: signer.v1.SignerService.SignMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
-	5,  // 21: signer.v1.SignerService.PreVerify:output_type -> signer.v1.PreVerifyResponse
-	8,  // 22: signer.v1.SignerService.SignSubDeviceLogin:output_type -> signer.v1.SignSubDeviceLoginResponse
-	14, // 23: signer.v1.SignerService.RegisterDevice:output_type -> signer.v1.RegisterDeviceResponse
-	11, // 24: signer.v1.SignerService.BatchSignMqttConnect:output_type -> signer.v1.BatchSignMqttConnectResponse
-	20, // [20:25] is the sub-list for method output_type
-	15, // [15:20] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	18, // 13: signer.v1.BatchSignMqttConnectResult.error:type_name -> google.rpc.Status
+	2,  // 14: signer.v1.StreamSignMqttConnectRequest.requests:type_name -> signer.v1.SignMqttConnectRequest
+	3,  // 15: signer.v1.StreamSignMqttConnectResponse.response:type_name -> signer.v1.SignMqttConnectResponse
+	18, // 16: signer.v1.StreamSignMqttConnectResponse.error:type_name -> google.rpc.Status
+	17, // 17: signer.v1.RegisterDeviceResponse.registered_at:type_name -> google.protobuf.Timestamp
+	2,  // 18: signer.v1.SignerService.SignMqttConnect:input_type -> signer.v1.SignMqttConnectRequest
+	4,  // 19: signer.v1.SignerService.PreVerify:input_type -> signer.v1.PreVerifyRequest
+	6,  // 20: signer.v1.SignerService.SignSubDeviceLogin:input_type -> signer.v1.SignSubDeviceLoginRequest
+	15, // 21: signer.v1.SignerService.RegisterDevice:input_type -> signer.v1.RegisterDeviceRequest
+	10, // 22: signer.v1.SignerService.BatchSignMqttConnect:input_type -> signer.v1.BatchSignMqttConnectRequest
+	13, // 23: signer.v1.SignerService.StreamSignMqttConnect:input_type -> signer.v1.StreamSignMqttConnectRequest
+	3,  // 24: signer.v1.SignerService.SignMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
+	5,  // 25: signer.v1.SignerService.PreVerify:output_type -> signer.v1.PreVerifyResponse
+	8,  // 26: signer.v1.SignerService.SignSubDeviceLogin:output_type -> signer.v1.SignSubDeviceLoginResponse
+	16, // 27: signer.v1.SignerService.RegisterDevice:output_type -> signer.v1.RegisterDeviceResponse
+	11, // 28: signer.v1.SignerService.BatchSignMqttConnect:output_type -> signer.v1.BatchSignMqttConnectResponse
+	14, // 29: signer.v1.SignerService.StreamSignMqttConnect:output_type -> signer.v1.StreamSignMqttConnectResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_signer_proto_init() }
@@ -1392,7 +1516,7 @@ func file_signer_v1_signer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signer_v1_signer_proto_rawDesc), len(file_signer_v1_signer_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

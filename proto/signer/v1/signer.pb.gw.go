@@ -306,6 +306,29 @@ func local_request_SignerService_BatchSignMqttConnect_0(ctx context.Context, mar
 	return msg, metadata, err
 }
 
+func request_SignerService_StreamSignMqttConnect_0(ctx context.Context, marshaler runtime.Marshaler, client SignerServiceClient, req *http.Request, pathParams map[string]string) (SignerService_StreamSignMqttConnectClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq StreamSignMqttConnectRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.StreamSignMqttConnect(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
 // RegisterSignerServiceHandlerServer registers the http handlers for service SignerService to "mux".
 // UnaryRPC     :call SignerServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -411,6 +434,13 @@ func RegisterSignerServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 			return
 		}
 		forward_SignerService_BatchSignMqttConnect_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+
+	mux.Handle(http.MethodPost, pattern_SignerService_StreamSignMqttConnect_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
 	})
 
 	return nil
@@ -537,21 +567,40 @@ func RegisterSignerServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		}
 		forward_SignerService_BatchSignMqttConnect_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_SignerService_StreamSignMqttConnect_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/signer.v1.SignerService/StreamSignMqttConnect", runtime.WithHTTPPathPattern("/v1/devices:streamSignMqttConnect"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SignerService_StreamSignMqttConnect_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SignerService_StreamSignMqttConnect_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_SignerService_SignMqttConnect_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "products", "product_key", "devices", "device_name"}, "signMqttConnect"))
-	pattern_SignerService_PreVerify_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "products", "product_key", "devices", "device_name"}, "preVerify"))
-	pattern_SignerService_SignSubDeviceLogin_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "products", "product_key", "devices", "device_name"}, "signSubDeviceLogin"))
-	pattern_SignerService_RegisterDevice_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "products", "product_key", "devices", "device_name"}, "register"))
-	pattern_SignerService_BatchSignMqttConnect_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "devices"}, "batchSignMqttConnect"))
+	pattern_SignerService_SignMqttConnect_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "products", "product_key", "devices", "device_name"}, "signMqttConnect"))
+	pattern_SignerService_PreVerify_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "products", "product_key", "devices", "device_name"}, "preVerify"))
+	pattern_SignerService_SignSubDeviceLogin_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "products", "product_key", "devices", "device_name"}, "signSubDeviceLogin"))
+	pattern_SignerService_RegisterDevice_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "products", "product_key", "devices", "device_name"}, "register"))
+	pattern_SignerService_BatchSignMqttConnect_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "devices"}, "batchSignMqttConnect"))
+	pattern_SignerService_StreamSignMqttConnect_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "devices"}, "streamSignMqttConnect"))
 )
 
 var (
-	forward_SignerService_SignMqttConnect_0      = runtime.ForwardResponseMessage
-	forward_SignerService_PreVerify_0            = runtime.ForwardResponseMessage
-	forward_SignerService_SignSubDeviceLogin_0   = runtime.ForwardResponseMessage
-	forward_SignerService_RegisterDevice_0       = runtime.ForwardResponseMessage
-	forward_SignerService_BatchSignMqttConnect_0 = runtime.ForwardResponseMessage
+	forward_SignerService_SignMqttConnect_0       = runtime.ForwardResponseMessage
+	forward_SignerService_PreVerify_0             = runtime.ForwardResponseMessage
+	forward_SignerService_SignSubDeviceLogin_0    = runtime.ForwardResponseMessage
+	forward_SignerService_RegisterDevice_0        = runtime.ForwardResponseMessage
+	forward_SignerService_BatchSignMqttConnect_0  = runtime.ForwardResponseMessage
+	forward_SignerService_StreamSignMqttConnect_0 = runtime.ForwardResponseStream
 )

@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SignerService_SignMqttConnect_FullMethodName      = "/signer.v1.SignerService/SignMqttConnect"
-	SignerService_PreVerify_FullMethodName            = "/signer.v1.SignerService/PreVerify"
-	SignerService_SignSubDeviceLogin_FullMethodName   = "/signer.v1.SignerService/SignSubDeviceLogin"
-	SignerService_RegisterDevice_FullMethodName       = "/signer.v1.SignerService/RegisterDevice"
-	SignerService_BatchSignMqttConnect_FullMethodName = "/signer.v1.SignerService/BatchSignMqttConnect"
+	SignerService_SignMqttConnect_FullMethodName       = "/signer.v1.SignerService/SignMqttConnect"
+	SignerService_PreVerify_FullMethodName             = "/signer.v1.SignerService/PreVerify"
+	SignerService_SignSubDeviceLogin_FullMethodName    = "/signer.v1.SignerService/SignSubDeviceLogin"
+	SignerService_RegisterDevice_FullMethodName        = "/signer.v1.SignerService/RegisterDevice"
+	SignerService_BatchSignMqttConnect_FullMethodName  = "/signer.v1.SignerService/BatchSignMqttConnect"
+	SignerService_StreamSignMqttConnect_FullMethodName = "/signer.v1.SignerService/StreamSignMqttConnect"
 )
 
 // SignerServiceClient is the client API for SignerService service.
@@ -76,6 +77,11 @@ type SignerServiceClient interface {
 	// backends. Each item has its own result: one bad or forbidden item does
 	// not fail the batch.
 	BatchSignMqttConnect(ctx context.Context, in *BatchSignMqttConnectRequest, opts ...grpc.CallOption) (*BatchSignMqttConnectResponse, error)
+	// StreamSignMqttConnect is BatchSignMqttConnect for larger sets (up to
+	// 100,000 devices, within the 16 MiB message limit): results are streamed
+	// as they are ready, in request order, each with its index. Over REST the
+	// answer is newline-delimited JSON.
+	StreamSignMqttConnect(ctx context.Context, in *StreamSignMqttConnectRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamSignMqttConnectResponse], error)
 }
 
 type signerServiceClient struct {
@@ -136,6 +142,25 @@ func (c *signerServiceClient) BatchSignMqttConnect(ctx context.Context, in *Batc
 	return out, nil
 }
 
+func (c *signerServiceClient) StreamSignMqttConnect(ctx context.Context, in *StreamSignMqttConnectRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamSignMqttConnectResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SignerService_ServiceDesc.Streams[0], SignerService_StreamSignMqttConnect_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamSignMqttConnectRequest, StreamSignMqttConnectResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SignerService_StreamSignMqttConnectClient = grpc.ServerStreamingClient[StreamSignMqttConnectResponse]
+
 // SignerServiceServer is the server API for SignerService service.
 // All implementations must embed UnimplementedSignerServiceServer
 // for forward compatibility.
@@ -186,6 +211,11 @@ type SignerServiceServer interface {
 	// backends. Each item has its own result: one bad or forbidden item does
 	// not fail the batch.
 	BatchSignMqttConnect(context.Context, *BatchSignMqttConnectRequest) (*BatchSignMqttConnectResponse, error)
+	// StreamSignMqttConnect is BatchSignMqttConnect for larger sets (up to
+	// 100,000 devices, within the 16 MiB message limit): results are streamed
+	// as they are ready, in request order, each with its index. Over REST the
+	// answer is newline-delimited JSON.
+	StreamSignMqttConnect(*StreamSignMqttConnectRequest, grpc.ServerStreamingServer[StreamSignMqttConnectResponse]) error
 	mustEmbedUnimplementedSignerServiceServer()
 }
 
@@ -210,6 +240,9 @@ func (UnimplementedSignerServiceServer) RegisterDevice(context.Context, *Registe
 }
 func (UnimplementedSignerServiceServer) BatchSignMqttConnect(context.Context, *BatchSignMqttConnectRequest) (*BatchSignMqttConnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BatchSignMqttConnect not implemented")
+}
+func (UnimplementedSignerServiceServer) StreamSignMqttConnect(*StreamSignMqttConnectRequest, grpc.ServerStreamingServer[StreamSignMqttConnectResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamSignMqttConnect not implemented")
 }
 func (UnimplementedSignerServiceServer) mustEmbedUnimplementedSignerServiceServer() {}
 func (UnimplementedSignerServiceServer) testEmbeddedByValue()                       {}
@@ -322,6 +355,17 @@ func _SignerService_BatchSignMqttConnect_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SignerService_StreamSignMqttConnect_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StreamSignMqttConnectRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SignerServiceServer).StreamSignMqttConnect(m, &grpc.GenericServerStream[StreamSignMqttConnectRequest, StreamSignMqttConnectResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SignerService_StreamSignMqttConnectServer = grpc.ServerStreamingServer[StreamSignMqttConnectResponse]
+
 // SignerService_ServiceDesc is the grpc.ServiceDesc for SignerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -350,6 +394,12 @@ var SignerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _SignerService_BatchSignMqttConnect_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "StreamSignMqttConnect",
+			Handler:       _SignerService_StreamSignMqttConnect_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "signer/v1/signer.proto",
 }
