@@ -1,0 +1,175 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// envPrefix: every flag NAME can also be set as SIGNERCTL_NAME (upper case,
+// dashes as underscores); the command line wins.
+const envPrefix = "SIGNERCTL_"
+
+// vaultFlags are signerd's Vault flags, with the same names and defaults
+// (but a longer -vault-timeout: an import writes, in bulk).
+type vaultFlags struct {
+	addr, namespace, auth, tokenFile   string
+	approleRoleID, approleSecretIDFile string
+	approleMount                       string
+	k8sRole, k8sTokenFile, k8sMount    string
+	kvMount, kvPath, kvField           string
+	transitMount                       string
+	timeout                            time.Duration
+}
+
+func (v *vaultFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&v.addr, "vault-addr", "", "Vault address (default: VAULT_ADDR); VAULT_CACERT, VAULT_CLIENT_CERT etc. apply as usual")
+	fs.StringVar(&v.namespace, "vault-namespace", "", "Vault Enterprise namespace (default: VAULT_NAMESPACE)")
+	fs.StringVar(&v.auth, "vault-auth", "token", "Vault auth method: token, approle or kubernetes")
+	fs.StringVar(&v.tokenFile, "vault-token-file", "", "with -vault-auth=token: file holding the token (default: VAULT_TOKEN)")
+	fs.StringVar(&v.approleRoleID, "vault-approle-role-id", "", "with -vault-auth=approle: the role id")
+	fs.StringVar(&v.approleSecretIDFile, "vault-approle-secret-id-file", "", "with -vault-auth=approle: file holding the secret id")
+	fs.StringVar(&v.approleMount, "vault-approle-mount", "approle", "with -vault-auth=approle: the auth mount path")
+	fs.StringVar(&v.k8sRole, "vault-k8s-role", "", "with -vault-auth=kubernetes: the Vault role")
+	fs.StringVar(&v.k8sTokenFile, "vault-k8s-token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token", "with -vault-auth=kubernetes: the service-account token file")
+	fs.StringVar(&v.k8sMount, "vault-k8s-mount", "kubernetes", "with -vault-auth=kubernetes: the auth mount path")
+	v.registerLayout(fs)
+	fs.DurationVar(&v.timeout, "vault-timeout", 10*time.Second, "bound on one Vault request")
+}
+
+// registerLayout registers the flags saying where secrets go (all that
+// "signerctl policy" needs).
+func (v *vaultFlags) registerLayout(fs *flag.FlagSet) {
+	fs.StringVar(&v.kvMount, "vault-kv-mount", "iot", "KV v2 mount holding device secrets")
+	fs.StringVar(&v.kvPath, "vault-kv-path", "devices/{productKey}/{deviceName}", "path of a device's secret in the mount")
+	fs.StringVar(&v.kvField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
+	fs.StringVar(&v.transitMount, "vault-transit-mount", "transit", "Transit mount for -transit")
+}
+
+func (v *vaultFlags) validate() []error {
+	var errs []error
+	switch v.auth {
+	case "token":
+	case "approle":
+		if v.approleRoleID == "" {
+			errs = append(errs, errors.New("-vault-approle-role-id: required with -vault-auth=approle"))
+		}
+		if v.approleSecretIDFile == "" {
+			errs = append(errs, errors.New("-vault-approle-secret-id-file: required with -vault-auth=approle"))
+		}
+	case "kubernetes":
+		if v.k8sRole == "" {
+			errs = append(errs, errors.New("-vault-k8s-role: required with -vault-auth=kubernetes"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("-vault-auth %q: want token, approle or kubernetes", v.auth))
+	}
+	if v.timeout <= 0 {
+		errs = append(errs, fmt.Errorf("-vault-timeout %s: must be positive", v.timeout))
+	}
+	if v.kvField == "" || v.kvMount == "" || v.transitMount == "" {
+		errs = append(errs, errors.New("-vault-kv-mount, -vault-kv-field, -vault-transit-mount: must not be empty"))
+	}
+	return errs
+}
+
+// importConfig is everything "signerctl import" is told.
+type importConfig struct {
+	file             string
+	dryRun, offline  bool
+	transit          bool
+	concurrency      int
+	maxErrors        int
+	progress         string
+	progressInterval time.Duration
+	vault            vaultFlags
+}
+
+const maxConcurrency = 256
+
+// parseImport reads the flags, then fills every flag not given on the
+// command line from its environment variable, as signerd does.
+func parseImport(args []string, getenv func(string) string, stderr io.Writer) (importConfig, error) {
+	var c importConfig
+	fs := flag.NewFlagSet("signerctl import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&c.dryRun, "dry-run", false, "validate the file and report what would happen, writing nothing (reads Vault unless -offline)")
+	fs.BoolVar(&c.offline, "offline", false, "with -dry-run: validate the file only, without contacting Vault")
+	fs.BoolVar(&c.transit, "transit", false, "also import each secret into Vault Transit as an hmac key (BYOK), for products in Transit mode")
+	fs.IntVar(&c.concurrency, "concurrency", 16, fmt.Sprintf("devices written to Vault at once (1–%d)", maxConcurrency))
+	fs.IntVar(&c.maxErrors, "max-errors", 100, "stop handing out rows after this many Vault errors (0: never stop); re-run to continue")
+	fs.StringVar(&c.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, plain lines otherwise), bar, plain or off")
+	fs.DurationVar(&c.progressInterval, "progress-interval", 5*time.Second, "with plain progress: time between lines")
+	c.vault.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: signerctl import [flags] FILE.csv\n\n"+
+			"FILE.csv is the IoT Platform console's device export: a header line naming\n"+
+			"ProductKey, DeviceName and DeviceSecret columns (any case, any order; other\n"+
+			"columns are ignored), then one device per row. Every flag can also be set as\n"+
+			"%sNAME (e.g. %sVAULT_ADDR). See docs/IMPORT.md.\n\n", envPrefix, envPrefix)
+		fs.PrintDefaults()
+	}
+	if err := parseWithEnv(fs, args, getenv); err != nil {
+		return c, err
+	}
+	if fs.NArg() != 1 {
+		for _, a := range fs.Args()[min(1, fs.NArg()):] {
+			if strings.HasPrefix(a, "-") {
+				return c, fmt.Errorf("flag %s after FILE.csv: flags go before the file", a)
+			}
+		}
+		return c, fmt.Errorf("want exactly one FILE.csv argument, got %d (see signerctl import -h)", fs.NArg())
+	}
+	c.file = fs.Arg(0)
+	var errs []error
+	if !c.offline {
+		errs = append(errs, c.vault.validate()...)
+	}
+	if c.offline && !c.dryRun {
+		errs = append(errs, errors.New("-offline: only with -dry-run (an import needs Vault)"))
+	}
+	if c.offline && c.transit {
+		errs = append(errs, errors.New("-offline and -transit: -offline does not contact Vault; drop one"))
+	}
+	if c.concurrency < 1 || c.concurrency > maxConcurrency {
+		errs = append(errs, fmt.Errorf("-concurrency %d: must be between 1 and %d", c.concurrency, maxConcurrency))
+	}
+	if c.maxErrors < 0 {
+		errs = append(errs, fmt.Errorf("-max-errors %d: must not be negative", c.maxErrors))
+	}
+	switch c.progress {
+	case "auto", "bar", "plain", "off":
+	default:
+		errs = append(errs, fmt.Errorf("-progress %q: want auto, bar, plain or off", c.progress))
+	}
+	if c.progressInterval <= 0 {
+		errs = append(errs, fmt.Errorf("-progress-interval %s: must be positive", c.progressInterval))
+	}
+	return c, errors.Join(errs...)
+}
+
+// parseWithEnv parses args, then sets every flag not on the command line
+// from SIGNERCTL_NAME when that is set.
+func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
