@@ -1,11 +1,10 @@
 package auth
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
@@ -52,10 +51,14 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse policy: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
+	// Strict: unknown keys, duplicate keys and keys in the wrong case
+	// ("Products:") are errors, not silently ignored settings.
 	var p Policy
-	if err := dec.Decode(&p); err != nil {
+	strict, err := sigsjson.UnmarshalStrict(js, &p)
+	if err == nil {
+		err = errors.Join(strict...)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("parse policy: %w", err)
 	}
 	if err := p.init(); err != nil {

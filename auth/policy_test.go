@@ -17,7 +17,7 @@ func TestParsePolicyErrors(t *testing.T) {
 	}{
 		{name: "not YAML", data: "backends: [", want: []string{"parse policy"}},
 		{name: "unknown top-level key", data: "backend:\n  - identity: x\n", want: []string{`"backend"`}},
-		{name: "unknown grant key", data: "backends:\n  - identity: spiffe://td/a\n    products: [\"*\"]\n    rpcs: [\"*\"]\n    product: [a1PK]\n", want: []string{`"product"`}},
+		{name: "unknown grant key", data: "backends:\n  - identity: spiffe://td/a\n    products: [\"*\"]\n    rpcs: [\"*\"]\n    product: [a1PK]\n", want: []string{`"backends[0].product"`}},
 		{name: "products not a list", data: "backends:\n  - identity: spiffe://td/a\n    products: a1PK\n    rpcs: [\"*\"]\n", want: []string{"products"}},
 		{name: "missing identity", data: "backends:\n  - products: [a1PK]\n    rpcs: [\"*\"]\n", want: []string{"backends[0].identity", "required"}},
 		{name: "duplicate identity", data: "backends:\n  - identity: spiffe://td/a\n    products: [a1PK]\n    rpcs: [\"*\"]\n  - identity: spiffe://td/a\n    products: [b1PK]\n    rpcs: [\"*\"]\n",

@@ -1,12 +1,11 @@
 package service
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/signerd/signerd/signing"
@@ -133,10 +132,14 @@ func ParseProducts(data []byte) (*Products, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse products: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
+	// Strict: unknown keys, duplicate keys and keys in the wrong case
+	// ("Products:") are errors, not silently ignored settings.
 	var p Products
-	if err := dec.Decode(&p); err != nil {
+	strict, err := sigsjson.UnmarshalStrict(js, &p)
+	if err == nil {
+		err = errors.Join(strict...)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("parse products: %w", err)
 	}
 	if err := p.Validate(); err != nil {

@@ -458,8 +458,9 @@ func TestParseProductsErrors(t *testing.T) {
 		// where it is.
 		want []string
 	}{
-		{"unknown key in defaults", "defaults:\n  regoin: cn-beijing\n", []string{`"regoin"`}},
-		{"unknown key in a product", "products:\n  a1X:\n    keepalive: 60\n", []string{`"keepalive"`}},
+		{"unknown key in defaults", "defaults:\n  regoin: cn-beijing\n", []string{`"defaults.regoin"`}},
+		{"unknown key in a product", "products:\n  a1X:\n    keepalive: 60\n", []string{`"products.a1X.keepalive"`}},
+		{"key in the wrong case", "Products:\n  a1X:\n    keepAliveSeconds: 60\n", []string{`"Products"`}},
 		{"unknown top-level key", "product:\n  a1X: {}\n", []string{`"product"`}},
 		{"keepalive too short", "products:\n  a1X:\n    keepAliveSeconds: 29\n", []string{"products.a1X", "keepAliveSeconds", "29"}},
 		{"keepalive too long", "defaults:\n  keepAliveSeconds: 1201\n", []string{"defaults", "keepAliveSeconds", "1201"}},
