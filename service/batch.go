@@ -23,7 +23,8 @@ const batchConcurrency = 16
 type Authorizer func(ctx context.Context, rpc, productKey, deviceName string) error
 
 // WithAuthorizer sets the per-item authorizer of batch RPCs. Without one,
-// every item is allowed (-dev).
+// every item is denied: a server wired without authorization must fail
+// closed, not hand out every device.
 func WithAuthorizer(a Authorizer) Option { return func(s *Server) { s.authorize = a } }
 
 // BatchSignMqttConnect implements signerv1.SignerServiceServer.
@@ -47,11 +48,9 @@ func (s *Server) signBatch(ctx context.Context, rpc string, items []*signerv1.Si
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(batchConcurrency)
 	for i, item := range items {
-		if s.authorize != nil {
-			if err := s.authorize(ctx, rpc, item.GetProductKey(), item.GetDeviceName()); err != nil {
-				results[i] = itemError(status.Error(codes.PermissionDenied, "permission denied"))
-				continue
-			}
+		if s.authorize == nil || s.authorize(ctx, rpc, item.GetProductKey(), item.GetDeviceName()) != nil {
+			results[i] = itemError(status.Error(codes.PermissionDenied, "permission denied"))
+			continue
 		}
 		g.Go(func() error {
 			resp, err := s.SignMqttConnect(gctx, item)

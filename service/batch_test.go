@@ -115,3 +115,17 @@ func TestBatchSignMqttConnectSize(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchWithoutAuthorizerFailsClosed(t *testing.T) {
+	mem := secrets.NewMemory()
+	mem.Put(secrets.DeviceID{ProductKey: "a1Good", DeviceName: "dev-0001"}, []byte("s"))
+	resp, err := service.New(mem).BatchSignMqttConnect(context.Background(), &signerv1.BatchSignMqttConnectRequest{
+		Requests: []*signerv1.SignMqttConnectRequest{{ProductKey: "a1Good", DeviceName: "dev-0001"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := codes.Code(resp.GetResults()[0].GetError().GetCode()); c != codes.PermissionDenied {
+		t.Errorf("item without an authorizer: %v, want PERMISSION_DENIED", c)
+	}
+}
