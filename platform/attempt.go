@@ -16,9 +16,9 @@ import (
 	"time"
 )
 
-// outcome is the result of one attempt.
-type outcome struct {
-	res    Result
+// outcome is the result of one attempt of a call whose result is a T.
+type outcome[T any] struct {
+	res    T
 	status int // HTTP status of a success
 	err    *Error
 	// retry reports whether another attempt may succeed and is safe.
@@ -29,15 +29,15 @@ type outcome struct {
 	verdict error
 }
 
-// attempt sends body once and interprets the answer. sign is removed
-// from any relayed message.
-func (c *Client) attempt(ctx context.Context, base, body, sign string) outcome {
+// attempt sends body to base+e.path once and interprets the answer. sign
+// is removed from any relayed message.
+func attempt[T any](ctx context.Context, c *Client, e endpoint[T], base, body, sign string) outcome[T] {
 	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, base+AuthPath, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, base+e.path, strings.NewReader(body))
 	if err != nil {
 		// Only a base URL that does not parse gets here; New checked them.
-		return outcome{err: &Error{Kind: ErrInvalidEndpoint, detail: "building the request failed"}, verdict: errBreakerExcluded}
+		return outcome[T]{err: &Error{Kind: ErrInvalidEndpoint, detail: "building the request failed"}, verdict: errBreakerExcluded}
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -45,36 +45,36 @@ func (c *Client) attempt(ctx context.Context, base, body, sign string) outcome {
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return c.transportFailure(ctx, actx, err)
+		return transportFailure[T](c, ctx, actx, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
 		if ctx.Err() != nil || actx.Err() != nil {
-			out := c.transportFailure(ctx, actx, err)
+			out := transportFailure[T](c, ctx, actx, err)
 			out.err.HTTPStatus = resp.StatusCode
 			return out
 		}
 		// The connection broke while the answer was being read: as
 		// transient as a connection reset.
-		return outcome{
+		return outcome[T]{
 			err:     &Error{Kind: ErrUpstream, HTTPStatus: resp.StatusCode, detail: "the answer was cut short: " + err.Error()},
 			retry:   true,
 			verdict: errBreakerFailure,
 		}
 	}
 	if int64(len(data)) > c.maxBody {
-		return outcome{
+		return outcome[T]{
 			err:     &Error{Kind: ErrUpstream, HTTPStatus: resp.StatusCode, detail: "the answer exceeds " + strconv.FormatInt(c.maxBody, 10) + " bytes"},
 			verdict: errBreakerFailure,
 		}
 	}
-	return interpret(resp.StatusCode, resp.Header, data, sign)
+	return e.interpret(resp.StatusCode, resp.Header, data, sign)
 }
 
 // transportFailure classifies an error of sending a request or reading
 // its answer. ctx is the caller's context, actx the attempt's.
-func (c *Client) transportFailure(ctx, actx context.Context, err error) outcome {
+func transportFailure[T any](c *Client, ctx, actx context.Context, err error) outcome[T] {
 	if cerr := ctx.Err(); cerr != nil {
 		// The caller gave up. A deadline counts against the platform (a
 		// hanging platform must open the breaker even when callers have
@@ -83,13 +83,13 @@ func (c *Client) transportFailure(ctx, actx context.Context, err error) outcome 
 		if errors.Is(cerr, context.Canceled) {
 			verdict = errBreakerExcluded
 		}
-		return outcome{
+		return outcome[T]{
 			err:     &Error{Kind: ErrUnavailable, detail: "the caller's context ended: " + cerr.Error(), extra: []error{cerr}},
 			verdict: verdict,
 		}
 	}
 	if actx.Err() != nil {
-		return outcome{
+		return outcome[T]{
 			err:     &Error{Kind: ErrUnavailable, detail: "the attempt timed out after " + c.attemptTimeout.String()},
 			retry:   true,
 			verdict: errBreakerFailure,
@@ -103,12 +103,12 @@ func (c *Client) transportFailure(ctx, actx context.Context, err error) outcome 
 	)
 	if errors.As(err, &verifyErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostnameErr) || errors.As(err, &invalidErr) {
 		// Retrying does not fix a certificate.
-		return outcome{
+		return outcome[T]{
 			err:     &Error{Kind: ErrUnavailable, detail: "TLS verification failed: " + err.Error()},
 			verdict: errBreakerFailure,
 		}
 	}
-	return outcome{
+	return outcome[T]{
 		err:     &Error{Kind: ErrUnavailable, detail: transportDetail(err)},
 		retry:   true,
 		verdict: errBreakerFailure,
@@ -124,20 +124,23 @@ func transportDetail(err error) string {
 	return err.Error()
 }
 
-// envelope is the platform's answer.
-type envelope struct {
+// envelope is the platform's answer, with data of type D.
+type envelope[D any] struct {
 	Code    *int   `json:"code"`
 	Message string `json:"message"`
-	Data    *struct {
-		IotID     string `json:"iotId"`
-		IotToken  string `json:"iotToken"`
-		Resources *struct {
-			MQTT *struct {
-				Host string   `json:"host"`
-				Port flexPort `json:"port"`
-			} `json:"mqtt"`
-		} `json:"resources"`
-	} `json:"data"`
+	Data    *D     `json:"data"`
+}
+
+// preVerifyData is the data of a pre-verification answer.
+type preVerifyData struct {
+	IotID     string `json:"iotId"`
+	IotToken  string `json:"iotToken"`
+	Resources *struct {
+		MQTT *struct {
+			Host string   `json:"host"`
+			Port flexPort `json:"port"`
+		} `json:"mqtt"`
+	} `json:"resources"`
 }
 
 // flexPort accepts a port as a JSON number or a string of digits.
@@ -156,13 +159,52 @@ func (p *flexPort) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// interpret maps an answer of the given HTTP status to an outcome.
-func interpret(status int, h http.Header, data []byte, sign string) outcome {
-	var env envelope
+// rules says how to read the answers of one endpoint, whose data is a D
+// and whose result is a T.
+type rules[D, T any] struct {
+	// kinds maps the platform codes with a definitive meaning to their
+	// kinds. Codes 200 and 500 are handled by interpretWith.
+	kinds map[int]error
+	// secrets returns the values of a parsed answer that must never be
+	// relayed (the token, a DeviceSecret); d may be nil.
+	secrets func(d *D) []string
+	// result extracts the result of a code 200 answer, or names its first
+	// missing or invalid field; d may be nil.
+	result func(d *D) (T, string)
+}
+
+// preVerifyRules are the rules of /auth/devicename.
+var preVerifyRules = rules[preVerifyData, Result]{
+	kinds: map[int]error{
+		CodeSignatureMismatch: ErrSignatureMismatch,
+		CodeBadParameter:      ErrBadParameter,
+		CodeDeviceNotFound:    ErrDeviceNotFound,
+		CodeAuthTypeMismatch:  ErrAuthTypeMismatch,
+	},
+	secrets: func(d *preVerifyData) []string {
+		if d == nil {
+			return nil
+		}
+		return []string{d.IotToken}
+	},
+	result: result,
+}
+
+// interpret maps a pre-verification answer of the given HTTP status to an
+// outcome.
+func interpret(status int, h http.Header, data []byte, sign string) outcome[Result] {
+	return interpretWith(preVerifyRules, status, h, data, sign)
+}
+
+// interpretWith maps an answer of the given HTTP status to an outcome by
+// r. sign, and the secrets r finds in the answer, are removed from the
+// relayed message.
+func interpretWith[D, T any](r rules[D, T], status int, h http.Header, data []byte, sign string) outcome[T] {
+	var env envelope[D]
 	jerr := json.Unmarshal(data, &env)
-	token := ""
-	if jerr == nil && env.Data != nil {
-		token = env.Data.IotToken
+	redact := []string{sign}
+	if jerr == nil {
+		redact = append(redact, r.secrets(env.Data)...)
 	}
 	// e builds an *Error carrying what the answer said.
 	e := func(kind error, detail string) *Error {
@@ -171,7 +213,7 @@ func interpret(status int, h http.Header, data []byte, sign string) outcome {
 			if env.Code != nil {
 				err.Code = *env.Code
 			}
-			err.Message = cleanMessage(env.Message, sign, token)
+			err.Message = cleanMessage(env.Message, redact...)
 		}
 		return err
 	}
@@ -181,53 +223,47 @@ func interpret(status int, h http.Header, data []byte, sign string) outcome {
 	case status == http.StatusTooManyRequests:
 		err := e(ErrUpstream, "rate limited")
 		err.RetryAfter = retryAfter(h.Get("Retry-After"))
-		return outcome{err: err, retry: true, verdict: errBreakerFailure}
+		return outcome[T]{err: err, retry: true, verdict: errBreakerFailure}
 	case status >= 500:
 		err := e(ErrUpstream, "server error")
 		if status == http.StatusServiceUnavailable {
 			err.RetryAfter = retryAfter(h.Get("Retry-After"))
 		}
-		return outcome{err: err, retry: true, verdict: errBreakerFailure}
+		return outcome[T]{err: err, retry: true, verdict: errBreakerFailure}
 	case jerr != nil:
 		detail := "unexpected HTTP status"
 		if ok {
 			detail = describeBadJSON(h, data, jerr)
 		}
-		return outcome{err: e(ErrUpstream, detail), verdict: errBreakerFailure}
+		return outcome[T]{err: e(ErrUpstream, detail), verdict: errBreakerFailure}
 	case env.Code == nil:
-		return outcome{err: e(ErrUpstream, "the answer has no code"), verdict: errBreakerFailure}
+		return outcome[T]{err: e(ErrUpstream, "the answer has no code"), verdict: errBreakerFailure}
 	}
 
 	verdict := error(nil)
 	if !ok {
 		verdict = errBreakerFailure
 	}
-	switch *env.Code {
-	case CodeSuccess:
+	switch code := *env.Code; {
+	case code == CodeSuccess:
 		if !ok {
-			return outcome{err: e(ErrUpstream, "code 200 with an unexpected HTTP status"), verdict: errBreakerFailure}
+			return outcome[T]{err: e(ErrUpstream, "code 200 with an unexpected HTTP status"), verdict: errBreakerFailure}
 		}
-		res, missing := result(&env)
+		res, missing := r.result(env.Data)
 		if missing != "" {
-			return outcome{err: e(ErrUpstream, "the answer lacks a valid "+missing), verdict: errBreakerFailure}
+			return outcome[T]{err: e(ErrUpstream, "the answer lacks a valid "+missing), verdict: errBreakerFailure}
 		}
-		return outcome{res: res, status: status}
-	case CodeSignatureMismatch:
-		return outcome{err: e(ErrSignatureMismatch, ""), verdict: verdict}
-	case CodeBadParameter:
-		return outcome{err: e(ErrBadParameter, ""), verdict: verdict}
-	case CodeDeviceNotFound:
-		return outcome{err: e(ErrDeviceNotFound, ""), verdict: verdict}
-	case CodeAuthTypeMismatch:
-		return outcome{err: e(ErrAuthTypeMismatch, ""), verdict: verdict}
-	case CodeInternal:
-		return outcome{err: e(ErrUpstream, "platform internal error"), retry: true, verdict: errBreakerFailure}
+		return outcome[T]{res: res, status: status}
+	case code == CodeInternal:
+		return outcome[T]{err: e(ErrUpstream, "platform internal error"), retry: true, verdict: errBreakerFailure}
+	case r.kinds[code] != nil:
+		return outcome[T]{err: e(r.kinds[code], ""), verdict: verdict}
 	}
 	detail := "unexpected code"
 	if !ok {
 		detail = "unexpected HTTP status"
 	}
-	return outcome{err: e(ErrUpstream, detail), verdict: verdict}
+	return outcome[T]{err: e(ErrUpstream, detail), verdict: verdict}
 }
 
 // describeBadJSON says why a 2xx answer could not be decoded, without
@@ -255,8 +291,7 @@ const (
 
 // result extracts the result of a code 200 answer, or names the first
 // missing or invalid field.
-func result(env *envelope) (Result, string) {
-	d := env.Data
+func result(d *preVerifyData) (Result, string) {
 	switch {
 	case d == nil:
 		return Result{}, "data"

@@ -302,9 +302,27 @@ func (r Result) LogValue() slog.Value {
 	)
 }
 
-// Form fields PreVerify requires; each must have exactly one non-empty
-// value.
-var requiredFields = [...]string{"productKey", "deviceName", "clientId", "signmethod", "sign"}
+// endpoint is one of the auth endpoint's operations, whose result is a T.
+type endpoint[T any] struct {
+	// op names the operation in errors and logs ("pre-verify").
+	op string
+	// path is appended to the base URL.
+	path string
+	// required are the form fields that must each have exactly one
+	// non-empty value; the form is not sent otherwise.
+	required []string
+	// interpret maps an answer to an outcome; sign is the form's sign, to
+	// be kept out of relayed messages.
+	interpret func(status int, h http.Header, data []byte, sign string) outcome[T]
+}
+
+// preVerifyEndpoint is POST /auth/devicename.
+var preVerifyEndpoint = endpoint[Result]{
+	op:        "pre-verify",
+	path:      AuthPath,
+	required:  []string{"productKey", "deviceName", "clientId", "signmethod", "sign"},
+	interpret: interpret,
+}
 
 // PreVerify posts form, a signed pre-verification form (see
 // signing.SignPreVerify), to the auth endpoint of the form's product in
@@ -314,93 +332,116 @@ var requiredFields = [...]string{"productKey", "deviceName", "clientId", "signme
 // base URL's circuit breaker is open. Errors are [*Error] values; see the
 // package documentation for their kinds.
 func (c *Client) PreVerify(ctx context.Context, region string, form url.Values) (Result, error) {
-	for _, k := range requiredFields {
+	return call(ctx, c, preVerifyEndpoint, region, form)
+}
+
+// call posts form to e at the auth endpoint of the form's product in
+// region, retrying where that is safe within ctx and failing fast while
+// the base URL's circuit breaker is open. A non-nil error is an *Error.
+func call[T any](ctx context.Context, c *Client, e endpoint[T], region string, form url.Values) (T, error) {
+	res, err := retryLoop(ctx, c, e, region, form)
+	if err != nil {
+		err.op = e.op
+		return res, err
+	}
+	return res, nil
+}
+
+// retryLoop is call's work: the form check, then attempts until one
+// succeeds, fails for good, or the retries, the breaker or ctx end them.
+func retryLoop[T any](ctx context.Context, c *Client, e endpoint[T], region string, form url.Values) (T, *Error) {
+	var zero T
+	for _, k := range e.required {
 		if v := form[k]; len(v) != 1 || v[0] == "" {
-			return Result{}, &Error{Kind: ErrBadParameter, detail: "the form needs exactly one non-empty " + k + " field"}
+			return zero, &Error{Kind: ErrBadParameter, detail: "the form needs exactly one non-empty " + k + " field"}
 		}
 	}
-	base, err := c.BaseURL(region, form.Get("productKey"))
-	if err != nil {
-		return Result{}, err
+	base, berr := c.BaseURL(region, form.Get("productKey"))
+	if berr != nil {
+		var pe *Error
+		if !errors.As(berr, &pe) {
+			pe = &Error{Kind: ErrInvalidEndpoint, detail: berr.Error()}
+		}
+		return zero, pe
 	}
 	body := form.Encode()
 	sign := form.Get("sign")
 	br := c.breaker(base)
 
 	var last *Error
-	for attempt := 1; ; attempt++ {
+	for n := 1; ; n++ {
 		if err := ctx.Err(); err != nil {
 			if last == nil {
 				last = &Error{Kind: ErrUnavailable, detail: "the caller's context ended"}
 			}
 			last.extra = append(last.extra, err)
-			return Result{}, last
+			return zero, last
 		}
 		var done func(error)
 		if br != nil {
 			d, err := br.Allow()
 			if err != nil {
 				if last != nil {
-					return Result{}, last
+					return zero, last
 				}
 				// Debug: an open breaker refuses every call; its opening
 				// was logged once, at Warn.
-				c.log.LogAttrs(ctx, slog.LevelDebug, "platform pre-verify refused: circuit breaker open",
+				c.log.LogAttrs(ctx, slog.LevelDebug, "platform "+e.op+" refused: circuit breaker open",
 					slog.String("base_url", base))
-				return Result{}, &Error{Kind: ErrUnavailable, extra: []error{ErrCircuitOpen},
+				return zero, &Error{Kind: ErrUnavailable, extra: []error{ErrCircuitOpen},
 					detail: "the circuit breaker of " + base + " is open"}
 			}
 			done = d
 		}
 		start := time.Now()
-		out := c.attempt(ctx, base, body, sign)
+		out := attempt(ctx, c, e, base, body, sign)
 		if done != nil {
 			done(out.verdict)
 		}
-		c.logAttempt(ctx, base, attempt, time.Since(start), out)
+		c.logAttempt(ctx, e.op, base, n, time.Since(start), out.err, out.status, out.retry)
 		if out.err == nil {
 			return out.res, nil
 		}
-		out.err.Attempts = attempt
+		out.err.Attempts = n
 		last = out.err
-		if !out.retry || attempt > c.retries {
-			return Result{}, last
+		if !out.retry || n > c.retries {
+			return zero, last
 		}
-		delay := c.backoff(attempt)
+		delay := c.backoff(n)
 		if out.err.RetryAfter > 0 {
 			if out.err.RetryAfter > c.retryAfterMax {
-				return Result{}, last
+				return zero, last
 			}
 			delay = max(delay, out.err.RetryAfter)
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= delay {
-			return Result{}, last
+			return zero, last
 		}
 		if !sleep(ctx, delay) {
 			last.extra = append(last.extra, ctx.Err())
-			return Result{}, last
+			return zero, last
 		}
 	}
 }
 
-// logAttempt records one attempt: never the form, sign or token.
-func (c *Client) logAttempt(ctx context.Context, base string, attempt int, d time.Duration, out outcome) {
+// logAttempt records one attempt: never the form, sign, token or secret.
+func (c *Client) logAttempt(ctx context.Context, op, base string, attempt int, d time.Duration, err *Error, okStatus int, retry bool) {
 	level, result := slog.LevelDebug, "ok"
 	var status, code int
-	if out.err != nil {
-		level, result = slog.LevelWarn, out.err.Kind.Error()
-		status, code = out.err.HTTPStatus, out.err.Code
+	if err != nil {
+		level, result = slog.LevelWarn, err.Kind.Error()
+		status, code = err.HTTPStatus, err.Code
 	} else {
-		status, code = out.status, CodeSuccess
+		status, code = okStatus, CodeSuccess
 	}
-	c.log.LogAttrs(ctx, level, "platform pre-verify attempt",
+	c.log.LogAttrs(ctx, level, "platform "+op+" attempt",
 		slog.String("base_url", base),
 		slog.Int("attempt", attempt),
 		slog.Int("status", status),
 		slog.Int("code", code),
 		slog.Duration("duration", d),
 		slog.String("result", result),
-		slog.Bool("retryable", out.retry),
+		slog.Bool("retryable", retry),
 	)
 }
 

@@ -1,11 +1,19 @@
 // Package platform is a small client for the Alibaba Cloud IoT Platform's
 // device auth endpoint: the HTTPS pre-verification ("connection after HTTPS
 // verification") that trades a signed form for an iotId/iotToken pair and
-// the MQTT endpoint.
+// the MQTT endpoint, and dynamic registration ("one secret per product")
+// that trades a form signed with the ProductSecret for a new DeviceSecret
+// ([Client.RegisterDevice]; see register.go for its codes).
 //
-// The form itself is built and signed elsewhere (signing.SignPreVerify);
-// this package only posts it and interprets the answer. It never sees a
-// DeviceSecret.
+// The forms themselves are built and signed elsewhere
+// (signing.SignPreVerify, signing.SignRegister); this package only posts
+// them and interprets the answers. It never sees a DeviceSecret or
+// ProductSecret it would have to sign with; it receives the DeviceSecret a
+// registration issues and hands it on in a [Registration], which redacts
+// it when formatted, logged or encoded.
+//
+// Both operations share the behaviour below: retries, breakers (one per
+// base URL, shared by both), timeouts and error kinds.
 //
 // # Behaviour
 //
@@ -26,7 +34,8 @@
 // say the request itself is wrong (codes 401, 460, 5001, 6200, any other
 // platform code) and malformed answers (not JSON, over the size cap,
 // missing fields) are not retried. Retrying is safe because the call does
-// not change anything on the platform except issuing a fresh token.
+// not change anything on the platform except issuing a fresh token (or,
+// for a registration, a fresh secret that supersedes the earlier ones).
 //
 // Each base URL has a circuit breaker (github.com/sony/gobreaker/v2). Once
 // enough consecutive attempts failed (connection errors, timeouts, 5xx, 429,
@@ -38,15 +47,18 @@
 //
 // # Errors
 //
-// Every error PreVerify returns is an [*Error]; errors.Is tells its kind:
+// Every error PreVerify and RegisterDevice return is an [*Error];
+// errors.Is tells its kind:
 //
-//	ErrDeviceNotFound     platform code 5001
+//	ErrDeviceNotFound     platform code 5001 (registration: also 6100)
 //	ErrSignatureMismatch  platform code 401
 //	ErrBadParameter       platform code 460, or a form lacking a required field
-//	ErrAuthTypeMismatch   platform code 6200
+//	ErrAuthTypeMismatch   platform code 6200 (pre-verification only)
+//	ErrAlreadyActivated   platform code 6288 (registration only)
 //	ErrUpstream           HTTP 5xx, HTTP 429, code 500, any other code or HTTP
 //	                      status, a body that is not JSON, cut short, over the
-//	                      cap or lacks a field of a success answer
+//	                      cap or lacks a field of a success answer (or, for a
+//	                      registration, names another device)
 //	ErrUnavailable        connection errors, timeouts, an open circuit breaker
 //	                      (also ErrCircuitOpen), the caller's context ending
 //	ErrInvalidEndpoint    no valid base URL for the region
@@ -57,10 +69,10 @@
 //
 // # Secrets
 //
-// Neither errors nor log records contain the form's sign or the iotToken
-// (nor, since this package never has it, the DeviceSecret). The platform's
-// message ([Error.Message]) is relayed after removing control characters
-// and any occurrence of the sign or token, and may be shown to callers.
-// [Result] redacts the token when formatted or logged. Logs carry the base
+// Neither errors nor log records contain the form's sign, the iotToken or
+// an issued DeviceSecret. The platform's message ([Error.Message]) is
+// relayed after removing control characters and any occurrence of the
+// sign, token or secret, and may be shown to callers. [Result] redacts the
+// token and [Registration] the secret when formatted or logged. Logs carry the base
 // URL, attempt number, HTTP status, platform code, duration and outcome.
 package platform

@@ -69,6 +69,9 @@ type Error struct {
 	// Attempts is the number of requests sent (0 if none was).
 	Attempts int
 
+	// op names the operation ("pre-verify", "register") in Error; ""
+	// means pre-verify.
+	op string
 	// detail describes a failure the platform's answer does not, such as
 	// a transport error; it is for logs and never contains a secret.
 	detail string
@@ -83,7 +86,11 @@ type Error struct {
 // details such as a transport error, but no secret.
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString("platform pre-verify: ")
+	op := e.op
+	if op == "" {
+		op = "pre-verify"
+	}
+	b.WriteString("platform " + op + ": ")
 	if e.Kind != nil {
 		b.WriteString(e.Kind.Error())
 	} else {

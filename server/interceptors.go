@@ -142,6 +142,30 @@ func ItemAuthorizer(p *auth.Policy) func(ctx context.Context, rpc, productKey, d
 	}
 }
 
+// SubDeviceAuthorizer is the service's per-sub-device authorization of
+// SignSubDeviceLogin: the policy must assign each sub-device to the
+// gateway, for the gateway itself or a backend granted both products (see
+// auth.Policy.AuthorizeSubDevice). A denial's reason goes to the audit
+// record.
+func SubDeviceAuthorizer(p *auth.Policy) func(ctx context.Context, gwPK, gwDN, subPK, subDN string) error {
+	return func(ctx context.Context, gwPK, gwDN, subPK, subDN string) error {
+		id, ok := auth.FromContext(ctx)
+		if !ok {
+			return auth.ErrDenied
+		}
+		if id.Kind == auth.KindAnonymous {
+			return nil // -dev
+		}
+		if err := p.AuthorizeSubDevice(id, gwPK, gwDN, subPK, subDN); err != nil {
+			if c := callFrom(ctx); c != nil {
+				c.reason = "policy: " + id.String() + " may not sign sub-device " + subPK + "/" + subDN + " for gateway " + gwPK + "/" + gwDN
+			}
+			return err
+		}
+		return nil
+	}
+}
+
 // authorize decides before the service (and so the secret store) is reached.
 // "Not yours" and "does not exist" are indistinguishable: the store is never
 // asked on behalf of a caller that may not have the device.

@@ -63,6 +63,12 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.FailedPrecondition, "the stored secret does not match the platform")
 	case errors.Is(err, platform.ErrAuthTypeMismatch):
 		return status.Error(codes.FailedPrecondition, "the platform does not allow this device to authenticate this way: "+platformMessage(err))
+	case errors.Is(err, platform.ErrAlreadyActivated):
+		return status.Error(codes.FailedPrecondition, "the platform refuses to register a device that has already connected: "+
+			"import its secret into Vault, or reset the device on the platform (ResetThing) and register it again")
+	case errors.Is(err, secrets.ErrExists):
+		// The store's message names the device and storage path, never the value.
+		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, platform.ErrBadParameter):
 		return status.Error(codes.InvalidArgument, "the platform rejected a parameter: "+platformMessage(err))
 	case errors.Is(err, platform.ErrUnavailable), errors.Is(err, platform.ErrUpstream):

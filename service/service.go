@@ -27,7 +27,9 @@ type Server struct {
 	log       *slog.Logger
 	tokens    *tokenCache
 	authorize Authorizer
+	subAuth   SubDeviceAuthorizer
 	transit   TransitHMAC
+	registrar *registrar // RegisterDevice; nil when not enabled
 }
 
 // Option configures a Server.

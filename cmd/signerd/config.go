@@ -14,6 +14,8 @@ import (
 	"sigs.k8s.io/yaml"
 	"strings"
 	"time"
+
+	"github.com/signerd/signerd/secrets"
 )
 
 // config is everything signerd is told at start-up.
@@ -64,6 +66,7 @@ type vaultFlags struct {
 	approleMount                       string
 	k8sRole, k8sTokenFile, k8sMount    string
 	kvMount, kvPath, kvField           string
+	productPath, productField          string
 	transitMount                       string
 	timeout                            time.Duration
 }
@@ -109,6 +112,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&v.kvMount, "vault-kv-mount", "iot", "KV v2 mount holding device secrets")
 	fs.StringVar(&v.kvPath, "vault-kv-path", "devices/{productKey}/{deviceName}", "path of a device's secret in the mount")
 	fs.StringVar(&v.kvField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
+	fs.StringVar(&v.productPath, "vault-product-path", "products/{productKey}", "RegisterDevice: path of a product's ProductSecret in the KV mount (needs deploy/vault/policy-registration.hcl)")
+	fs.StringVar(&v.productField, "vault-product-field", "productSecret", "RegisterDevice: field of the secret holding the ProductSecret")
 	fs.StringVar(&v.transitMount, "vault-transit-mount", "transit", "Transit mount for products in Transit mode (products file: transit: true)")
 	fs.DurationVar(&v.timeout, "vault-timeout", 1500*time.Millisecond, "bound on one Vault request")
 
@@ -282,6 +287,12 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 func (v *vaultFlags) validate() []error {
 	var errs []error
+	if err := secrets.CheckProductTemplate(v.productPath); err != nil {
+		errs = append(errs, fmt.Errorf("-vault-product-path: %w", err))
+	}
+	if v.productField == "" {
+		errs = append(errs, errors.New("-vault-product-field: must not be empty"))
+	}
 	switch v.auth {
 	case "token":
 	case "approle":

@@ -41,6 +41,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	var store secrets.Store
 	var ready func(context.Context) error
 	var svcOpts []service.Option
+	var registry *secrets.Registry // RegisterDevice; Vault only
+	var forget func(secrets.DeviceID)
 	if cfg.dev {
 		if products.AnyTransit() {
 			return errors.New("-products: Transit mode needs Vault; -dev has no Vault (remove transit: true)")
@@ -57,6 +59,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 		defer v.Close()
 		store = c
+		if registry, err = secrets.NewRegistry(v, secrets.RegistryConfig{
+			ProductPathTemplate: cfg.vault.productPath, ProductField: cfg.vault.productField,
+		}); err != nil {
+			return fmt.Errorf("-vault-product-path: %w", err)
+		}
+		forget = c.Forget
 		if cfg.readyNeedsVault {
 			ready = v.Ready
 		}
@@ -76,6 +84,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if registry != nil {
+		svcOpts = append(svcOpts, service.WithRegistration(pv, registry, service.RegistrationConfig{Forget: forget}))
+	}
 	scfg := server.Config{
 		GRPCAddr:        cfg.grpcAddr,
 		HTTPAddr:        cfg.httpAddr,
@@ -92,6 +103,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer closer.Close()
 	svcOpts = append(svcOpts, service.WithProducts(products), service.WithLogger(log),
 		service.WithAuthorizer(server.ItemAuthorizer(scfg.Policy)),
+		service.WithSubDeviceAuthorizer(server.SubDeviceAuthorizer(scfg.Policy)),
 		service.WithPreVerify(m.InstrumentPreVerifier(pv), service.TokenConfig{
 			RefreshMargin:        cfg.tokenRefreshMargin,
 			ForceRefreshInterval: cfg.forceRefreshInterval,

@@ -8,7 +8,12 @@
 #      $K8S_SERVICE_ACCOUNT in namespace $K8S_NAMESPACE, for tokens with
 #      audience $K8S_AUDIENCE (the projected token in deploy/k8s),
 #   4. optionally (APPROLE=true) an AppRole role $ROLE for signerd outside
-#      Kubernetes.
+#      Kubernetes,
+#   5. optionally (REGISTRATION=true) the policy $POLICY-registration from
+#      policy-registration.hcl (read $KV_MOUNT/data/products/*, create-only on
+#      $KV_MOUNT/data/devices/*) for the RegisterDevice RPC, attached to the
+#      roles next to $POLICY. Without it the roles get $POLICY alone (a re-run
+#      without REGISTRATION=true detaches it again).
 # Idempotent: every step checks or overwrites with the same values, so it is
 # safe to re-run. Needs VAULT_ADDR and a token allowed to manage mounts, auth
 # methods and policies (VAULT_TOKEN or `vault login`); VAULT_NAMESPACE,
@@ -30,6 +35,7 @@
 #   APPROLE=false                 also create the AppRole role
 #   APPROLE_MOUNT=approle         signerd -vault-approle-mount
 #   APPROLE_SECRET_ID_TTL=720h    lifetime of a secret id
+#   REGISTRATION=false            also allow dynamic registration (RegisterDevice)
 #   VAULT_CLI=vault               the vault binary
 set -euo pipefail
 
@@ -48,6 +54,7 @@ TOKEN_MAX_TTL=${TOKEN_MAX_TTL:-24h}
 APPROLE=${APPROLE:-false}
 APPROLE_MOUNT=${APPROLE_MOUNT:-approle}
 APPROLE_SECRET_ID_TTL=${APPROLE_SECRET_ID_TTL:-720h}
+REGISTRATION=${REGISTRATION:-false}
 VAULT_CLI=${VAULT_CLI:-vault}
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,6 +69,7 @@ for name in KV_MOUNT POLICY ROLE K8S_AUTH_MOUNT K8S_NAMESPACE K8S_SERVICE_ACCOUN
   [[ ${!name} =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "$name=${!name@Q}: want letters, digits, '.', '_' or '-'"
 done
 case $APPROLE in true | false) ;; *) die "APPROLE=${APPROLE@Q}: want true or false" ;; esac
+case $REGISTRATION in true | false) ;; *) die "REGISTRATION=${REGISTRATION@Q}: want true or false" ;; esac
 command -v "$VAULT_CLI" >/dev/null || die "no vault CLI ($VAULT_CLI); install it or set VAULT_CLI"
 [ -n "${VAULT_ADDR:-}" ] || die "VAULT_ADDR is not set"
 v token lookup >/dev/null || die "cannot use the Vault token at $VAULT_ADDR (set VAULT_TOKEN or run vault login)"
@@ -93,6 +101,12 @@ esac
 # 2. The least-privilege policy, with the mount name substituted.
 sed "s#\"iot/#\"$KV_MOUNT/#" "$here/policy.hcl" | v policy write "$POLICY" - >/dev/null
 say "wrote policy $POLICY (read $KV_MOUNT/data/devices/*)"
+POLICIES=$POLICY
+if [ "$REGISTRATION" = true ]; then
+  sed "s#\"iot/#\"$KV_MOUNT/#" "$here/policy-registration.hcl" | v policy write "$POLICY-registration" - >/dev/null
+  POLICIES="$POLICY,$POLICY-registration"
+  say "wrote policy $POLICY-registration (read $KV_MOUNT/data/products/*, create $KV_MOUNT/data/devices/*)"
+fi
 
 # 3. Kubernetes auth and signerd's role.
 k8s_type=$(mount_type auth "$K8S_AUTH_MOUNT")
@@ -121,11 +135,11 @@ v write "auth/$K8S_AUTH_MOUNT/role/$ROLE" \
   bound_service_account_namespaces="$K8S_NAMESPACE" \
   audience="$K8S_AUDIENCE" \
   alias_name_source=serviceaccount_uid \
-  token_policies="$POLICY" \
+  token_policies="$POLICIES" \
   token_ttl="$TOKEN_TTL" \
   token_max_ttl="$TOKEN_MAX_TTL" \
   token_type=service >/dev/null
-say "wrote role auth/$K8S_AUTH_MOUNT/role/$ROLE (ServiceAccount $K8S_NAMESPACE/$K8S_SERVICE_ACCOUNT, audience $K8S_AUDIENCE, policy $POLICY)"
+say "wrote role auth/$K8S_AUTH_MOUNT/role/$ROLE (ServiceAccount $K8S_NAMESPACE/$K8S_SERVICE_ACCOUNT, audience $K8S_AUDIENCE, policies $POLICIES)"
 
 # 4. Optional AppRole role, for signerd outside Kubernetes.
 if [ "$APPROLE" = true ]; then
@@ -139,13 +153,13 @@ if [ "$APPROLE" = true ]; then
     *) die "auth/$APPROLE_MOUNT/ is $approle_type auth, not approle: choose another APPROLE_MOUNT" ;;
   esac
   v write "auth/$APPROLE_MOUNT/role/$ROLE" \
-    token_policies="$POLICY" \
+    token_policies="$POLICIES" \
     token_ttl="$TOKEN_TTL" \
     token_max_ttl="$TOKEN_MAX_TTL" \
     token_type=service \
     secret_id_ttl="$APPROLE_SECRET_ID_TTL" \
     secret_id_num_uses=0 >/dev/null
-  say "wrote role auth/$APPROLE_MOUNT/role/$ROLE (policy $POLICY); role id: $(v read -field=role_id "auth/$APPROLE_MOUNT/role/$ROLE/role-id")"
+  say "wrote role auth/$APPROLE_MOUNT/role/$ROLE (policies $POLICIES); role id: $(v read -field=role_id "auth/$APPROLE_MOUNT/role/$ROLE/role-id")"
   say "a secret id for signerd's -vault-approle-secret-id-file: vault write -f -field=secret_id auth/$APPROLE_MOUNT/role/$ROLE/secret-id"
 fi
 say "done"

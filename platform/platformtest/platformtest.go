@@ -1,5 +1,7 @@
 // Package platformtest emulates the IoT Platform's device auth endpoint
-// (POST /auth/devicename, the HTTPS pre-verification) for tests.
+// for tests: POST /auth/devicename (the HTTPS pre-verification) and POST
+// /auth/register/device (dynamic registration, "one secret per product",
+// pre-registration variant).
 //
 // The emulator is an httptest TLS server. It checks each request as
 // strictly as the platform does (method, path, content type, required
@@ -8,6 +10,24 @@
 // signing package), so a test that passes against it shows that the form
 // signerd sends is one the platform accepts. Faults can be injected to
 // exercise a client's error handling, and every request is recorded.
+//
+// # Dynamic registration
+//
+// A product added with [Server.AddProduct] has dynamic registration
+// enabled. A registration for one of its devices (added with
+// [Server.AllowRegistration] or [Server.AddDevice]) that has not been
+// activated issues a new random DeviceSecret, which replaces the device's
+// secret: as on the platform, only the newest secret is valid, for
+// pre-verification too. A successful pre-verification activates the
+// device ([Server.Activate] does it directly); an activated device is
+// refused with code 6288. The form must carry exactly productKey,
+// deviceName, random (1–64 characters of [A-Za-z0-9]), signMethod
+// (hmacmd5, hmacsha1 or hmacsha256) and sign, the hex HMAC keyed with the
+// ProductSecret over deviceName{d}productKey{p}random{r}. Codes: 460 for a
+// malformed form, 5001 for an unknown product (or one without dynamic
+// registration) or device, 401 for a wrong sign, 6288 for an activated
+// device. The platform does not document its registration error codes;
+// these are the emulator's (and signerd's) assumptions.
 package platformtest
 
 import (
@@ -45,14 +65,19 @@ const (
 	CodeInternal          = 500
 	CodeDeviceNotFound    = 5001
 	CodeAuthTypeMismatch  = 6200
+	CodeAlreadyActivated  = 6288
 )
 
-// Path is the only path the emulator serves.
+// Path is the pre-verification path.
 const Path = "/auth/devicename"
+
+// RegisterPath is the dynamic registration path.
+const RegisterPath = "/auth/register/device"
 
 // Limits the emulator enforces.
 const (
 	maxClientIDLen = 64
+	maxRandomLen   = 64
 	maxBodyBytes   = 64 << 10
 )
 
@@ -98,7 +123,8 @@ const (
 	// FaultOversized answers HTTP 200 with valid JSON of Fault.Size bytes
 	// (default 1 MiB).
 	FaultOversized
-	// FaultMissingFields answers code 200 without data.iotToken.
+	// FaultMissingFields answers code 200 without data.iotToken (on
+	// RegisterPath: without data.deviceSecret).
 	FaultMissingFields
 )
 
@@ -160,16 +186,22 @@ type Request struct {
 	// "" if none).
 	Code    int
 	Message string
-	// IotID and IotToken are the credentials issued by a success.
+	// IotID and IotToken are the credentials issued by a successful
+	// pre-verification.
 	IotID    string
 	IotToken string
+	// DeviceSecret is the secret issued by a successful registration.
+	DeviceSecret string
 	// Sent is the number of body bytes FaultOversized managed to write
 	// before the client stopped reading.
 	Sent int64
 }
 
-// Accepted reports whether the request was answered with credentials.
-func (r Request) Accepted() bool { return r.Code == CodeSuccess && r.IotToken != "" }
+// Accepted reports whether the request was answered with credentials (a
+// token or, for a registration, a DeviceSecret).
+func (r Request) Accepted() bool {
+	return r.Code == CodeSuccess && (r.IotToken != "" || r.DeviceSecret != "")
+}
 
 // Device identifies a registered device.
 type Device struct {
@@ -178,8 +210,9 @@ type Device struct {
 }
 
 type device struct {
-	secret []byte
-	iotID  string
+	secret    []byte
+	iotID     string
+	activated bool
 }
 
 type faultState struct {
@@ -193,6 +226,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	devices  map[Device]*device
+	products map[string][]byte    // productKey → ProductSecret
 	tokens   map[[2]string]Device // (iotId, iotToken) → device
 	faults   []*faultState
 	requests []Request
@@ -214,6 +248,7 @@ func WithMQTT(host string, port int) Option {
 func New(tb testing.TB, opts ...Option) *Server {
 	s := &Server{
 		devices:  make(map[Device]*device),
+		products: make(map[string][]byte),
 		tokens:   make(map[[2]string]Device),
 		mqttHost: DefaultMQTTHost,
 		mqttPort: DefaultMQTTPort,
@@ -276,6 +311,55 @@ func (s *Server) AddDevice(productKey, deviceName, deviceSecret string) (iotID s
 	d := &device{secret: []byte(deviceSecret), iotID: randomID(20)}
 	s.devices[k] = d
 	return d.iotID
+}
+
+// AddProduct enables dynamic registration for a product whose
+// ProductSecret is productSecret. Adding it again replaces the secret.
+func (s *Server) AddProduct(productKey, productSecret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.products[productKey] = []byte(productSecret)
+}
+
+// AllowRegistration adds a device to a product (pre-registration) with a
+// random secret nobody knows, so that it can obtain one by dynamic
+// registration, and returns its iotId. A device that exists already is
+// left as it is.
+func (s *Server) AllowRegistration(productKey, deviceName string) (iotID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := Device{productKey, deviceName}
+	if d, ok := s.devices[k]; ok {
+		return d.iotID
+	}
+	d := &device{secret: []byte(randomID(32)), iotID: randomID(20)}
+	s.devices[k] = d
+	return d.iotID
+}
+
+// Activate marks a device as activated, as its first successful
+// connection does: dynamic registration then refuses it (code 6288). It
+// reports whether the device exists.
+func (s *Server) Activate(productKey, deviceName string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.devices[Device{productKey, deviceName}]
+	if ok {
+		d.activated = true
+	}
+	return ok
+}
+
+// DeviceSecret returns the device's current secret: the one it was added
+// with or, after a registration, the newest one issued.
+func (s *Server) DeviceSecret(productKey, deviceName string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.devices[Device{productKey, deviceName}]
+	if !ok {
+		return "", false
+	}
+	return string(d.secret), true
 }
 
 // RemoveDevice unregisters a device; later requests for it get code 5001.
@@ -344,17 +428,19 @@ func (s *Server) nextFault() Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	for i, fs := range s.faults {
-		if fs.left == 0 {
-			return fs.f
-		}
-		fs.left--
-		if fs.left == 0 {
-			s.faults = slices.Delete(s.faults, i, i+1)
-		}
+	if len(s.faults) == 0 {
+		return Fault{}
+	}
+	// The first fault applies; Times counts its remaining calls.
+	fs := s.faults[0]
+	if fs.left == 0 {
 		return fs.f
 	}
-	return Fault{}
+	fs.left--
+	if fs.left == 0 {
+		s.faults = slices.Delete(s.faults, 0, 1)
+	}
+	return fs.f
 }
 
 func (s *Server) record(r Request) {
@@ -374,11 +460,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f := s.nextFault()
 	rec.Fault = f.Kind
-	defer func() { s.record(rec) }()
+	recorded := false
+	defer func() {
+		if !recorded {
+			s.record(rec)
+		}
+	}()
+	// recordNow records the request before the connection is cut, so that
+	// a client that sees the cut also finds the request recorded.
+	recordNow := func() {
+		s.record(rec)
+		recorded = true
+	}
 
 	switch f.Kind {
 	case FaultNone:
 	case FaultCloseConnection, FaultResetConnection:
+		recordNow()
 		hijackClose(w, f.Kind == FaultResetConnection)
 		return
 	case FaultDelay:
@@ -418,14 +516,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case FaultTruncatedJSON:
 		rec.HTTPStatus = http.StatusOK
 		full := successJSON("fake-iot-id", "fake-iot-token", "127.0.0.1", 1883)
+		if r.URL.Path == RegisterPath {
+			full = registerJSON(rec.Form.Get("productKey"), rec.Form.Get("deviceName"), "fake-device-secret")
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(full[:len(full)/2])
 		return
 	case FaultShortBody:
 		rec.HTTPStatus = http.StatusOK
 		full := successJSON("fake-iot-id", "fake-iot-token", "127.0.0.1", 1883)
+		if r.URL.Path == RegisterPath {
+			full = registerJSON(rec.Form.Get("productKey"), rec.Form.Get("deviceName"), "fake-device-secret")
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(full)))
+		recordNow()
 		w.Write(full[:len(full)/2])
 		if fl, ok := w.(http.Flusher); ok {
 			fl.Flush()
@@ -443,6 +548,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case FaultMissingFields:
 		rec.Code = CodeSuccess
+		if r.URL.Path == RegisterPath {
+			rec.HTTPStatus = writeJSON(w, map[string]any{
+				"code": CodeSuccess, "message": "success",
+				"data": map[string]any{"productKey": rec.Form.Get("productKey"), "deviceName": rec.Form.Get("deviceName")},
+			})
+			return
+		}
 		rec.HTTPStatus = writeJSON(w, map[string]any{
 			"code": CodeSuccess, "message": "success",
 			"data": map[string]any{"iotId": "fake-iot-id", "resources": map[string]any{
@@ -456,6 +568,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rec.HTTPStatus = http.StatusMethodNotAllowed
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", rec.HTTPStatus)
+		return
+	case r.URL.Path == RegisterPath:
+		res := s.checkRegister(r, rec.Form, bodyErr)
+		rec.Code, rec.Message, rec.DeviceSecret = res.code, res.message, res.secret
+		answer := map[string]any{"code": res.code, "message": res.message}
+		if res.code == CodeSuccess {
+			answer["data"] = map[string]any{
+				"productKey": rec.Form.Get("productKey"), "deviceName": rec.Form.Get("deviceName"),
+				"deviceSecret": res.secret,
+			}
+		}
+		rec.HTTPStatus = writeJSON(w, answer)
 		return
 	case r.URL.Path != Path:
 		rec.HTTPStatus = http.StatusNotFound
@@ -572,12 +696,92 @@ func (s *Server) check(r *http.Request, form url.Values, bodyErr error) checkRes
 	token := randomID(32)
 	s.mu.Lock()
 	s.tokens[[2]string{iotID, token}] = Device{form.Get("productKey"), form.Get("deviceName")}
+	// The first successful connection activates the device.
+	if d := s.devices[Device{form.Get("productKey"), form.Get("deviceName")}]; d != nil && string(d.secret) == string(secret) {
+		d.activated = true
+	}
 	s.mu.Unlock()
 	return checkResult{
 		code: CodeSuccess, message: "success",
 		iotID: iotID, iotToken: token,
 		mqtt: wantMQTT, host: host, port: port,
 	}
+}
+
+// registerResult is the platform's verdict on a registration.
+type registerResult struct {
+	code    int
+	message string
+	secret  string
+}
+
+// registerFields are the fields of a registration form, all required.
+var registerFields = []string{"productKey", "deviceName", "random", "signMethod", "sign"}
+
+// checkRegister applies the platform's rules to a POST to RegisterPath.
+func (s *Server) checkRegister(r *http.Request, form url.Values, bodyErr error) registerResult {
+	rej := func(code int, msg string) registerResult { return registerResult{code: code, message: msg} }
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case err != nil || mt != "application/x-www-form-urlencoded":
+		return rej(CodeBadParameter, "content type must be application/x-www-form-urlencoded")
+	case bodyErr != nil || form == nil:
+		return rej(CodeBadParameter, "the body is not a form")
+	case r.URL.RawQuery != "":
+		return rej(CodeBadParameter, "parameters must be in the body")
+	}
+	for k, v := range form {
+		if len(v) != 1 {
+			return rej(CodeBadParameter, "parameter "+k+" is repeated")
+		}
+		if !slices.Contains(registerFields, k) {
+			return rej(CodeBadParameter, "unknown parameter "+k)
+		}
+	}
+	for _, k := range registerFields {
+		if form.Get(k) == "" {
+			return rej(CodeBadParameter, "parameter "+k+" is missing")
+		}
+	}
+	newHash, ok := hashes[form.Get("signMethod")]
+	if !ok {
+		return rej(CodeBadParameter, "signMethod must be hmacmd5, hmacsha1 or hmacsha256")
+	}
+	if rnd := form.Get("random"); len(rnd) > maxRandomLen || !isAlnum(rnd) {
+		return rej(CodeBadParameter, "random must be 1–64 letters and digits")
+	}
+
+	pk, dn := form.Get("productKey"), form.Get("deviceName")
+	s.mu.Lock()
+	productSecret, ok := s.products[pk]
+	productSecret = slices.Clone(productSecret)
+	s.mu.Unlock()
+	if !ok {
+		return rej(CodeDeviceNotFound, "product not found or dynamic registration not enabled")
+	}
+	// The sign: HMAC keyed with the ProductSecret over deviceName,
+	// productKey and random, keys sorted, key and value concatenated;
+	// compared without regard to case.
+	mac := hmac.New(newHash, productSecret)
+	io.WriteString(mac, "deviceName"+dn+"productKey"+pk+"random"+form.Get("random"))
+	got, err := hex.DecodeString(form.Get("sign"))
+	if err != nil || !hmac.Equal(got, mac.Sum(nil)) {
+		return rej(CodeSignatureMismatch, "sign mismatch")
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.devices[Device{pk, dn}]
+	switch {
+	case !ok:
+		return rej(CodeDeviceNotFound, "device not found")
+	case d.activated:
+		return rej(CodeAlreadyActivated, "device already activated")
+	}
+	// Each registration issues a new secret; only the newest is valid.
+	secret := randomID(32)
+	d.secret = []byte(secret)
+	return registerResult{code: CodeSuccess, message: "success", secret: secret}
 }
 
 // hijackClose takes over the connection and closes it; with reset, it
@@ -646,6 +850,28 @@ func successJSON(iotID, token, host string, port int) []byte {
 			"resources": map[string]any{"mqtt": map[string]any{"host": host, "port": port}}},
 	})
 	return b
+}
+
+// registerJSON is a registration success answer with the given fields.
+func registerJSON(productKey, deviceName, secret string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"code": CodeSuccess, "message": "success",
+		"data": map[string]any{"productKey": productKey, "deviceName": deviceName, "deviceSecret": secret},
+	})
+	return b
+}
+
+func isAlnum(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func isDigits(s string) bool {

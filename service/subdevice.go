@@ -1,0 +1,195 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	signerv1 "github.com/signerd/signerd/proto/signer/v1"
+	"github.com/signerd/signerd/secrets"
+	"github.com/signerd/signerd/signing"
+)
+
+// MaxSubDevices is the most sub-devices one SignSubDeviceLogin may name
+// (the platform's batch_login limit).
+const MaxSubDevices = signing.MaxSubDeviceLogin
+
+// SubDeviceAuthorizer decides whether the caller in ctx may have the
+// SignSubDeviceLogin answer for the sub-device subPK/subDN, logged in by
+// the gateway gwPK/gwDN. It is called for every sub-device, before any
+// secret is looked up.
+type SubDeviceAuthorizer func(ctx context.Context, gwPK, gwDN, subPK, subDN string) error
+
+// WithSubDeviceAuthorizer sets the per-sub-device authorizer of
+// SignSubDeviceLogin. Without one, every sub-device is allowed (-dev).
+func WithSubDeviceAuthorizer(a SubDeviceAuthorizer) Option {
+	return func(s *Server) { s.subAuth = a }
+}
+
+// SignSubDeviceLogin implements signerv1.SignerServiceServer. The answer is
+// all or nothing: one invalid, forbidden or failing sub-device fails the
+// call, so that a gateway never publishes a partial login.
+func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDeviceLoginRequest) (*signerv1.SignSubDeviceLoginResponse, error) {
+	subs, err := s.subDeviceRequests(req, s.now())
+	if err != nil {
+		return nil, err
+	}
+	gwPK, gwDN := req.GetProductKey(), req.GetDeviceName()
+
+	// Every sub-device is authorized before the store is asked about any
+	// of them: a refused caller learns nothing about which devices exist.
+	if s.subAuth != nil {
+		for i, sub := range subs {
+			if err := s.subAuth(ctx, gwPK, gwDN, sub.ProductKey, sub.DeviceName); err != nil {
+				return nil, status.Errorf(codes.PermissionDenied,
+					"permission denied: sub_devices[%d] is not assigned to gateway %s/%s for this caller", i, gwPK, gwDN)
+			}
+		}
+	}
+	for i, sub := range subs {
+		if s.products.Lookup(sub.ProductKey).Transit {
+			if err := s.transitUsable(sub.ProductKey, sub.Method); err != nil {
+				return nil, status.Errorf(status.Code(err), "sub_devices[%d]: %s", i, status.Convert(err).Message())
+			}
+		}
+	}
+
+	params := make([]signing.SubDeviceLoginParams, len(subs))
+	errs := make([]error, len(subs))
+	var g errgroup.Group
+	g.SetLimit(batchConcurrency)
+	for i, sub := range subs {
+		g.Go(func() error {
+			params[i], errs[i] = s.signSubDevice(ctx, sub)
+			return nil // every item runs; the first failure by index is reported
+		})
+	}
+	_ = g.Wait()
+	for i, err := range errs {
+		if err != nil {
+			st := status.Convert(toStatus(ctx, s.log, err))
+			return nil, status.Errorf(st.Code(), "sub_devices[%d]: %s", i, st.Message())
+		}
+	}
+
+	topic, reply, err := signing.SubDeviceLoginTopic(gwPK, gwDN, len(params))
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err) // validated above; a bug
+	}
+	payload, err := signing.SubDeviceLoginPayload(strconv.FormatUint(uint64(rand.Uint32()), 10), params)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	resp := &signerv1.SignSubDeviceLoginResponse{Topic: topic, ReplyTopic: reply, Payload: payload}
+	for _, p := range params {
+		resp.Params = append(resp.Params, &signerv1.SubDeviceLoginParams{
+			ProductKey:   p.ProductKey,
+			DeviceName:   p.DeviceName,
+			ClientId:     p.ClientID,
+			Timestamp:    p.Timestamp,
+			SignMethod:   p.SignMethod,
+			Sign:         p.Sign,
+			CleanSession: p.CleanSession,
+		})
+	}
+	return resp, nil
+}
+
+// signSubDevice signs one validated, authorized sub-device, with the
+// secret from the store or, for a Transit-mode product, in Vault.
+func (s *Server) signSubDevice(ctx context.Context, r signing.SubDeviceLoginRequest) (signing.SubDeviceLoginParams, error) {
+	id := secrets.DeviceID{ProductKey: r.ProductKey, DeviceName: r.DeviceName}
+	if s.products.Lookup(r.ProductKey).Transit {
+		return signing.SignSubDeviceLoginWith(r, func(content string) (string, error) {
+			return s.transit.HMACHex(ctx, id, content)
+		})
+	}
+	secret, err := s.store.Lookup(ctx, id)
+	if err != nil {
+		return signing.SubDeviceLoginParams{}, err
+	}
+	return signing.SignSubDeviceLogin(secret.Bytes(), r)
+}
+
+// subDeviceRequests validates req, applies the defaults and returns one
+// request per sub-device for package signing. Violations name the field
+// by its proto path, such as sub_devices[3].device_name.
+func (s *Server) subDeviceRequests(req *signerv1.SignSubDeviceLoginRequest, now time.Time) ([]signing.SubDeviceLoginRequest, error) {
+	var vs []violation
+	add := func(field string, err error) {
+		if err != nil {
+			vs = append(vs, violation{field: field, reason: reason(err)})
+		}
+	}
+	add("product_key", signing.ValidateProductKey(req.GetProductKey()))
+	add("device_name", signing.ValidateDeviceName(req.GetDeviceName()))
+	method, err := signMethod(req.GetSignMethod())
+	add("sign_method", err)
+	ts := strconv.FormatInt(now.UnixMilli(), 10)
+	if req.TimestampMs != nil {
+		if req.GetTimestampMs() < 0 {
+			vs = append(vs, violation{field: "timestamp_ms", reason: "must not be negative"})
+		}
+		ts = strconv.FormatInt(req.GetTimestampMs(), 10)
+	}
+	clean := true
+	if req.CleanSession != nil {
+		clean = req.GetCleanSession()
+	}
+
+	items := req.GetSubDevices()
+	if len(items) == 0 || len(items) > MaxSubDevices {
+		vs = append(vs, violation{field: "sub_devices",
+			reason: fmt.Sprintf("must hold 1–%d sub-devices, not %d", MaxSubDevices, len(items))})
+		return nil, invalidArgument(vs)
+	}
+	out := make([]signing.SubDeviceLoginRequest, len(items))
+	seen := make(map[[2]string]int, len(items))
+	for i, sub := range items {
+		f := fmt.Sprintf("sub_devices[%d].", i)
+		pkErr, dnErr := signing.ValidateProductKey(sub.GetProductKey()), signing.ValidateDeviceName(sub.GetDeviceName())
+		add(f+"product_key", pkErr)
+		add(f+"device_name", dnErr)
+		clientID := sub.GetClientId()
+		if clientID == "" {
+			clientID = sub.GetProductKey() + "." + sub.GetDeviceName()
+			if pkErr == nil && dnErr == nil && signing.ValidateClientID(clientID) != nil {
+				vs = append(vs, violation{field: f + "client_id",
+					reason: "required when the default {product_key}.{device_name} is longer than 64 characters"})
+			}
+		} else {
+			add(f+"client_id", signing.ValidateClientID(clientID))
+		}
+		if pkErr == nil && dnErr == nil {
+			key := [2]string{sub.GetProductKey(), sub.GetDeviceName()}
+			switch j, dup := seen[key]; {
+			case dup:
+				vs = append(vs, violation{field: fmt.Sprintf("sub_devices[%d]", i),
+					reason: fmt.Sprintf("names the same device as sub_devices[%d]", j)})
+			case key == [2]string{req.GetProductKey(), req.GetDeviceName()}:
+				vs = append(vs, violation{field: fmt.Sprintf("sub_devices[%d]", i),
+					reason: "is the gateway itself"})
+			default:
+				seen[key] = i
+			}
+		}
+		out[i] = signing.SubDeviceLoginRequest{
+			ProductKey:   sub.GetProductKey(),
+			DeviceName:   sub.GetDeviceName(),
+			ClientID:     clientID,
+			Timestamp:    ts,
+			Method:       method,
+			CleanSession: clean,
+		}
+	}
+	if len(vs) > 0 {
+		return nil, invalidArgument(vs)
+	}
+	return out, nil
+}
