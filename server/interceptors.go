@@ -327,6 +327,17 @@ func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 				return resp, err
 			}
 		}
+		if sr, ok := req.(*signerv1.SignSubDeviceLoginRequest); ok && err == nil {
+			// One record per sub-device signed for, under the gateway's call.
+			for _, sub := range sr.GetSubDevices() {
+				ir := r
+				ir.ProductKey, ir.DeviceName = sub.GetProductKey(), sub.GetDeviceName()
+				ir.Reason = "sub-device of gateway " + sr.GetProductKey() + "/" + sr.GetDeviceName()
+				setOutcome(&ir, nil)
+				l.Write(ctx, ir)
+			}
+			return resp, err
+		}
 		setOutcome(&r, err)
 		l.Write(ctx, r)
 		return resp, err

@@ -44,6 +44,7 @@ const (
 //	FAILED_PRECONDITION (400): the device's stored secret is unusable or does
 //	  not match the platform's, or the product cannot serve the requested
 //	  sign method.
+//	ALREADY_EXISTS (409): RegisterDevice for a device already in Vault.
 //	RESOURCE_EXHAUSTED (429): a rate limit was hit (e.g. PreVerify's
 //	  force_refresh); retry later.
 //	UNAVAILABLE (503): the secret store or the platform cannot be reached;
@@ -178,6 +179,7 @@ type SignerService_StreamSignMqttConnectClient = grpc.ServerStreamingClient[Stre
 //	FAILED_PRECONDITION (400): the device's stored secret is unusable or does
 //	  not match the platform's, or the product cannot serve the requested
 //	  sign method.
+//	ALREADY_EXISTS (409): RegisterDevice for a device already in Vault.
 //	RESOURCE_EXHAUSTED (429): a rate limit was hit (e.g. PreVerify's
 //	  force_refresh); retry later.
 //	UNAVAILABLE (503): the secret store or the platform cannot be reached;
