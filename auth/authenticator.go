@@ -3,15 +3,18 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -44,7 +47,8 @@ type Authenticator struct {
 	// Now is the clock for certificate validity; default time.Now.
 	Now func() time.Time
 
-	key string
+	key      string
+	verified *lru.Cache[[sha256.Size]byte, verifiedChain]
 }
 
 // NewAuthenticator returns an Authenticator with a fresh in-process key.
@@ -52,6 +56,7 @@ func NewAuthenticator(a Authenticator) *Authenticator {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	a.key = hex.EncodeToString(b)
+	a.verified, _ = lru.New[[sha256.Size]byte, verifiedChain](10_000)
 	if a.Now == nil {
 		a.Now = time.Now
 	}
@@ -163,19 +168,68 @@ func (a *Authenticator) verifyChain(chain []*x509.Certificate) (Identity, error)
 	if a.ClientCAs == nil {
 		return Identity{}, errors.New("client certificates are not accepted: no client CA configured")
 	}
+	roots := a.ClientCAs()
+	now := a.Now()
+	key := chainKey(chain)
+	// Chain verification is half of a warm call's CPU; its result holds for
+	// the same chain against the same CA bundle while every certificate in
+	// the verified chain is within its validity. A CA reload yields a new
+	// pool, so revocation by removal takes effect at once.
+	if a.verified == nil { // built without NewAuthenticator: no cache
+		a.verified, _ = lru.New[[sha256.Size]byte, verifiedChain](1)
+	}
+	if v, ok := a.verified.Get(key); ok && v.roots == roots && !now.Before(v.notBefore) && now.Before(v.notAfter) {
+		return v.id, nil
+	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{
-		Roots:         a.ClientCAs(),
+	chains, err := chain[0].Verify(x509.VerifyOptions{
+		Roots:         roots,
 		Intermediates: inter,
-		CurrentTime:   a.Now(),
+		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}); err != nil {
+	})
+	if err != nil {
 		return Identity{}, err
 	}
-	return a.Certs.IdentityFromCert(chain[0])
+	id, err := a.Certs.IdentityFromCert(chain[0])
+	if err != nil {
+		return Identity{}, err
+	}
+	v := verifiedChain{roots: roots, id: id, notAfter: chain[0].NotAfter, notBefore: chain[0].NotBefore}
+	for _, c := range chains[0] {
+		if c.NotBefore.After(v.notBefore) {
+			v.notBefore = c.NotBefore
+		}
+		if c.NotAfter.Before(v.notAfter) {
+			v.notAfter = c.NotAfter
+		}
+	}
+	a.verified.Add(key, v)
+	return id, nil
+}
+
+// verifiedChain is a successful verification and the window it holds in.
+type verifiedChain struct {
+	roots               *x509.CertPool
+	id                  Identity
+	notBefore, notAfter time.Time
+}
+
+// chainKey identifies a presented chain by its exact bytes.
+func chainKey(chain []*x509.Certificate) [sha256.Size]byte {
+	h := sha256.New()
+	var n [8]byte
+	for _, c := range chain {
+		binary.BigEndian.PutUint64(n[:], uint64(len(c.Raw)))
+		h.Write(n[:])
+		h.Write(c.Raw)
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
 }
 
 // GatewayMetadata is for runtime.WithMetadata: it forwards a REST caller's

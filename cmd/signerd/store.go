@@ -77,8 +77,13 @@ func vaultStore(ctx context.Context, cfg config, log *slog.Logger, m *metrics.Me
 
 // vaultTransport is vault/api's default transport (it reads VAULT_CACERT,
 // VAULT_CLIENT_CERT, VAULT_SKIP_VERIFY… into it), so that instrumenting it
-// keeps the standard TLS configuration.
+// keeps the standard TLS configuration. vault/api keeps few idle
+// connections; concurrent cache misses would then each open a new one.
 func vaultTransport() http.RoundTripper {
 	vc := vault.DefaultConfig()
+	if t, ok := vc.HttpClient.Transport.(*http.Transport); ok {
+		t.MaxIdleConns = 128
+		t.MaxIdleConnsPerHost = 64
+	}
 	return vc.HttpClient.Transport
 }
