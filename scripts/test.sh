@@ -2,7 +2,8 @@
 # Runs every check and every test, the same way locally and in CI:
 #   pinned tools → API lint + generated-code check → build → vet → staticcheck
 #   → the Vault server binary (built once per machine, then cached)
-#   → all tests with the race detector (fuzz seed corpora included).
+#   → all tests with the race detector (fuzz seed corpora included)
+#   → every benchmark once (smoke).
 # Tests that need Vault start their own `vault server -dev` on a 127.0.0.1
 # ephemeral port from the binary named by SIGNERD_VAULT_BIN.
 set -euo pipefail
@@ -39,5 +40,10 @@ export SIGNERD_VAULT_BIN
 
 step "tests"
 go test -race -count=1 -timeout 20m ./... "$@"
+
+# Benchmarks run once each as a smoke test: they must work, not meet numbers
+# (the figures live in docs/BENCHMARKS.md, made by scripts/bench.sh).
+step "benchmark smoke"
+go test -count=1 -run='^$' -bench=. -benchtime=1x -timeout 10m ./...
 
 step "done"

@@ -323,6 +323,7 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		measure,
 		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger),
 			logging.WithLogOnEvents(logging.FinishCall),
+			logging.WithLevels(callLevel),
 			logging.WithFieldsFromContext(logFields)),
 		selector.UnaryServerInterceptor(auditCalls(cfg.Audit), signer),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authenticate(cfg.Authenticator)), signer),
@@ -342,6 +343,7 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		measureStream,
 		logging.StreamServerInterceptor(interceptorLogger(cfg.Logger),
 			logging.WithLogOnEvents(logging.FinishCall),
+			logging.WithLevels(callLevel),
 			logging.WithFieldsFromContext(logFields)),
 		selector.StreamServerInterceptor(auditStream(cfg.Audit), signer),
 		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate(cfg.Authenticator)), signer),
@@ -356,6 +358,21 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	g := grpc.NewServer(opts...)
 	signerv1.RegisterSignerServiceServer(g, cfg.Service)
 	return g
+}
+
+// callLevel logs successful calls at debug (every issuance already has its
+// audit record), callers' mistakes at info and server-side failures at warn
+// or error.
+func callLevel(c codes.Code) logging.Level {
+	switch c {
+	case codes.OK:
+		return logging.LevelDebug
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return logging.LevelWarn
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
+		return logging.LevelError
+	}
+	return logging.LevelInfo
 }
 
 func passThrough(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
