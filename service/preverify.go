@@ -90,26 +90,10 @@ func (s *Server) PreVerify(ctx context.Context, req *signerv1.PreVerifyRequest) 
 	if s.tokens == nil {
 		return nil, status.Error(codes.Unimplemented, "PreVerify is not enabled on this server")
 	}
-	var vs []violation
-	add := func(field string, err error) {
-		if err != nil {
-			vs = append(vs, violation{field: field, reason: reason(err)})
-		}
-	}
-	add("product_key", signing.ValidateProductKey(req.GetProductKey()))
-	add("device_name", signing.ValidateDeviceName(req.GetDeviceName()))
-	clientID := req.GetClientId()
-	if clientID == "" {
-		clientID = req.GetProductKey() + "." + req.GetDeviceName()
-		if len(vs) == 0 && signing.ValidateClientID(clientID) != nil {
-			vs = append(vs, violation{field: "client_id",
-				reason: "required when the default {product_key}.{device_name} is longer than 64 characters"})
-		}
-	} else {
-		add("client_id", signing.ValidateClientID(clientID))
-	}
+	var vs violations
+	clientID, _ := vs.device("", req.GetProductKey(), req.GetDeviceName(), req.GetClientId())
 	method, err := signMethod(req.GetSignMethod())
-	add("sign_method", err)
+	vs.add("sign_method", err)
 	if len(vs) > 0 {
 		return nil, invalidArgument(vs)
 	}

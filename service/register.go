@@ -127,13 +127,9 @@ func (s *Server) RegisterDevice(ctx context.Context, req *signerv1.RegisterDevic
 	if r == nil {
 		return nil, status.Error(codes.Unimplemented, "RegisterDevice is not enabled on this server (it needs Vault)")
 	}
-	var vs []violation
-	if err := signing.ValidateProductKey(req.GetProductKey()); err != nil {
-		vs = append(vs, violation{field: "product_key", reason: reason(err)})
-	}
-	if err := signing.ValidateDeviceName(req.GetDeviceName()); err != nil {
-		vs = append(vs, violation{field: "device_name", reason: reason(err)})
-	}
+	var vs violations
+	vs.add("product_key", signing.ValidateProductKey(req.GetProductKey()))
+	vs.add("device_name", signing.ValidateDeviceName(req.GetDeviceName()))
 	if len(vs) > 0 {
 		return nil, invalidArgument(vs)
 	}

@@ -130,36 +130,17 @@ func (s *Server) transitUsable(productKey string, m signing.Method) error {
 // connectRequest validates req, applies the defaults and returns the request
 // for package signing, with the transport actually used.
 func (s *Server) connectRequest(req *signerv1.SignMqttConnectRequest, now time.Time) (signing.ConnectRequest, signerv1.Transport, error) {
-	var vs []violation
-	add := func(field string, err error) {
-		if err != nil {
-			vs = append(vs, violation{field: field, reason: reason(err)})
-		}
-	}
-	add("product_key", signing.ValidateProductKey(req.GetProductKey()))
-	add("device_name", signing.ValidateDeviceName(req.GetDeviceName()))
-
-	clientID := req.GetClientId()
-	if clientID == "" {
-		clientID = req.GetProductKey() + "." + req.GetDeviceName()
-		// Both names can be valid and still make a default longer than the
-		// platform's 64 characters: then the caller must choose one.
-		if len(vs) == 0 && signing.ValidateClientID(clientID) != nil {
-			vs = append(vs, violation{field: "client_id",
-				reason: "required when the default {product_key}.{device_name} is longer than 64 characters"})
-		}
-	} else {
-		add("client_id", signing.ValidateClientID(clientID))
-	}
+	var vs violations
+	clientID, _ := vs.device("", req.GetProductKey(), req.GetDeviceName(), req.GetClientId())
 
 	method, err := signMethod(req.GetSignMethod())
-	add("sign_method", err)
+	vs.add("sign_method", err)
 	transport := req.GetTransport()
 	if transport == signerv1.Transport_TRANSPORT_UNSPECIFIED {
 		transport = signerv1.Transport_TRANSPORT_TLS
 	}
 	st, err := signingTransport(transport)
-	add("transport", err)
+	vs.add("transport", err)
 
 	var ts string
 	switch {

@@ -121,16 +121,11 @@ func (s *Server) signSubDevice(ctx context.Context, r signing.SubDeviceLoginRequ
 // request per sub-device for package signing. Violations name the field
 // by its proto path, such as sub_devices[3].device_name.
 func (s *Server) subDeviceRequests(req *signerv1.SignSubDeviceLoginRequest, now time.Time) ([]signing.SubDeviceLoginRequest, error) {
-	var vs []violation
-	add := func(field string, err error) {
-		if err != nil {
-			vs = append(vs, violation{field: field, reason: reason(err)})
-		}
-	}
-	add("product_key", signing.ValidateProductKey(req.GetProductKey()))
-	add("device_name", signing.ValidateDeviceName(req.GetDeviceName()))
+	var vs violations
+	vs.add("product_key", signing.ValidateProductKey(req.GetProductKey()))
+	vs.add("device_name", signing.ValidateDeviceName(req.GetDeviceName()))
 	method, err := signMethod(req.GetSignMethod())
-	add("sign_method", err)
+	vs.add("sign_method", err)
 	ts := strconv.FormatInt(now.UnixMilli(), 10)
 	if req.TimestampMs != nil {
 		if req.GetTimestampMs() < 0 {
@@ -153,20 +148,8 @@ func (s *Server) subDeviceRequests(req *signerv1.SignSubDeviceLoginRequest, now 
 	seen := make(map[[2]string]int, len(items))
 	for i, sub := range items {
 		f := fmt.Sprintf("sub_devices[%d].", i)
-		pkErr, dnErr := signing.ValidateProductKey(sub.GetProductKey()), signing.ValidateDeviceName(sub.GetDeviceName())
-		add(f+"product_key", pkErr)
-		add(f+"device_name", dnErr)
-		clientID := sub.GetClientId()
-		if clientID == "" {
-			clientID = sub.GetProductKey() + "." + sub.GetDeviceName()
-			if pkErr == nil && dnErr == nil && signing.ValidateClientID(clientID) != nil {
-				vs = append(vs, violation{field: f + "client_id",
-					reason: "required when the default {product_key}.{device_name} is longer than 64 characters"})
-			}
-		} else {
-			add(f+"client_id", signing.ValidateClientID(clientID))
-		}
-		if pkErr == nil && dnErr == nil {
+		clientID, namesOK := vs.device(f, sub.GetProductKey(), sub.GetDeviceName(), sub.GetClientId())
+		if namesOK {
 			key := [2]string{sub.GetProductKey(), sub.GetDeviceName()}
 			switch j, dup := seen[key]; {
 			case dup:
