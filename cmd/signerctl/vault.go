@@ -16,8 +16,6 @@ import (
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
-	"github.com/hashicorp/vault/api/auth/approle"
-	"github.com/hashicorp/vault/api/auth/kubernetes"
 
 	"github.com/signerd/signerd/secrets"
 )
@@ -26,23 +24,13 @@ import (
 // Kubernetes; the token is kept alive until Close) and sizes the client for
 // concurrent writes.
 func connect(ctx context.Context, f vaultFlags, concurrency int, stderr io.Writer) (*secrets.Vault, error) {
-	var newAuth func() (vault.AuthMethod, error)
-	switch f.auth {
-	case "approle":
-		newAuth = func() (vault.AuthMethod, error) {
-			return approle.NewAppRoleAuth(f.approleRoleID,
-				&approle.SecretID{FromFile: f.approleSecretIDFile}, approle.WithMountPath(f.approleMount))
-		}
-	case "kubernetes":
-		newAuth = func() (vault.AuthMethod, error) {
-			return kubernetes.NewKubernetesAuth(f.k8sRole,
-				kubernetes.WithServiceAccountTokenPath(f.k8sTokenFile), kubernetes.WithMountPath(f.k8sMount))
-		}
-	}
-	if newAuth != nil {
-		if _, err := newAuth(); err != nil {
-			return nil, fmt.Errorf("-vault-auth=%s: %w", f.auth, err)
-		}
+	newAuth, err := secrets.AuthConfig{
+		Method:        f.auth,
+		AppRoleRoleID: f.approleRoleID, AppRoleSecretIDFile: f.approleSecretIDFile, AppRoleMount: f.approleMount,
+		KubernetesRole: f.k8sRole, KubernetesTokenFile: f.k8sTokenFile, KubernetesMount: f.k8sMount,
+	}.Builder()
+	if err != nil {
+		return nil, fmt.Errorf("-vault-auth=%s: %w", f.auth, err)
 	}
 	// vault/api's default transport, with its TLS settings from VAULT_*,
 	// but keeping a connection per worker instead of GOMAXPROCS+1 of them:

@@ -7,8 +7,6 @@ import (
 	"net/http"
 
 	vault "github.com/hashicorp/vault/api"
-	"github.com/hashicorp/vault/api/auth/approle"
-	"github.com/hashicorp/vault/api/auth/kubernetes"
 
 	"github.com/signerd/signerd/metrics"
 	"github.com/signerd/signerd/secrets"
@@ -19,26 +17,13 @@ import (
 // credentials.
 func vaultStore(ctx context.Context, cfg config, log *slog.Logger, m *metrics.Metrics) (*secrets.Vault, *secrets.Cache, error) {
 	f := cfg.vault
-	var newAuth func() (vault.AuthMethod, error)
-	switch f.auth {
-	case "approle":
-		// AppRole reads the secret id file at every login.
-		newAuth = func() (vault.AuthMethod, error) {
-			return approle.NewAppRoleAuth(f.approleRoleID,
-				&approle.SecretID{FromFile: f.approleSecretIDFile}, approle.WithMountPath(f.approleMount))
-		}
-	case "kubernetes":
-		// Built anew per login: the helper reads the token file when built,
-		// and Kubernetes rotates projected service-account tokens.
-		newAuth = func() (vault.AuthMethod, error) {
-			return kubernetes.NewKubernetesAuth(f.k8sRole,
-				kubernetes.WithServiceAccountTokenPath(f.k8sTokenFile), kubernetes.WithMountPath(f.k8sMount))
-		}
-	}
-	if newAuth != nil {
-		if _, err := newAuth(); err != nil {
-			return nil, nil, fmt.Errorf("-vault-auth=%s: %w", f.auth, err)
-		}
+	newAuth, err := secrets.AuthConfig{
+		Method:        f.auth,
+		AppRoleRoleID: f.approleRoleID, AppRoleSecretIDFile: f.approleSecretIDFile, AppRoleMount: f.approleMount,
+		KubernetesRole: f.k8sRole, KubernetesTokenFile: f.k8sTokenFile, KubernetesMount: f.k8sMount,
+	}.Builder()
+	if err != nil {
+		return nil, nil, fmt.Errorf("-vault-auth=%s: %w", f.auth, err)
 	}
 	v, err := secrets.NewVault(ctx, secrets.VaultConfig{
 		Address:      f.addr,
