@@ -314,6 +314,11 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	if inflight == nil {
 		inflight = limits.NewInFlight(0)
 	}
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithLevels(callLevel),
+		logging.WithFieldsFromContext(logFields),
+	}
 	var measure grpc.UnaryServerInterceptor = passThrough
 	if cfg.Metrics != nil {
 		measure = cfg.Metrics.UnaryServerInterceptor()
@@ -321,10 +326,7 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	opts = append(opts, grpc.ChainUnaryInterceptor(
 		requestID,
 		measure,
-		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger),
-			logging.WithLogOnEvents(logging.FinishCall),
-			logging.WithLevels(callLevel),
-			logging.WithFieldsFromContext(logFields)),
+		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
 		selector.UnaryServerInterceptor(auditCalls(cfg.Audit), signer),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(lim), signer),
@@ -341,10 +343,7 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	opts = append(opts, grpc.ChainStreamInterceptor(
 		requestIDStream,
 		measureStream,
-		logging.StreamServerInterceptor(interceptorLogger(cfg.Logger),
-			logging.WithLogOnEvents(logging.FinishCall),
-			logging.WithLevels(callLevel),
-			logging.WithFieldsFromContext(logFields)),
+		logging.StreamServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
 		selector.StreamServerInterceptor(auditStream(cfg.Audit), signer),
 		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), signer),
