@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/signerd/signerd/internal/vaultflags"
 	"io"
 	"strings"
 	"time"
@@ -16,26 +17,14 @@ const envPrefix = "SIGNERCTL_"
 // vaultFlags are signerd's Vault flags, with the same names and defaults
 // (but a longer -vault-timeout: an import writes, in bulk).
 type vaultFlags struct {
-	addr, namespace, auth, tokenFile   string
-	approleRoleID, approleSecretIDFile string
-	approleMount                       string
-	k8sRole, k8sTokenFile, k8sMount    string
-	kvMount, kvPath, kvField           string
-	transitMount                       string
-	timeout                            time.Duration
+	vaultflags.Login
+	kvMount, kvPath, kvField string
+	transitMount             string
+	timeout                  time.Duration
 }
 
 func (v *vaultFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&v.addr, "vault-addr", "", "Vault address (default: VAULT_ADDR); VAULT_CACERT, VAULT_CLIENT_CERT etc. apply as usual")
-	fs.StringVar(&v.namespace, "vault-namespace", "", "Vault Enterprise namespace (default: VAULT_NAMESPACE)")
-	fs.StringVar(&v.auth, "vault-auth", "token", "Vault auth method: token, approle or kubernetes")
-	fs.StringVar(&v.tokenFile, "vault-token-file", "", "with -vault-auth=token: file holding the token (default: VAULT_TOKEN)")
-	fs.StringVar(&v.approleRoleID, "vault-approle-role-id", "", "with -vault-auth=approle: the role id")
-	fs.StringVar(&v.approleSecretIDFile, "vault-approle-secret-id-file", "", "with -vault-auth=approle: file holding the secret id")
-	fs.StringVar(&v.approleMount, "vault-approle-mount", "approle", "with -vault-auth=approle: the auth mount path")
-	fs.StringVar(&v.k8sRole, "vault-k8s-role", "", "with -vault-auth=kubernetes: the Vault role")
-	fs.StringVar(&v.k8sTokenFile, "vault-k8s-token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token", "with -vault-auth=kubernetes: the service-account token file")
-	fs.StringVar(&v.k8sMount, "vault-k8s-mount", "kubernetes", "with -vault-auth=kubernetes: the auth mount path")
+	v.Login.Register(fs)
 	v.registerLayout(fs)
 	fs.DurationVar(&v.timeout, "vault-timeout", 10*time.Second, "bound on one Vault request")
 }
@@ -51,22 +40,7 @@ func (v *vaultFlags) registerLayout(fs *flag.FlagSet) {
 
 func (v *vaultFlags) validate() []error {
 	var errs []error
-	switch v.auth {
-	case "token":
-	case "approle":
-		if v.approleRoleID == "" {
-			errs = append(errs, errors.New("-vault-approle-role-id: required with -vault-auth=approle"))
-		}
-		if v.approleSecretIDFile == "" {
-			errs = append(errs, errors.New("-vault-approle-secret-id-file: required with -vault-auth=approle"))
-		}
-	case "kubernetes":
-		if v.k8sRole == "" {
-			errs = append(errs, errors.New("-vault-k8s-role: required with -vault-auth=kubernetes"))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("-vault-auth %q: want token, approle or kubernetes", v.auth))
-	}
+	errs = append(errs, v.Login.Validate()...)
 	if v.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("-vault-timeout %s: must be positive", v.timeout))
 	}

@@ -24,13 +24,9 @@ import (
 // Kubernetes; the token is kept alive until Close) and sizes the client for
 // concurrent writes.
 func connect(ctx context.Context, f vaultFlags, concurrency int, stderr io.Writer) (*secrets.Vault, error) {
-	newAuth, err := secrets.AuthConfig{
-		Method:        f.auth,
-		AppRoleRoleID: f.approleRoleID, AppRoleSecretIDFile: f.approleSecretIDFile, AppRoleMount: f.approleMount,
-		KubernetesRole: f.k8sRole, KubernetesTokenFile: f.k8sTokenFile, KubernetesMount: f.k8sMount,
-	}.Builder()
+	newAuth, err := f.AuthConfig().Builder()
 	if err != nil {
-		return nil, fmt.Errorf("-vault-auth=%s: %w", f.auth, err)
+		return nil, fmt.Errorf("-vault-auth=%s: %w", f.Auth, err)
 	}
 	// vault/api's default transport, with its TLS settings from VAULT_*,
 	// but keeping a connection per worker instead of GOMAXPROCS+1 of them:
@@ -42,10 +38,10 @@ func connect(ctx context.Context, f vaultFlags, concurrency int, stderr io.Write
 		hc = &http.Client{Transport: t}
 	}
 	v, err := secrets.NewVault(ctx, secrets.VaultConfig{
-		Address:      f.addr,
-		Namespace:    f.namespace,
+		Address:      f.Addr,
+		Namespace:    f.Namespace,
 		NewAuth:      newAuth,
-		TokenFile:    f.tokenFile,
+		TokenFile:    f.TokenFile,
 		Mount:        f.kvMount,
 		PathTemplate: f.kvPath,
 		Field:        f.kvField,
@@ -54,7 +50,7 @@ func connect(ctx context.Context, f vaultFlags, concurrency int, stderr io.Write
 		Logger:       slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("vault (-vault-addr, -vault-auth=%s): %w", f.auth, err)
+		return nil, fmt.Errorf("vault (-vault-addr, -vault-auth=%s): %w", f.Auth, err)
 	}
 	// NewVault turns retries off (signerd answers callers within a
 	// deadline). An import is better off retrying a 5xx or a dropped

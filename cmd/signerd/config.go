@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/signerd/signerd/internal/vaultflags"
 	"os"
 	"sort"
 	"strconv"
@@ -61,14 +62,11 @@ type securityFlags struct {
 }
 
 type vaultFlags struct {
-	addr, namespace, auth, tokenFile   string
-	approleRoleID, approleSecretIDFile string
-	approleMount                       string
-	k8sRole, k8sTokenFile, k8sMount    string
-	kvMount, kvPath, kvField           string
-	productPath, productField          string
-	transitMount                       string
-	timeout                            time.Duration
+	vaultflags.Login
+	kvMount, kvPath, kvField  string
+	productPath, productField string
+	transitMount              string
+	timeout                   time.Duration
 }
 
 type cacheFlags struct {
@@ -99,16 +97,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.readyNeedsVault, "ready-requires-vault", true, "/readyz and gRPC health fail while Vault is unreachable; false keeps replicas in service during a Vault outage so cached devices are still served")
 
 	v := &c.vault
-	fs.StringVar(&v.addr, "vault-addr", "", "Vault address (default: VAULT_ADDR); VAULT_CACERT, VAULT_CLIENT_CERT etc. apply as usual")
-	fs.StringVar(&v.namespace, "vault-namespace", "", "Vault Enterprise namespace (default: VAULT_NAMESPACE)")
-	fs.StringVar(&v.auth, "vault-auth", "token", "Vault auth method: token, approle or kubernetes")
-	fs.StringVar(&v.tokenFile, "vault-token-file", "", "with -vault-auth=token: file holding the token (default: VAULT_TOKEN)")
-	fs.StringVar(&v.approleRoleID, "vault-approle-role-id", "", "with -vault-auth=approle: the role id")
-	fs.StringVar(&v.approleSecretIDFile, "vault-approle-secret-id-file", "", "with -vault-auth=approle: file holding the secret id")
-	fs.StringVar(&v.approleMount, "vault-approle-mount", "approle", "with -vault-auth=approle: the auth mount path")
-	fs.StringVar(&v.k8sRole, "vault-k8s-role", "", "with -vault-auth=kubernetes: the Vault role")
-	fs.StringVar(&v.k8sTokenFile, "vault-k8s-token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token", "with -vault-auth=kubernetes: the service-account token file")
-	fs.StringVar(&v.k8sMount, "vault-k8s-mount", "kubernetes", "with -vault-auth=kubernetes: the auth mount path")
+	v.Login.Register(fs)
 	fs.StringVar(&v.kvMount, "vault-kv-mount", "iot", "KV v2 mount holding device secrets")
 	fs.StringVar(&v.kvPath, "vault-kv-path", "devices/{productKey}/{deviceName}", "path of a device's secret in the mount")
 	fs.StringVar(&v.kvField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
@@ -293,22 +282,7 @@ func (v *vaultFlags) validate() []error {
 	if v.productField == "" {
 		errs = append(errs, errors.New("-vault-product-field: must not be empty"))
 	}
-	switch v.auth {
-	case "token":
-	case "approle":
-		if v.approleRoleID == "" {
-			errs = append(errs, errors.New("-vault-approle-role-id: required with -vault-auth=approle"))
-		}
-		if v.approleSecretIDFile == "" {
-			errs = append(errs, errors.New("-vault-approle-secret-id-file: required with -vault-auth=approle"))
-		}
-	case "kubernetes":
-		if v.k8sRole == "" {
-			errs = append(errs, errors.New("-vault-k8s-role: required with -vault-auth=kubernetes"))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("-vault-auth %q: want token, approle or kubernetes", v.auth))
-	}
+	errs = append(errs, v.Login.Validate()...)
 	return errs
 }
 

@@ -17,19 +17,15 @@ import (
 // credentials.
 func vaultStore(ctx context.Context, cfg config, log *slog.Logger, m *metrics.Metrics) (*secrets.Vault, *secrets.Cache, error) {
 	f := cfg.vault
-	newAuth, err := secrets.AuthConfig{
-		Method:        f.auth,
-		AppRoleRoleID: f.approleRoleID, AppRoleSecretIDFile: f.approleSecretIDFile, AppRoleMount: f.approleMount,
-		KubernetesRole: f.k8sRole, KubernetesTokenFile: f.k8sTokenFile, KubernetesMount: f.k8sMount,
-	}.Builder()
+	newAuth, err := f.AuthConfig().Builder()
 	if err != nil {
-		return nil, nil, fmt.Errorf("-vault-auth=%s: %w", f.auth, err)
+		return nil, nil, fmt.Errorf("-vault-auth=%s: %w", f.Auth, err)
 	}
 	v, err := secrets.NewVault(ctx, secrets.VaultConfig{
-		Address:      f.addr,
-		Namespace:    f.namespace,
+		Address:      f.Addr,
+		Namespace:    f.Namespace,
 		NewAuth:      newAuth,
-		TokenFile:    f.tokenFile,
+		TokenFile:    f.TokenFile,
 		Mount:        f.kvMount,
 		PathTemplate: f.kvPath,
 		Field:        f.kvField,
@@ -39,7 +35,7 @@ func vaultStore(ctx context.Context, cfg config, log *slog.Logger, m *metrics.Me
 		OnRenew:      m.TokenRenewed,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("vault (-vault-addr, -vault-auth=%s): %w", f.auth, err)
+		return nil, nil, fmt.Errorf("vault (-vault-addr, -vault-auth=%s): %w", f.Auth, err)
 	}
 	c, err := secrets.NewCache(v, secrets.CacheConfig{
 		Size:         cfg.cache.size,
@@ -55,7 +51,7 @@ func vaultStore(ctx context.Context, cfg config, log *slog.Logger, m *metrics.Me
 		return nil, nil, err
 	}
 	m.CacheSize(c.Len)
-	log.Info("vault store ready", "mount", f.kvMount, "path", f.kvPath, "auth", f.auth,
+	log.Info("vault store ready", "mount", f.kvMount, "path", f.kvPath, "auth", f.Auth,
 		"cache_size", cfg.cache.size, "cache_ttl", cfg.cache.ttl.String())
 	return v, c, nil
 }
