@@ -11,8 +11,10 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,8 +23,14 @@ type outcome[T any] struct {
 	res    T
 	status int // HTTP status of a success
 	err    *Error
-	// retry reports whether another attempt may succeed and is safe.
+	// retry reports whether another attempt may succeed and is safe for
+	// an operation that can be repeated.
 	retry bool
+	// ambiguous reports that the platform may have acted on the request
+	// although the attempt failed: it was (or may have been) sent and no
+	// definitive answer came back. An operation that must not be
+	// repeated (a registration) then ends with ErrOutcomeUnknown.
+	ambiguous bool
 	// verdict is what the attempt tells the circuit breaker: nil (the
 	// platform answered coherently), errBreakerFailure or
 	// errBreakerExcluded.
@@ -42,39 +50,85 @@ func attempt[T any](ctx context.Context, c *Client, e endpoint[T], base, body, s
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
+	var wt wireTrace
+	req = req.WithContext(httptrace.WithClientTrace(actx, wt.clientTrace()))
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return transportFailure[T](c, ctx, actx, err)
+		return transportFailure[T](c, ctx, actx, err, wt.unsent(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
 		if ctx.Err() != nil || actx.Err() != nil {
-			out := transportFailure[T](c, ctx, actx, err)
+			out := transportFailure[T](c, ctx, actx, err, false)
 			out.err.HTTPStatus = resp.StatusCode
 			return out
 		}
 		// The connection broke while the answer was being read: as
-		// transient as a connection reset.
+		// transient as a connection reset, but the platform has had the
+		// request.
 		return outcome[T]{
-			err:     &Error{Kind: ErrUpstream, HTTPStatus: resp.StatusCode, detail: "the answer was cut short: " + err.Error()},
-			retry:   true,
-			verdict: errBreakerFailure,
+			err:       &Error{Kind: ErrUpstream, HTTPStatus: resp.StatusCode, detail: "the answer was cut short: " + err.Error()},
+			retry:     true,
+			ambiguous: true,
+			verdict:   errBreakerFailure,
 		}
 	}
 	if int64(len(data)) > c.maxBody {
 		return outcome[T]{
-			err:     &Error{Kind: ErrUpstream, HTTPStatus: resp.StatusCode, detail: "the answer exceeds " + strconv.FormatInt(c.maxBody, 10) + " bytes"},
-			verdict: errBreakerFailure,
+			err:       &Error{Kind: ErrUpstream, HTTPStatus: resp.StatusCode, detail: "the answer exceeds " + strconv.FormatInt(c.maxBody, 10) + " bytes"},
+			ambiguous: true,
+			verdict:   errBreakerFailure,
 		}
 	}
 	return e.interpret(resp.StatusCode, resp.Header, data, sign)
 }
 
+// wireTrace follows one request through the HTTP transport to tell
+// whether a failed request certainly never reached the platform.
+type wireTrace struct {
+	gotConn, tlsFailed atomic.Bool
+}
+
+func (w *wireTrace) clientTrace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { w.gotConn.Store(true) },
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+			if err != nil {
+				w.tlsFailed.Store(true)
+			}
+		},
+	}
+}
+
+// unsent reports whether err, the error of sending the request, certainly
+// came before any byte of it was written: no connection was handed to the
+// request, and the failure was a DNS lookup, a dial (connection refused,
+// unreachable, timed out) or a TLS handshake. The transport writes a
+// request only on a connection it has handed over (GotConn), so these
+// failures cannot have reached the platform's request handling. Anything
+// else, including a transport that does not report what it did, counts as
+// possibly sent.
+func (w *wireTrace) unsent(err error) bool {
+	if w.gotConn.Load() {
+		return false
+	}
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	return errors.As(err, &dnsErr) || (errors.As(err, &opErr) && opErr.Op == "dial") || w.tlsFailed.Load()
+}
+
 // transportFailure classifies an error of sending a request or reading
-// its answer. ctx is the caller's context, actx the attempt's.
-func transportFailure[T any](c *Client, ctx, actx context.Context, err error) outcome[T] {
+// its answer. ctx is the caller's context, actx the attempt's; unsent
+// reports that the request certainly never reached the platform.
+func transportFailure[T any](c *Client, ctx, actx context.Context, err error, unsent bool) outcome[T] {
+	out := transportOutcome[T](c, ctx, actx, err)
+	out.ambiguous = !unsent
+	return out
+}
+
+func transportOutcome[T any](c *Client, ctx, actx context.Context, err error) outcome[T] {
 	if cerr := ctx.Err(); cerr != nil {
 		// The caller gave up. A deadline counts against the platform (a
 		// hanging platform must open the breaker even when callers have
@@ -160,11 +214,9 @@ func (p *flexPort) UnmarshalJSON(b []byte) error {
 }
 
 // rules says how to read the answers of one endpoint, whose data is a D
-// and whose result is a T.
+// and whose result is a T. Platform codes mean the same for every
+// endpoint (codeTable).
 type rules[D, T any] struct {
-	// kinds maps the platform codes with a definitive meaning to their
-	// kinds. Codes 200 and 500 are handled by interpretWith.
-	kinds map[int]error
 	// secrets returns the values of a parsed answer that must never be
 	// relayed (the token, a DeviceSecret); d may be nil.
 	secrets func(d *D) []string
@@ -175,12 +227,6 @@ type rules[D, T any] struct {
 
 // preVerifyRules are the rules of /auth/devicename.
 var preVerifyRules = rules[preVerifyData, Result]{
-	kinds: map[int]error{
-		CodeSignatureMismatch: ErrSignatureMismatch,
-		CodeBadParameter:      ErrBadParameter,
-		CodeDeviceNotFound:    ErrDeviceNotFound,
-		CodeAuthTypeMismatch:  ErrAuthTypeMismatch,
-	},
 	secrets: func(d *preVerifyData) []string {
 		if d == nil {
 			return nil
@@ -219,51 +265,49 @@ func interpretWith[D, T any](r rules[D, T], status int, h http.Header, data []by
 	}
 	ok := 200 <= status && status < 300
 
+	// The breaker hears of failures of the endpoint (HTTP 5xx, answers
+	// that are not the platform's JSON), never of a device's platform
+	// code: one device's refusals or code-500 answers must not stop the
+	// other devices.
 	switch {
 	case status == http.StatusTooManyRequests:
-		err := e(ErrUpstream, "rate limited")
+		err := e(ErrThrottled, "rate limited (HTTP 429)")
 		err.RetryAfter = retryAfter(h.Get("Retry-After"))
-		return outcome[T]{err: err, retry: true, verdict: errBreakerFailure}
+		return outcome[T]{err: err, retry: true, verdict: errBreakerExcluded}
 	case status >= 500:
 		err := e(ErrUpstream, "server error")
 		if status == http.StatusServiceUnavailable {
 			err.RetryAfter = retryAfter(h.Get("Retry-After"))
 		}
-		return outcome[T]{err: err, retry: true, verdict: errBreakerFailure}
+		return outcome[T]{err: err, retry: true, ambiguous: true, verdict: errBreakerFailure}
 	case jerr != nil:
-		detail := "unexpected HTTP status"
 		if ok {
-			detail = describeBadJSON(h, data, jerr)
+			return outcome[T]{err: e(ErrUpstream, describeBadJSON(h, data, jerr)), ambiguous: true, verdict: errBreakerFailure}
 		}
-		return outcome[T]{err: e(ErrUpstream, detail), verdict: errBreakerFailure}
+		return outcome[T]{err: e(ErrUpstream, "unexpected HTTP status"), verdict: errBreakerFailure}
 	case env.Code == nil:
-		return outcome[T]{err: e(ErrUpstream, "the answer has no code"), verdict: errBreakerFailure}
+		return outcome[T]{err: e(ErrUpstream, "the answer has no code"), ambiguous: ok, verdict: errBreakerFailure}
 	}
 
-	verdict := error(nil)
-	if !ok {
-		verdict = errBreakerFailure
-	}
-	switch code := *env.Code; {
-	case code == CodeSuccess:
+	info := LookupCode(*env.Code)
+	switch info.Class {
+	case ClassSuccess:
 		if !ok {
-			return outcome[T]{err: e(ErrUpstream, "code 200 with an unexpected HTTP status"), verdict: errBreakerFailure}
+			return outcome[T]{err: e(ErrUpstream, "code 200 with an unexpected HTTP status"), ambiguous: true, verdict: errBreakerFailure}
 		}
 		res, missing := r.result(env.Data)
 		if missing != "" {
-			return outcome[T]{err: e(ErrUpstream, "the answer lacks a valid "+missing), verdict: errBreakerFailure}
+			return outcome[T]{err: e(ErrUpstream, "the answer lacks a valid "+missing), ambiguous: true, verdict: errBreakerFailure}
 		}
 		return outcome[T]{res: res, status: status}
-	case code == CodeInternal:
-		return outcome[T]{err: e(ErrUpstream, "platform internal error"), retry: true, verdict: errBreakerFailure}
-	case r.kinds[code] != nil:
-		return outcome[T]{err: e(r.kinds[code], ""), verdict: verdict}
+	case ClassThrottled:
+		return outcome[T]{err: e(info.Kind, info.Meaning), retry: true, verdict: errBreakerExcluded}
+	case ClassServerError:
+		return outcome[T]{err: e(info.Kind, info.Meaning), retry: true, ambiguous: true}
+	case ClassPermanent:
+		return outcome[T]{err: e(info.Kind, "")}
 	}
-	detail := "unexpected code"
-	if !ok {
-		detail = "unexpected HTTP status"
-	}
-	return outcome[T]{err: e(ErrUpstream, detail), verdict: verdict}
+	return outcome[T]{err: e(ErrUnknownCode, "a code signerd does not know")}
 }
 
 // describeBadJSON says why a 2xx answer could not be decoded, without

@@ -3,6 +3,7 @@ package platform_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -131,6 +132,70 @@ func TestBreakerDefinitiveAnswers(t *testing.T) {
 	}
 	if _, err := e.call(t, signedForm(t, secret, signing.MethodHMACSHA256, "")); err != nil {
 		t.Errorf("after definitive answers: %v", err)
+	}
+}
+
+// TestBreakerIgnoresOneDevicesCodes: one device's platform codes, even
+// code 500 answered many times over, are the device's business: they must
+// not open the breaker that every other device's calls go through.
+func TestBreakerIgnoresOneDevicesCodes(t *testing.T) {
+	cfg := breakerConfig(time.Hour)
+	cfg.Retries = 2 // code 500 is retried: 3 answers per call
+	e := newEnv(t, cfg)
+	const other = "dev-002"
+	const otherSecret = "fedcba9876543210fedcba9876543210"
+	e.srv.AddDevice(pk, other, otherSecret)
+	for _, code := range []int{500, 6760, 429, 40000, 400, 401, 6204, 6289, 12345} {
+		e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: code, Times: 6})
+	}
+	for {
+		_, err := e.call(t, signedForm(t, secret, signing.MethodHMACSHA256, ""))
+		if errors.Is(err, platform.ErrUnavailable) {
+			t.Fatalf("device %s: %v: its own codes made the platform unavailable", dn, err)
+		}
+		if err == nil {
+			break // the faults are used up
+		}
+	}
+	if e.srv.Calls() < 9*6 {
+		t.Fatalf("%d calls, want every fault used", e.srv.Calls())
+	}
+	base, _ := e.c.BaseURL(region, pk)
+	if got := e.c.BreakerStates()[base]; got != "closed" {
+		t.Errorf("breaker %q after one device's codes, want closed", got)
+	}
+	f, err := signing.SignPreVerify([]byte(otherSecret), signing.PreVerifyRequest{
+		ProductKey: pk, DeviceName: other, ClientID: pk + "." + other, Method: signing.MethodHMACSHA256,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.call(t, f); err != nil {
+		t.Errorf("another device after one device's codes: %v", err)
+	}
+}
+
+// TestBreakerCountsEndpointFailures: failures of the endpoint itself (HTTP
+// 5xx, broken connections, answers that are not the platform's) open it.
+func TestBreakerCountsEndpointFailures(t *testing.T) {
+	for _, f := range []platformtest.Fault{
+		{Kind: platformtest.FaultHTTPStatus, Status: 500},
+		{Kind: platformtest.FaultHTTPStatus, Status: 502},
+		{Kind: platformtest.FaultResetConnection},
+		{Kind: platformtest.FaultCloseConnection},
+		{Kind: platformtest.FaultNonJSON},
+	} {
+		t.Run(f.Kind.String()+strconv.Itoa(f.Status), func(t *testing.T) {
+			e := newEnv(t, breakerConfig(time.Hour))
+			e.srv.Inject(f)
+			for range 3 {
+				if _, err := e.call(t, signedForm(t, secret, signing.MethodHMACSHA256, "")); err == nil {
+					t.Fatal("a faulty endpoint answered")
+				}
+			}
+			_, err := e.call(t, signedForm(t, secret, signing.MethodHMACSHA256, ""))
+			checkOpen(t, err)
+		})
 	}
 }
 

@@ -308,6 +308,12 @@ type endpoint[T any] struct {
 	op string
 	// path is appended to the base URL.
 	path string
+	// replayable reports whether the operation may be repeated after the
+	// platform may have acted on it. A pre-verification may (it only
+	// issues another token); a registration may not (a repeat loses the
+	// secret the first issued, or is refused because the device counts
+	// as activated).
+	replayable bool
 	// required are the form fields that must each have exactly one
 	// non-empty value; the form is not sent otherwise.
 	required []string
@@ -318,8 +324,9 @@ type endpoint[T any] struct {
 
 // preVerifyEndpoint is POST /auth/devicename.
 var preVerifyEndpoint = endpoint[Result]{
-	op:        "pre-verify",
-	path:      AuthPath,
+	op:         "pre-verify",
+	path:       AuthPath,
+	replayable: true,
 	required:  []string{"productKey", "deviceName", "clientId", "signmethod", "sign"},
 	interpret: interpret,
 }
@@ -398,6 +405,9 @@ func retryLoop[T any](ctx context.Context, c *Client, e endpoint[T], region stri
 		if done != nil {
 			done(out.verdict)
 		}
+		if out.err != nil && out.ambiguous && !e.replayable {
+			out.err, out.retry = outcomeUnknown(out.err), false
+		}
 		c.logAttempt(ctx, e.op, base, n, time.Since(start), out.err, out.status, out.retry)
 		if out.err == nil {
 			return out.res, nil
@@ -422,6 +432,18 @@ func retryLoop[T any](ctx context.Context, c *Client, e endpoint[T], region stri
 			return zero, last
 		}
 	}
+}
+
+// outcomeUnknown turns the error of an attempt that may have reached the
+// platform into ErrOutcomeUnknown, keeping what the answer said.
+func outcomeUnknown(err *Error) *Error {
+	u := *err
+	u.Kind = ErrOutcomeUnknown
+	u.detail = "the platform may have acted on the request: " + err.Kind.Error()
+	if err.detail != "" {
+		u.detail += ": " + err.detail
+	}
+	return &u
 }
 
 // logAttempt records one attempt: never the form, sign, token or secret.

@@ -234,10 +234,17 @@ func TestPreVerifyErrors(t *testing.T) {
 			}},
 		{name: "injected 5001", fault: platformtest.Fault{Kind: platformtest.FaultCode, Code: 5001},
 			wantKind: platform.ErrDeviceNotFound, wantCode: 5001, wantHTTP: 200, wantCalls: 1},
-		{name: "unknown code", fault: platformtest.Fault{Kind: platformtest.FaultCode, Code: 6204, Message: "设备已被禁用\n"},
-			wantKind: platform.ErrUpstream, wantCode: 6204, wantHTTP: 200, wantCalls: 1,
+		{name: "device disabled", fault: platformtest.Fault{Kind: platformtest.FaultCode, Code: 6204, Message: "设备已被禁用\n"},
+			wantKind: platform.ErrDeviceDisabled, wantCode: 6204, wantHTTP: 200, wantCalls: 1,
 			check: func(t *testing.T, e *platform.Error) {
 				if e.Message != "设备已被禁用" {
+					t.Errorf("Message = %q, want the platform's, cleaned", e.Message)
+				}
+			}},
+		{name: "unknown code", fault: platformtest.Fault{Kind: platformtest.FaultCode, Code: 6288, Message: "未知\n"},
+			wantKind: platform.ErrUnknownCode, wantCode: 6288, wantHTTP: 200, wantCalls: 1,
+			check: func(t *testing.T, e *platform.Error) {
+				if e.Message != "未知" {
 					t.Errorf("Message = %q, want the platform's, cleaned", e.Message)
 				}
 			}},
@@ -251,7 +258,7 @@ func TestPreVerifyErrors(t *testing.T) {
 			wantKind: platform.ErrUpstream, wantHTTP: 200, wantCalls: 1},
 		{name: "missing fields", fault: fault(platformtest.FaultMissingFields), wantKind: platform.ErrUpstream, wantCode: 200, wantHTTP: 200, wantCalls: 1},
 		{name: "429 asking for more than the cap", fault: platformtest.Fault{Kind: platformtest.FaultTooManyRequests, RetryAfter: "2"},
-			wantKind: platform.ErrUpstream, wantHTTP: 429, wantCalls: 1,
+			wantKind: platform.ErrThrottled, wantHTTP: 429, wantCalls: 1,
 			check: func(t *testing.T, e *platform.Error) {
 				if e.RetryAfter != 2*time.Second {
 					t.Errorf("RetryAfter = %v, want 2s", e.RetryAfter)
@@ -263,7 +270,7 @@ func TestPreVerifyErrors(t *testing.T) {
 		{name: "HTTP 500", fault: platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 500}, wantKind: platform.ErrUpstream, wantHTTP: 500, wantCalls: 3},
 		{name: "HTTP 502", fault: platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 502}, wantKind: platform.ErrUpstream, wantHTTP: 502, wantCalls: 3},
 		{name: "HTTP 503", fault: platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 503}, wantKind: platform.ErrUpstream, wantHTTP: 503, wantCalls: 3},
-		{name: "429 without Retry-After", fault: fault(platformtest.FaultTooManyRequests), wantKind: platform.ErrUpstream, wantHTTP: 429, wantCalls: 3},
+		{name: "429 without Retry-After", fault: fault(platformtest.FaultTooManyRequests), wantKind: platform.ErrThrottled, wantHTTP: 429, wantCalls: 3},
 		{name: "code 500", fault: platformtest.Fault{Kind: platformtest.FaultCode, Code: 500, Message: "unknown error"},
 			wantKind: platform.ErrUpstream, wantCode: 500, wantHTTP: 200, wantCalls: 3},
 		{name: "connection closed", fault: fault(platformtest.FaultCloseConnection), wantKind: platform.ErrUnavailable, wantCalls: 3},
@@ -306,7 +313,9 @@ func TestPreVerifyErrors(t *testing.T) {
 				t.Fatalf("error %v (%T) is not a *platform.Error", err, err)
 			}
 			for _, k := range []error{platform.ErrDeviceNotFound, platform.ErrSignatureMismatch, platform.ErrBadParameter,
-				platform.ErrAuthTypeMismatch, platform.ErrUpstream, platform.ErrUnavailable, platform.ErrInvalidEndpoint} {
+				platform.ErrAuthTypeMismatch, platform.ErrUpstream, platform.ErrUnavailable, platform.ErrInvalidEndpoint,
+				platform.ErrDeviceDisabled, platform.ErrUnknownCode, platform.ErrThrottled, platform.ErrOutcomeUnknown,
+				platform.ErrRequestRefused, platform.ErrProductNotFound} {
 				if got, want := errors.Is(err, k), k == tc.wantKind; got != want {
 					t.Errorf("errors.Is(%v, %v) = %v, want %v", err, k, got, want)
 				}
@@ -445,8 +454,8 @@ func TestCallerDeadline(t *testing.T) {
 		defer cancel()
 		_, err := e.c.PreVerify(ctx, region, signedForm(t, secret, signing.MethodHMACSHA256, ""))
 		// It gives up at once rather than sleeping into the deadline.
-		if !errors.Is(err, platform.ErrUpstream) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			t.Errorf("PreVerify = %v (ctx %v); want ErrUpstream before the deadline", err, ctx.Err())
+		if !errors.Is(err, platform.ErrThrottled) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			t.Errorf("PreVerify = %v (ctx %v); want ErrThrottled before the deadline", err, ctx.Err())
 		}
 		if e.srv.Calls() != 1 {
 			t.Errorf("%d calls, want 1", e.srv.Calls())

@@ -9,27 +9,53 @@ import (
 	"unicode/utf8"
 )
 
-// Kinds of errors. Every error [Client.PreVerify] returns is an [*Error]
-// whose Kind is one of these; test with errors.Is.
+// Kinds of errors. Every error [Client.PreVerify] and
+// [Client.RegisterDevice] return is an [*Error] whose Kind is one of these;
+// test with errors.Is. The platform codes behind each kind are in the one
+// table of codes (codes.go, [Codes]).
 var (
-	// ErrDeviceNotFound: the platform does not know the device (code 5001).
+	// ErrDeviceNotFound: the platform does not know the device (codes
+	// 5001, 6100).
 	ErrDeviceNotFound = errors.New("device not found")
+	// ErrProductNotFound: the platform does not know the product (codes
+	// 5005, 6250).
+	ErrProductNotFound = errors.New("product not found")
 	// ErrSignatureMismatch: the platform rejected the sign (code 401); the
-	// stored DeviceSecret does not match the platform's.
+	// stored secret does not match the platform's.
 	ErrSignatureMismatch = errors.New("signature mismatch")
+	// ErrRequestRefused: the platform refused to process the request
+	// (code 400), as it does for a sign it rejects.
+	ErrRequestRefused = errors.New("request refused")
 	// ErrBadParameter: the platform rejected a parameter of the form (code
 	// 460), or the form lacks a required field and was not sent.
 	ErrBadParameter = errors.New("bad parameter")
 	// ErrAuthTypeMismatch: the device does not use this authentication
 	// type (code 6200).
 	ErrAuthTypeMismatch = errors.New("auth type mismatch")
-	// ErrUpstream: the platform answered, but with an HTTP 5xx or 429, code
-	// 500 or another unexpected code or status, or a body that is not
-	// JSON, is cut short, exceeds the size cap or lacks a field.
+	// ErrDeviceDisabled: the device is disabled on the platform (code
+	// 6204).
+	ErrDeviceDisabled = errors.New("device disabled")
+	// ErrThrottled: the platform throttles requests (HTTP 429, codes 429
+	// and 40000); retried with backoff, then returned.
+	ErrThrottled = errors.New("throttled")
+	// ErrUnknownCode: the platform answered with a code signerd does not
+	// know; Code and Message hold what it said. Never retried.
+	ErrUnknownCode = errors.New("unknown platform code")
+	// ErrUpstream: the platform answered, but with an HTTP 5xx, code 500
+	// or 6760, an unexpected HTTP status, or a body that is not JSON, is
+	// cut short, exceeds the size cap or lacks a field.
 	ErrUpstream = errors.New("upstream error")
 	// ErrUnavailable: the platform could not be reached or did not answer
 	// in time, or its circuit breaker is open.
 	ErrUnavailable = errors.New("platform unavailable")
+	// ErrOutcomeUnknown: a registration may have reached the platform,
+	// which may have issued a DeviceSecret, but its answer was lost (a
+	// timeout or broken connection after the request was sent, an HTTP
+	// 5xx, code 500 or 6760, an answer that cannot be read). It is never
+	// retried: the secret of the first attempt would be lost, and a
+	// device the platform counts as activated cannot register again
+	// until it is reset on the platform.
+	ErrOutcomeUnknown = errors.New("registration outcome unknown")
 	// ErrInvalidEndpoint: the region or configured base URL does not give a
 	// valid auth endpoint. Nothing was sent.
 	ErrInvalidEndpoint = errors.New("invalid auth endpoint")
@@ -40,17 +66,27 @@ var (
 // half-open and already probing).
 var ErrCircuitOpen = errors.New("circuit breaker open")
 
-// Platform codes with a meaning of their own.
+// Platform codes with a meaning of their own; see codeTable for what each
+// means and how it is handled.
 const (
 	CodeSuccess           = 200
+	CodeRequestRefused    = 400
 	CodeSignatureMismatch = 401
+	CodeTooManyRequests   = 429
 	CodeBadParameter      = 460
 	CodeInternal          = 500
 	CodeDeviceNotFound    = 5001
+	CodeProductNotFound   = 5005
+	CodeDeviceNotExist    = 6100
 	CodeAuthTypeMismatch  = 6200
+	CodeDeviceDisabled    = 6204
+	CodeProductNotExist   = 6250
+	CodeAlreadyActivated  = 6289
+	CodeSystemException   = 6760
+	CodeRequestTooMany    = 40000
 )
 
-// Error is a failed pre-verification. It never contains the form's sign,
+// Error is a failed call of the auth endpoint. It never contains the form's sign,
 // the token or any secret.
 type Error struct {
 	// Kind is one of the Err* kinds of this package.

@@ -147,7 +147,7 @@ func TestInterpret(t *testing.T) {
 		{name: "HTML 404", status: 404, body: `<html>not found</html>`, wantKind: ErrUpstream},
 		{name: "redirect", status: 307, body: ``, wantKind: ErrUpstream},
 		{name: "JSON 503", status: 503, body: `{"code":503,"message":"busy"}`, wantKind: ErrUpstream, wantRetry: true, wantCode: 503, wantMsg: "busy"},
-		{name: "429", status: 429, body: `x`, wantKind: ErrUpstream, wantRetry: true},
+		{name: "429", status: 429, body: `x`, wantKind: ErrThrottled, wantRetry: true},
 		{name: "code 500", status: 200, body: `{"code":500,"message":"x"}`, wantKind: ErrUpstream, wantRetry: true, wantCode: 500, wantMsg: "x"},
 		{name: "token echoed in an error", status: 200, body: `{"code":460,"message":"tok1 bad","data":{"iotToken":"tok1"}}`, wantKind: ErrBadParameter, wantCode: 460, wantMsg: "[redacted] bad"},
 		{name: "sign echoed", status: 200, body: `{"code":401,"message":"sign=SIGNVALUE"}`, wantKind: ErrSignatureMismatch, wantCode: 401, wantMsg: "sign=[redacted]"},

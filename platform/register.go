@@ -14,25 +14,9 @@ import (
 // base URL.
 const RegisterPath = "/auth/register/device"
 
-// Platform codes of dynamic registration beyond those of pre-verification.
-// The platform documents the request and the success answer of
-// /auth/register/device but not its error codes; these are assumptions,
-// taken from its table of device error codes (6100) and the behaviour it
-// documents for dynamic registration (a device that was already activated
-// cannot be registered again until it is reset).
-const (
-	// CodeDeviceNotExist: the device is not known ("device info not
-	// found"); like 5001, it means the device was not added to the
-	// product first.
-	CodeDeviceNotExist = 6100
-	// CodeAlreadyActivated: the device has connected with a secret before
-	// and cannot be registered dynamically again until it is reset on the
-	// platform (ResetThing).
-	CodeAlreadyActivated = 6288
-)
-
 // ErrAlreadyActivated: the platform refuses to register the device because
-// it has already been activated (code 6288, assumed).
+// it has already been activated (code 6289): it must be reset on the
+// platform (ResetThing) before it can register again.
 var ErrAlreadyActivated = errors.New("device already activated")
 
 // Registration is the platform's answer to a successful dynamic
@@ -84,13 +68,6 @@ const maxDeviceSecretLen = 256
 
 // registerRules are the rules of /auth/register/device.
 var registerRules = rules[registerData, Registration]{
-	kinds: map[int]error{
-		CodeSignatureMismatch: ErrSignatureMismatch,
-		CodeBadParameter:      ErrBadParameter,
-		CodeDeviceNotFound:    ErrDeviceNotFound,
-		CodeDeviceNotExist:    ErrDeviceNotFound,
-		CodeAlreadyActivated:  ErrAlreadyActivated,
-	},
 	secrets: func(d *registerData) []string {
 		if d == nil {
 			return nil
@@ -124,16 +101,21 @@ var registerEndpoint = endpoint[Registration]{
 // DeviceSecret the platform issued.
 //
 // The answer must name the device of the form where it names one at all;
-// an answer for another device fails with ErrUpstream, so a secret is
-// never attributed to the wrong device.
+// an answer for another device fails with ErrOutcomeUnknown, so a secret
+// is never attributed to the wrong device.
 //
-// It retries and uses the circuit breakers as PreVerify does. Retrying is
-// safe: the platform issues a new secret to a device that has not been
-// activated as often as it is asked, and only the newest is valid, which
-// is the one the last attempt returns. Errors are [*Error] values: the
-// kinds of PreVerify's (without ErrAuthTypeMismatch), plus
-// ErrAlreadyActivated; codes 5001 and 6100 are ErrDeviceNotFound.
-// Neither errors nor log records contain the sign or the DeviceSecret.
+// A registration is retried only when the attempt certainly did not
+// reach the platform (a DNS, dial or TLS handshake failure, before any
+// byte of the request was written) or the platform answered that it
+// throttles requests. Any other failed attempt may have been processed:
+// the platform may have issued a DeviceSecret (superseding earlier ones)
+// and may count the device as activated, so a repeat would lose that
+// secret or be refused with code 6289. Such an attempt ends the call
+// with ErrOutcomeUnknown: a timeout or broken connection after the
+// request was sent, an HTTP 5xx, code 500 or 6760, an answer that cannot
+// be read. Errors are [*Error] values of the kinds of PreVerify's, plus
+// ErrAlreadyActivated and ErrOutcomeUnknown. Neither errors nor log
+// records contain the sign or the DeviceSecret.
 func (c *Client) RegisterDevice(ctx context.Context, region string, form url.Values) (Registration, error) {
 	reg, err := call(ctx, c, registerEndpoint, region, form)
 	if err != nil {
@@ -141,7 +123,8 @@ func (c *Client) RegisterDevice(ctx context.Context, region string, form url.Val
 	}
 	pk, dn := form.Get("productKey"), form.Get("deviceName")
 	if (reg.ProductKey != "" && reg.ProductKey != pk) || (reg.DeviceName != "" && reg.DeviceName != dn) {
-		return Registration{}, &Error{Kind: ErrUpstream, Code: CodeSuccess, op: registerEndpoint.op,
+		// The platform acted on a registration, but for whom is unclear.
+		return Registration{}, &Error{Kind: ErrOutcomeUnknown, Code: CodeSuccess, op: registerEndpoint.op,
 			detail: "the answer names another device than the one registered"}
 	}
 	reg.ProductKey, reg.DeviceName = pk, dn

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/signerd/signerd/platform"
 	"github.com/signerd/signerd/platform/platformtest"
@@ -123,24 +124,34 @@ func TestRegisterDeviceErrors(t *testing.T) {
 		},
 			wantKind: platform.ErrDeviceNotFound, wantCode: 6100, wantCalls: 1},
 		{name: "already activated", setup: func(e *env) { e.srv.Activate(pk, dn) },
-			wantKind: platform.ErrAlreadyActivated, wantCode: 6288, wantCalls: 1},
+			wantKind: platform.ErrAlreadyActivated, wantCode: 6289, wantCalls: 1},
 		{name: "bad parameter", setup: func(e *env) {
 			e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: 460, Message: "bad"})
 		},
 			wantKind: platform.ErrBadParameter, wantCode: 460, wantCalls: 1},
-		{name: "6200 is not a registration code", setup: func(e *env) {
-			e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: 6200, Message: "x"})
-		}, wantKind: platform.ErrUpstream, wantCode: 6200, wantCalls: 1},
-		{name: "code 500 is retried", setup: func(e *env) {
+		{name: "unknown code", setup: func(e *env) {
+			e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: 6288, Message: "x"})
+		}, wantKind: platform.ErrUnknownCode, wantCode: 6288, wantCalls: 1},
+		// The platform may have acted: never retried.
+		{name: "code 500 is not retried", setup: func(e *env) {
 			e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: 500, Message: "busy"})
 		},
-			wantKind: platform.ErrUpstream, wantCode: 500, wantCalls: 3},
+			wantKind: platform.ErrOutcomeUnknown, wantCode: 500, wantCalls: 1},
+		{name: "HTTP 502 is not retried", setup: func(e *env) {
+			e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 502})
+		},
+			wantKind: platform.ErrOutcomeUnknown, wantCalls: 1},
 		{name: "no secret in the answer", setup: func(e *env) { e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultMissingFields}) },
-			wantKind: platform.ErrUpstream, wantCode: 200, wantCalls: 1},
+			wantKind: platform.ErrOutcomeUnknown, wantCode: 200, wantCalls: 1},
 		{name: "answer cut short", setup: func(e *env) { e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultTruncatedJSON}) },
-			wantKind: platform.ErrUpstream, wantCalls: 1},
-		{name: "connection reset", setup: func(e *env) { e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultResetConnection}) },
-			wantKind: platform.ErrUnavailable, wantCalls: 3},
+			wantKind: platform.ErrOutcomeUnknown, wantCalls: 1},
+		{name: "connection reset after the request", setup: func(e *env) { e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultResetConnection}) },
+			wantKind: platform.ErrOutcomeUnknown, wantCalls: 1},
+		// Throttled: not processed, so retried.
+		{name: "throttled (code 40000) is retried", setup: func(e *env) {
+			e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: 40000, Message: "request too many"})
+		},
+			wantKind: platform.ErrThrottled, wantCode: 40000, wantCalls: 3},
 		{name: "form without random", form: func(t *testing.T) url.Values {
 			f := registerForm(t, productSecret, "r1", signing.MethodHMACSHA256)
 			f.Del("random")
@@ -179,12 +190,12 @@ func TestRegisterDeviceErrors(t *testing.T) {
 	}
 }
 
-// TestRegisterDeviceRetryKeepsNewest: a failed attempt is retried, and the
-// secret returned is the one the platform issued last, which is the one
-// that is valid.
+// TestRegisterDeviceRetryKeepsNewest: a throttled attempt is retried, and
+// the secret returned is the one the platform issued last, which is the
+// one that is valid.
 func TestRegisterDeviceRetryKeepsNewest(t *testing.T) {
 	e := regEnv(t, fastConfig())
-	e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 502, Times: 1})
+	e.srv.Inject(platformtest.Fault{Kind: platformtest.FaultTooManyRequests, Times: 1})
 	reg, err := e.register(t, registerForm(t, productSecret, "r1", signing.MethodHMACSHA256))
 	if err != nil {
 		t.Fatal(err)
@@ -218,8 +229,8 @@ func TestRegisterDeviceOtherDevice(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	reg, err := c.RegisterDevice(context.Background(), region, registerForm(t, productSecret, "r1", signing.MethodHMACSHA256))
-	if !errors.Is(err, platform.ErrUpstream) || reg.DeviceSecret != "" || strings.Contains(err.Error(), leaked) {
-		t.Errorf("RegisterDevice = %s, %v; want ErrUpstream without the secret", reg, err)
+	if !errors.Is(err, platform.ErrOutcomeUnknown) || reg.DeviceSecret != "" || strings.Contains(err.Error(), leaked) {
+		t.Errorf("RegisterDevice = %s, %v; want ErrOutcomeUnknown without the secret", reg, err)
 	}
 }
 
@@ -232,5 +243,98 @@ func TestRegisterDeviceSharesBreaker(t *testing.T) {
 	checkOpen(t, err)
 	if e.srv.Calls() != 3 {
 		t.Errorf("%d calls, want the 3 that tripped the breaker", e.srv.Calls())
+	}
+}
+
+// TestRegisterDeviceAnswerLost: the platform processed the registration
+// (and issued a secret) but its answer was lost. The registration is not
+// repeated: the platform saw exactly one, and the caller learns that the
+// outcome is unknown.
+func TestRegisterDeviceAnswerLost(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault platformtest.Fault
+		cfg   func(*platform.Config)
+	}{
+		{name: "answer dropped", fault: platformtest.Fault{Kind: platformtest.FaultDropAnswer}},
+		{name: "timeout after the request was sent", fault: platformtest.Fault{Kind: platformtest.FaultDelay, Delay: generous},
+			cfg: func(c *platform.Config) { c.AttemptTimeout = 100 * time.Millisecond }},
+		{name: "HTTP 503", fault: platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 503}},
+		{name: "answer cut short", fault: platformtest.Fault{Kind: platformtest.FaultShortBody}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fastConfig()
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			e := regEnv(t, cfg)
+			e.srv.Inject(tc.fault)
+			form := registerForm(t, productSecret, "r1", signing.MethodHMACSHA256)
+			reg, err := e.register(t, form)
+			var pe *platform.Error
+			if !errors.As(err, &pe) || !errors.Is(err, platform.ErrOutcomeUnknown) || reg != (platform.Registration{}) {
+				t.Fatalf("RegisterDevice = %s, %v; want ErrOutcomeUnknown", reg, err)
+			}
+			waitFor(t, func() bool { return len(e.srv.Requests()) == 1 })
+			if e.srv.Calls() != 1 || pe.Attempts != 1 {
+				t.Errorf("%d upstream registrations (Attempts %d), want exactly 1", e.srv.Calls(), pe.Attempts)
+			}
+			if errors.Is(err, platform.ErrUnavailable) || errors.Is(err, platform.ErrUpstream) {
+				t.Errorf("%v also claims a plain outage", err)
+			}
+			if tc.fault.Kind == platformtest.FaultDropAnswer && !e.srv.Requests()[0].Accepted() {
+				t.Errorf("the emulator did not process the registration: %+v", e.srv.Requests()[0])
+			}
+			noSecrets(t, "error and logs", err.Error()+e.logs.String(), append(issuedSecrets(e.srv), form.Get("sign"), productSecret)...)
+		})
+	}
+}
+
+// TestRegisterDeviceRetriedWhenNeverSent: a registration that certainly
+// never reached the platform (the connection was refused, or its TLS
+// handshake failed) is retried, and succeeds.
+func TestRegisterDeviceRetriedWhenNeverSent(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		kind   platformtest.FaultKind
+		client bool // use the emulator's own HTTP client (for refused dials)
+	}{
+		{name: "connection refused", kind: platformtest.FaultRefuseConnection, client: true},
+		{name: "TLS handshake fails", kind: platformtest.FaultHandshakeFailure},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := platformtest.New(t)
+			srv.AddProduct(pk, productSecret)
+			srv.AllowRegistration(pk, dn)
+			cfg := fastConfig()
+			cfg.RegionBaseURLs = map[string]string{region: srv.URL()}
+			if tc.client {
+				cfg.HTTPClient = srv.Client()
+			} else {
+				cfg.RootCAs = srv.CertPool()
+			}
+			logs := &syncBuffer{}
+			cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			c, err := platform.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			srv.Inject(platformtest.Fault{Kind: tc.kind, Times: 1})
+			ctx, cancel := context.WithTimeout(context.Background(), generous)
+			defer cancel()
+			reg, err := c.RegisterDevice(ctx, region, registerForm(t, productSecret, "r1", signing.MethodHMACSHA256))
+			if err != nil {
+				t.Fatalf("RegisterDevice: %v", err)
+			}
+			current, _ := srv.DeviceSecret(pk, dn)
+			if reg.DeviceSecret != current || srv.ConnFaults() != 1 || srv.Calls() != 1 {
+				t.Errorf("secret is the platform's: %v; %d connection faults, %d registrations; want 1 and 1",
+					reg.DeviceSecret == current, srv.ConnFaults(), srv.Calls())
+			}
+			if !strings.Contains(logs.String(), `"attempt":2`) {
+				t.Errorf("no second attempt logged:\n%s", logs)
+			}
+		})
 	}
 }

@@ -20,17 +20,18 @@
 // secret: as on the platform, only the newest secret is valid, for
 // pre-verification too. A successful pre-verification activates the
 // device ([Server.Activate] does it directly); an activated device is
-// refused with code 6288. The form must carry exactly productKey,
+// refused with code 6289. The form must carry exactly productKey,
 // deviceName, random (1–64 characters of [A-Za-z0-9]), signMethod
 // (hmacmd5, hmacsha1 or hmacsha256) and sign, the hex HMAC keyed with the
 // ProductSecret over deviceName{d}productKey{p}random{r}. Codes: 460 for a
 // malformed form, 5001 for an unknown product (or one without dynamic
-// registration) or device, 401 for a wrong sign, 6288 for an activated
+// registration) or device, 401 for a wrong sign, 6289 for an activated
 // device. The platform does not document its registration error codes;
-// these are the emulator's (and signerd's) assumptions.
+// these are the emulator's (and signerd's) reading of its behaviour.
 package platformtest
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/md5"
 	"crypto/rand"
@@ -65,7 +66,7 @@ const (
 	CodeInternal          = 500
 	CodeDeviceNotFound    = 5001
 	CodeAuthTypeMismatch  = 6200
-	CodeAlreadyActivated  = 6288
+	CodeAlreadyActivated  = 6289
 )
 
 // Path is the pre-verification path.
@@ -126,7 +127,31 @@ const (
 	// FaultMissingFields answers code 200 without data.iotToken (on
 	// RegisterPath: without data.deviceSecret).
 	FaultMissingFields
+	// FaultDropAnswer handles the request normally (a registration issues
+	// a secret, a pre-verification a token), then closes the connection
+	// without answering: the platform acted, the client never hears of
+	// it.
+	FaultDropAnswer
+
+	// Connection faults apply to connections, not requests: in the order
+	// injected among themselves, each to the next new connection. No
+	// request is received on such a connection (Calls does not count
+	// it; ConnFaults does).
+
+	// FaultRefuseConnection makes the next dial of a client from
+	// [Server.Client] fail with "connection refused" (it dials a port
+	// nobody listens on). Clients of their own never see it.
+	FaultRefuseConnection
+	// FaultHandshakeFailure accepts the next connection and closes it
+	// (with a TCP RST) before the TLS handshake: the client's handshake
+	// fails, before any byte of its request was written.
+	FaultHandshakeFailure
 )
+
+// connLevel reports whether k applies to connections rather than requests.
+func (k FaultKind) connLevel() bool {
+	return k == FaultRefuseConnection || k == FaultHandshakeFailure
+}
 
 var faultNames = map[FaultKind]string{
 	FaultNone:            "none",
@@ -141,6 +166,9 @@ var faultNames = map[FaultKind]string{
 	FaultCode:            "code",
 	FaultOversized:       "oversized",
 	FaultMissingFields:   "missing-fields",
+	FaultDropAnswer:       "drop-answer",
+	FaultRefuseConnection: "refuse-connection",
+	FaultHandshakeFailure: "handshake-failure",
 }
 
 func (k FaultKind) String() string {
@@ -231,7 +259,11 @@ type Server struct {
 	faults   []*faultState
 	requests []Request
 	calls    int
-	mqttHost string
+	// connFaults counts connections refused or cut by connection faults.
+	connFaults int
+	// refusedAddr is an address nobody listens on.
+	refusedAddr string
+	mqttHost    string
 	mqttPort int
 }
 
@@ -259,7 +291,18 @@ func New(tb testing.TB, opts ...Option) *Server {
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	// Hijacking, used for connection faults, needs HTTP/1.1.
 	s.srv.EnableHTTP2 = false
+	s.srv.Listener = &faultListener{Listener: s.srv.Listener, s: s}
 	s.srv.StartTLS()
+	s.refusedAddr = closedAddr()
+	if tr, ok := s.srv.Client().Transport.(*http.Transport); ok {
+		var d net.Dialer
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if s.takeConnFault(FaultRefuseConnection) {
+				addr = s.refusedAddr
+			}
+			return d.DialContext(ctx, network, addr)
+		}
+	}
 	if tb != nil {
 		tb.Cleanup(s.Close)
 	}
@@ -270,8 +313,8 @@ func New(tb testing.TB, opts ...Option) *Server {
 // is URL()+Path.
 func (s *Server) URL() string { return s.srv.URL }
 
-// Client returns an HTTP client that trusts the server's certificate. It
-// is closed with the server.
+// Client returns an HTTP client that trusts the server's certificate and
+// that FaultRefuseConnection applies to. It is closed with the server.
 func (s *Server) Client() *http.Client { return s.srv.Client() }
 
 // CertPool returns a pool holding the server's certificate, for clients
@@ -338,7 +381,7 @@ func (s *Server) AllowRegistration(productKey, deviceName string) (iotID string)
 }
 
 // Activate marks a device as activated, as its first successful
-// connection does: dynamic registration then refuses it (code 6288). It
+// connection does: dynamic registration then refuses it (code 6289). It
 // reports whether the device exists.
 func (s *Server) Activate(productKey, deviceName string) bool {
 	s.mu.Lock()
@@ -423,24 +466,89 @@ func (s *Server) Issued(iotID, iotToken string) (Device, bool) {
 	return d, ok
 }
 
+// ConnFaults returns the number of connections refused or cut by
+// connection faults.
+func (s *Server) ConnFaults() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connFaults
+}
+
 // nextFault returns the fault for this call and counts the call.
 func (s *Server) nextFault() Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	if len(s.faults) == 0 {
-		return Fault{}
+	return s.takeLocked(false)
+}
+
+// takeConnFault reports whether the first connection fault is of kind k,
+// and if so takes it and counts the connection.
+func (s *Server) takeConnFault(k FaultKind) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fs := range s.faults {
+		if fs.f.Kind.connLevel() {
+			if fs.f.Kind != k {
+				return false
+			}
+			s.takeLocked(true)
+			s.connFaults++
+			return true
+		}
 	}
-	// The first fault applies; Times counts its remaining calls.
-	fs := s.faults[0]
-	if fs.left == 0 {
+	return false
+}
+
+// takeLocked takes the first fault of the level (connection faults or
+// request faults) and returns it, or the zero Fault if there is none.
+// Times counts a fault's remaining uses.
+func (s *Server) takeLocked(connLevel bool) Fault {
+	for i, fs := range s.faults {
+		if fs.f.Kind.connLevel() != connLevel {
+			continue
+		}
+		if fs.left == 0 {
+			return fs.f
+		}
+		fs.left--
+		if fs.left == 0 {
+			s.faults = slices.Delete(s.faults, i, i+1)
+		}
 		return fs.f
 	}
-	fs.left--
-	if fs.left == 0 {
-		s.faults = slices.Delete(s.faults, 0, 1)
+	return Fault{}
+}
+
+// faultListener applies FaultHandshakeFailure to accepted connections.
+type faultListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *faultListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.s.takeConnFault(FaultHandshakeFailure) {
+			return c, err
+		}
+		if tcp, ok := c.(*net.TCPConn); ok {
+			tcp.SetLinger(0)
+		}
+		c.Close()
 	}
-	return fs.f
+}
+
+// closedAddr returns a loopback address nobody listens on: a port just
+// released.
+func closedAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(errors.New("platformtest: " + err.Error()))
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
 
 func (s *Server) record(r Request) {
@@ -546,6 +654,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		rec.Sent = writeOversized(w, orDefault(f.Size, 1<<20))
 		return
+	case FaultDropAnswer:
+		// Handle the request as usual, into a recorder nobody reads,
+		// then cut the connection.
+		s.handle(httptest.NewRecorder(), r, &rec, bodyErr)
+		rec.HTTPStatus = 0
+		recordNow()
+		hijackClose(w, false)
+		return
 	case FaultMissingFields:
 		rec.Code = CodeSuccess
 		if r.URL.Path == RegisterPath {
@@ -563,6 +679,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	s.handle(w, r, &rec, bodyErr)
+}
+
+// handle applies the platform's rules to a request without a fault and
+// answers it on w, noting the answer in rec.
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, rec *Request, bodyErr error) {
 	switch {
 	case r.Method != http.MethodPost:
 		rec.HTTPStatus = http.StatusMethodNotAllowed
