@@ -327,8 +327,8 @@ var preVerifyEndpoint = endpoint[Result]{
 	op:         "pre-verify",
 	path:       AuthPath,
 	replayable: true,
-	required:  []string{"productKey", "deviceName", "clientId", "signmethod", "sign"},
-	interpret: interpret,
+	required:   []string{"productKey", "deviceName", "clientId", "signmethod", "sign"},
+	interpret:  interpret,
 }
 
 // PreVerify posts form, a signed pre-verification form (see

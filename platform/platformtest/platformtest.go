@@ -154,18 +154,18 @@ func (k FaultKind) connLevel() bool {
 }
 
 var faultNames = map[FaultKind]string{
-	FaultNone:            "none",
-	FaultCloseConnection: "close-connection",
-	FaultResetConnection: "reset-connection",
-	FaultDelay:           "delay",
-	FaultHTTPStatus:      "http-status",
-	FaultTooManyRequests: "too-many-requests",
-	FaultNonJSON:         "non-json",
-	FaultTruncatedJSON:   "truncated-json",
-	FaultShortBody:       "short-body",
-	FaultCode:            "code",
-	FaultOversized:       "oversized",
-	FaultMissingFields:   "missing-fields",
+	FaultNone:             "none",
+	FaultCloseConnection:  "close-connection",
+	FaultResetConnection:  "reset-connection",
+	FaultDelay:            "delay",
+	FaultHTTPStatus:       "http-status",
+	FaultTooManyRequests:  "too-many-requests",
+	FaultNonJSON:          "non-json",
+	FaultTruncatedJSON:    "truncated-json",
+	FaultShortBody:        "short-body",
+	FaultCode:             "code",
+	FaultOversized:        "oversized",
+	FaultMissingFields:    "missing-fields",
 	FaultDropAnswer:       "drop-answer",
 	FaultRefuseConnection: "refuse-connection",
 	FaultHandshakeFailure: "handshake-failure",
@@ -264,7 +264,7 @@ type Server struct {
 	// refusedAddr is an address nobody listens on.
 	refusedAddr string
 	mqttHost    string
-	mqttPort int
+	mqttPort    int
 }
 
 // Option configures a Server.
