@@ -40,6 +40,7 @@ type Metrics struct {
 	platformDur    *prometheus.HistogramVec
 	rateLimited    *prometheus.CounterVec
 	tokenRenewals  *prometheus.CounterVec
+	regUnknown     prometheus.Counter
 }
 
 // New registers every collector on a fresh registry (plus the Go runtime
@@ -85,9 +86,14 @@ func New() *Metrics {
 			Name: "signerd_vault_token_renewals_total",
 			Help: "Vault token renewals (kind=renew) and fresh logins (kind=relogin).",
 		}, []string{"kind"}),
+		regUnknown: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "signerd_platform_registration_outcome_unknown_total",
+			Help: "RegisterDevice calls that may have registered the device on the platform without signerd learning the secret " +
+				"(REGISTRATION_OUTCOME_UNKNOWN): each such device needs a look, and likely a reset on the platform.",
+		}),
 	}
 	r.MustRegister(m.grpc, m.cacheLookups, m.cacheEvictions, m.vaultDuration, m.vaultRequests,
-		m.platformDur, m.rateLimited, m.tokenRenewals,
+		m.platformDur, m.rateLimited, m.tokenRenewals, m.regUnknown,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -187,6 +193,30 @@ func (p preVerifier) PreVerify(ctx context.Context, region string, form url.Valu
 	return r, err
 }
 
+// Registrar is the platform client as RegisterDevice uses it.
+type Registrar interface {
+	RegisterDevice(ctx context.Context, region string, form url.Values) (platform.Registration, error)
+}
+
+// InstrumentRegistrar counts registrations whose outcome is unknown
+// (platform.ErrOutcomeUnknown).
+func (m *Metrics) InstrumentRegistrar(next Registrar) Registrar {
+	return registrar{next: next, m: m}
+}
+
+type registrar struct {
+	next Registrar
+	m    *Metrics
+}
+
+func (r registrar) RegisterDevice(ctx context.Context, region string, form url.Values) (platform.Registration, error) {
+	reg, err := r.next.RegisterDevice(ctx, region, form)
+	if errors.Is(err, platform.ErrOutcomeUnknown) {
+		r.m.regUnknown.Inc()
+	}
+	return reg, err
+}
+
 func platformOutcome(err error) string {
 	if err == nil {
 		return "ok"
@@ -208,6 +238,16 @@ func platformOutcome(err error) string {
 		return "unavailable"
 	case platform.ErrUpstream:
 		return "upstream_error"
+	case platform.ErrRequestRefused:
+		return "request_refused"
+	case platform.ErrProductNotFound:
+		return "product_not_found"
+	case platform.ErrDeviceDisabled:
+		return "device_disabled"
+	case platform.ErrThrottled:
+		return "throttled"
+	case platform.ErrUnknownCode:
+		return "unknown_code"
 	}
 	return "error"
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -30,6 +31,9 @@ func TestPreVerifierOutcomes(t *testing.T) {
 		{&platform.Error{Kind: platform.ErrDeviceNotFound}, "device_not_found"},
 		{&platform.Error{Kind: platform.ErrSignatureMismatch}, "signature_mismatch"},
 		{&platform.Error{Kind: platform.ErrUnavailable}, "unavailable"},
+		{&platform.Error{Kind: platform.ErrThrottled}, "throttled"},
+		{&platform.Error{Kind: platform.ErrUnknownCode}, "unknown_code"},
+		{&platform.Error{Kind: platform.ErrRequestRefused}, "request_refused"},
 		{errors.New("other"), "error"},
 	}
 	for _, tt := range tests {
@@ -94,5 +98,34 @@ func TestCountersAndExposition(t *testing.T) {
 	}
 	if strings.Contains(body, "secret-token") {
 		t.Error("/metrics contains a token")
+	}
+}
+
+type fakeRegistrar struct{ err error }
+
+func (f fakeRegistrar) RegisterDevice(context.Context, string, url.Values) (platform.Registration, error) {
+	return platform.Registration{}, f.err
+}
+
+// TestRegistrarOutcomeUnknown: only registrations whose outcome is unknown
+// are counted.
+func TestRegistrarOutcomeUnknown(t *testing.T) {
+	m := New()
+	for _, err := range []error{
+		nil,
+		&platform.Error{Kind: platform.ErrUnavailable},
+		&platform.Error{Kind: platform.ErrAlreadyActivated},
+		&platform.Error{Kind: platform.ErrOutcomeUnknown},
+		fmt.Errorf("wrapped: %w", &platform.Error{Kind: platform.ErrOutcomeUnknown}),
+	} {
+		_, _ = m.InstrumentRegistrar(fakeRegistrar{err}).RegisterDevice(context.Background(), "cn-shanghai", nil)
+	}
+	if got := testutil.ToFloat64(m.regUnknown); got != 2 {
+		t.Errorf("outcome unknown = %v, want 2", got)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "signerd_platform_registration_outcome_unknown_total 2") {
+		t.Error("/metrics lacks signerd_platform_registration_outcome_unknown_total")
 	}
 }

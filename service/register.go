@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/url"
 	"sync/atomic"
 	"time"
@@ -229,6 +230,7 @@ func (s *Server) register(ctx context.Context, id secrets.DeviceID, product Prod
 func (s *Server) registerStatus(ctx context.Context, id secrets.DeviceID, err error) error {
 	var pse errProductSecret
 	var fe *signing.FieldError
+	var pe *platform.Error
 	switch {
 	case errors.As(err, &pse) && (errors.Is(err, secrets.ErrNotFound) || errors.Is(err, secrets.ErrUnusable)):
 		return status.Errorf(codes.FailedPrecondition,
@@ -237,14 +239,33 @@ func (s *Server) registerStatus(ctx context.Context, id secrets.DeviceID, err er
 		s.log.ErrorContext(ctx, "signerd's Vault token may not register devices: grant it deploy/vault/policy-registration.hcl", "error", err)
 		return status.Error(codes.FailedPrecondition,
 			"signerd's Vault policy does not allow dynamic registration (deploy/vault/policy-registration.hcl is needed)")
-	case errors.Is(err, platform.ErrSignatureMismatch):
+	case errors.As(err, &pe) && (errors.Is(err, platform.ErrSignatureMismatch) || errors.Is(err, platform.ErrRequestRefused)):
+		// A refusal of the sign (401, or 400 as the endpoint answers it):
+		// the ProductSecret is wrong, and a retry cannot fix that.
 		s.log.ErrorContext(ctx, "the platform rejected the registration's sign: the ProductSecret in Vault does not match the platform's",
 			"product_key", id.ProductKey, "error", err)
-		return status.Errorf(codes.FailedPrecondition,
-			"the platform rejected the registration's sign: the ProductSecret at %s does not match the platform's", s.registrar.reg.ProductLocation(id.ProductKey))
-	case errors.Is(err, platform.ErrDeviceNotFound):
-		return status.Errorf(codes.NotFound,
-			"the platform has no device %s to register: add it to the product on the platform first (dynamic registration needs pre-registered devices)", id)
+		reason := ReasonSignatureMismatch
+		if errors.Is(err, platform.ErrRequestRefused) {
+			reason = ReasonRequestRefused
+		}
+		return platformStatus(codes.FailedPrecondition, reason, fmt.Sprintf(
+			"the platform rejected the registration's sign%s: the ProductSecret at %s does not match the platform's",
+			platformSaid(pe), s.registrar.reg.ProductLocation(id.ProductKey)), pe)
+	case errors.As(err, &pe) && errors.Is(err, platform.ErrDeviceNotFound):
+		return platformStatus(codes.NotFound, ReasonDeviceNotFound, fmt.Sprintf(
+			"the platform has no device %s to register%s: add it to the product on the platform first (dynamic registration needs pre-registered devices)",
+			id, platformSaid(pe)), pe)
+	case errors.As(err, &pe) && errors.Is(err, platform.ErrOutcomeUnknown):
+		// The platform may have issued a secret that is now lost, and may
+		// count the device as activated: no retry can recover it, a
+		// person must look. Loud, and audited through the message.
+		s.log.ErrorContext(ctx, "registration outcome unknown: the platform may have registered the device and issued a secret that is lost; "+
+			"check the device on the platform and reset it there (ResetThing) before registering it again",
+			"product_key", id.ProductKey, "device_name", id.DeviceName, "reason", ReasonOutcomeUnknown, "error", err)
+		return platformStatus(codes.Aborted, ReasonOutcomeUnknown, fmt.Sprintf(
+			"%s: the platform may now have registered device %s, but its answer was lost%s; nothing was stored in Vault. "+
+				"If RegisterDevice is then refused as already activated, reset the device on the platform (ResetThing) and register it again",
+			ReasonOutcomeUnknown, id, platformSaid(pe)), pe)
 	case errors.As(err, &fe):
 		// The ProductSecret cannot sign, e.g. too short for FIPS 140-only mode.
 		return status.Errorf(codes.FailedPrecondition, "the ProductSecret of product %s cannot sign the registration: %s: %s", id.ProductKey, fe.Field, fe.Reason)

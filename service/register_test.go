@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/signerd/signerd/metrics"
 	"github.com/signerd/signerd/platform"
 	"github.com/signerd/signerd/platform/platformtest"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
@@ -435,12 +436,18 @@ func TestRegisterDeviceErrors(t *testing.T) {
 		{name: "device not found (code 6100)", setup: func(f *regFixture) {
 			f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: 6100, Message: "device not exist"})
 		}, wantCode: codes.NotFound, wantPlatform: 1},
-		{name: "platform down", setup: func(f *regFixture) {
-			f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 503})
+		{name: "platform unreachable", setup: func(f *regFixture) {
+			f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultHandshakeFailure})
 		}, wantCode: codes.Unavailable, wantMsg: "retry later", wantPlatform: 1},
+		{name: "platform answers 503", setup: func(f *regFixture) {
+			f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 503})
+		}, wantCode: codes.Aborted, wantMsg: "REGISTRATION_OUTCOME_UNKNOWN", wantPlatform: 1},
 		{name: "platform answers without a secret", setup: func(f *regFixture) {
 			f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultMissingFields})
-		}, wantCode: codes.Unavailable, wantPlatform: 1},
+		}, wantCode: codes.Aborted, wantMsg: "REGISTRATION_OUTCOME_UNKNOWN", wantPlatform: 1},
+		{name: "platform refuses the sign with code 400", setup: func(f *regFixture) {
+			f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: 400, Message: "request error"})
+		}, wantCode: codes.FailedPrecondition, wantMsg: "vault iot/data/products/" + regPK + " field productSecret", wantPlatform: 1},
 		{name: "platform rejects a parameter", setup: func(f *regFixture) {
 			f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: 460, Message: "request parameter error"})
 		}, wantCode: codes.InvalidArgument, wantMsg: "request parameter error", wantPlatform: 1},
@@ -477,6 +484,64 @@ func TestRegisterDeviceErrors(t *testing.T) {
 			noSecretsIn(t, "the logs", f.logs.String(), before, after, regProductSecret, "not-the-platforms-0123456789")
 		})
 	}
+}
+
+// TestRegisterDeviceOutcomeUnknown: the platform processed the
+// registration (and issued a secret) but its answer was lost. signerd does
+// not register again (the platform saw one registration), answers ABORTED
+// with the reason REGISTRATION_OUTCOME_UNKNOWN, logs it at ERROR, counts
+// it, and leaves Vault empty.
+func TestRegisterDeviceOutcomeUnknown(t *testing.T) {
+	m := metrics.New()
+	f := newReg(t, service.RegistrationConfig{})
+	f.svc = service.New(f.reg,
+		service.WithClock(f.clock.now),
+		service.WithLogger(slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		service.WithRegistration(m.InstrumentRegistrar(f.pf), f.reg, service.RegistrationConfig{Forget: f.reg.forget}))
+	f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultDropAnswer})
+
+	_, err := f.register(regDN)
+	st := status.Convert(err)
+	if st.Code() != codes.Aborted || !strings.Contains(st.Message(), "REGISTRATION_OUTCOME_UNKNOWN") ||
+		!strings.Contains(st.Message(), "ResetThing") || !strings.Contains(st.Message(), regPK+"/"+regDN) {
+		t.Fatalf("RegisterDevice = %v, want ABORTED REGISTRATION_OUTCOME_UNKNOWN naming the device and the reset", err)
+	}
+	if ei := errorInfo(err); ei.GetReason() != service.ReasonOutcomeUnknown || ei.GetDomain() != "signerd" {
+		t.Errorf("ErrorInfo %v, want reason %s", ei, service.ReasonOutcomeUnknown)
+	}
+	reqs := f.registerRequests()
+	if len(reqs) != 1 || !reqs[0].Accepted() || f.emu.Calls() != 1 {
+		t.Errorf("the platform saw %d requests (%+v), want exactly one, processed", f.emu.Calls(), reqs)
+	}
+	if got := counterValue(t, m, "signerd_platform_registration_outcome_unknown_total"); got != 1 {
+		t.Errorf("signerd_platform_registration_outcome_unknown_total = %v, want 1", got)
+	}
+	if f.reg.creates != 0 || len(f.reg.devices) != 0 {
+		t.Error("Vault was written without a secret to write")
+	}
+	logs := f.logs.String()
+	if !strings.Contains(logs, `"level":"ERROR","msg":"registration outcome unknown`) || !strings.Contains(logs, `"reason":"REGISTRATION_OUTCOME_UNKNOWN"`) {
+		t.Errorf("no ERROR log line with the reason:\n%s", logs)
+	}
+	issued, _ := f.emu.DeviceSecret(regPK, regDN)
+	noSecretsIn(t, "the error", err.Error(), issued, regProductSecret, reqs[0].Form.Get("sign"))
+	noSecretsIn(t, "the logs", logs, issued, regProductSecret, reqs[0].Form.Get("sign"))
+}
+
+// counterValue returns the value of the counter name in m's registry.
+func counterValue(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
 }
 
 func TestRegisterDeviceValidation(t *testing.T) {
