@@ -12,8 +12,10 @@
 // registration issues and hands it on in a [Registration], which redacts
 // it when formatted, logged or encoded.
 //
-// Both operations share the behaviour below: retries, breakers (one per
-// base URL, shared by both), timeouts and error kinds.
+// Both operations share the behaviour below: the table of platform codes,
+// retries (except that a registration is never repeated once it may have
+// reached the platform), breakers (one per base URL, shared by both),
+// timeouts and error kinds.
 //
 // # Behaviour
 //
@@ -23,44 +25,60 @@
 // the sign to another place), bounds every attempt with a timeout inside the
 // caller's deadline and reads at most [Config.MaxBodyBytes] of an answer.
 //
-// Attempts that failed in a way a retry can fix are retried with
-// exponential backoff and jitter, within the caller's deadline: connection
-// errors and attempt timeouts, HTTP 5xx, HTTP 429, platform code 500 and a
-// response body cut short. A Retry-After on a 429 or 503 is honoured up to
-// [Config.RetryAfterMax]; asking for longer, or for more than the caller's
-// deadline leaves, ends the call at once with the answer's error (with
-// [Error.RetryAfter] set) instead of sleeping. No retry starts when the
-// backoff would outlast the caller's deadline. Answers that
-// say the request itself is wrong (codes 401, 460, 5001, 6200, any other
-// platform code) and malformed answers (not JSON, over the size cap,
-// missing fields) are not retried. Retrying is safe because the call does
-// not change anything on the platform except issuing a fresh token (or,
-// for a registration, a fresh secret that supersedes the earlier ones).
+// Platform codes are interpreted by one table (codes.go, [Codes]): each
+// documented code has its meaning, its kind and its class. Refusals that a
+// retry cannot fix (400, 401, 460, 5001, 5005, 6100, 6200, 6204, 6250,
+// 6289) and codes signerd does not know are never retried. Throttling
+// (HTTP 429, codes 429 and 40000) is retried with backoff. Server errors
+// (HTTP 5xx, codes 500 and 6760), connection errors, attempt timeouts and
+// answers cut short are retried where the operation can be repeated: a
+// pre-verification only issues another token. A registration is retried
+// only when its attempt certainly never reached the platform (a DNS, dial
+// or TLS handshake failure, before the transport handed it a connection,
+// as net/http/httptrace tells) or was throttled; any other failure ends it
+// with ErrOutcomeUnknown, because the platform may have issued a secret
+// and may count the device as activated. Malformed answers (not JSON,
+// over the size cap, missing fields) are not retried. A Retry-After on a
+// 429 or 503 is honoured up to [Config.RetryAfterMax]; asking for longer,
+// or for more than the caller's deadline leaves, ends the call at once
+// with the answer's error (with [Error.RetryAfter] set) instead of
+// sleeping. No retry starts when the backoff would outlast the caller's
+// deadline.
 //
-// Each base URL has a circuit breaker (github.com/sony/gobreaker/v2). Once
-// enough consecutive attempts failed (connection errors, timeouts, 5xx, 429,
-// malformed answers), it opens and calls fail at once with [ErrUnavailable]
-// (and [ErrCircuitOpen]) instead of tying up goroutines on a dead platform;
-// after a while it lets one call through to probe. Definitive answers such
-// as 401 or 5001 prove the platform alive and count as successes; calls
-// cancelled by their caller count as neither.
+// Each base URL has a circuit breaker (github.com/sony/gobreaker/v2). It
+// counts failures of the endpoint, not of a device: connection errors,
+// timeouts, HTTP 5xx and answers that are not the platform's JSON. Once
+// enough consecutive attempts failed, it opens and calls fail at once with
+// [ErrUnavailable] (and [ErrCircuitOpen]) instead of tying up goroutines
+// on a dead platform; after a while it lets one call through to probe.
+// Every platform code in a JSON answer, even 500, proves the endpoint
+// alive and counts as a success (one device's refusals must not stop the
+// others); throttling and calls cancelled by their caller count as
+// neither.
 //
 // # Errors
 //
 // Every error PreVerify and RegisterDevice return is an [*Error];
 // errors.Is tells its kind:
 //
-//	ErrDeviceNotFound     platform code 5001 (registration: also 6100)
-//	ErrSignatureMismatch  platform code 401
-//	ErrBadParameter       platform code 460, or a form lacking a required field
-//	ErrAuthTypeMismatch   platform code 6200 (pre-verification only)
-//	ErrAlreadyActivated   platform code 6288 (registration only)
-//	ErrUpstream           HTTP 5xx, HTTP 429, code 500, any other code or HTTP
-//	                      status, a body that is not JSON, cut short, over the
-//	                      cap or lacks a field of a success answer (or, for a
-//	                      registration, names another device)
+//	ErrDeviceNotFound     codes 5001, 6100
+//	ErrProductNotFound    codes 5005, 6250
+//	ErrSignatureMismatch  code 401
+//	ErrRequestRefused     code 400 (as answered for a sign the platform rejects)
+//	ErrBadParameter       code 460, or a form lacking a required field
+//	ErrAuthTypeMismatch   code 6200
+//	ErrDeviceDisabled     code 6204
+//	ErrAlreadyActivated   code 6289
+//	ErrThrottled          HTTP 429, codes 429 and 40000
+//	ErrUnknownCode        any other code (Code and Message say which)
+//	ErrUpstream           HTTP 5xx, codes 500 and 6760, an unexpected HTTP
+//	                      status, a body that is not JSON, cut short, over
+//	                      the cap or lacks a field of a success answer
 //	ErrUnavailable        connection errors, timeouts, an open circuit breaker
 //	                      (also ErrCircuitOpen), the caller's context ending
+//	ErrOutcomeUnknown     a registration that may have been processed but
+//	                      whose answer was lost (instead of ErrUpstream or
+//	                      ErrUnavailable), or whose answer names another device
 //	ErrInvalidEndpoint    no valid base URL for the region
 //
 // If the caller's context ended, errors.Is(err, context.Canceled) or
