@@ -41,8 +41,8 @@ var wantGRPC = map[int][2]codes.Code{
 
 // codeResult calls PreVerify (or RegisterDevice) through the strict
 // emulator answering code, with one retry allowed, and returns the error
-// and the number of requests the emulator saw.
-func codeResult(t *testing.T, register bool, code int) (error, int, *regFixture) {
+// the number of requests the emulator saw and the error.
+func codeResult(t *testing.T, register bool, code int) (*regFixture, int, error) {
 	t.Helper()
 	f := newReg(t, service.RegistrationConfig{}) // Retries 1
 	ctx := context.Background()
@@ -57,7 +57,7 @@ func codeResult(t *testing.T, register bool, code int) (error, int, *regFixture)
 		f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: code, Message: "msg of " + strconv.Itoa(code)})
 		_, err = f.svc.PreVerify(ctx, &signerv1.PreVerifyRequest{ProductKey: regPK, DeviceName: regDN})
 	}
-	return err, f.emu.Calls(), f
+	return f, f.emu.Calls(), err
 }
 
 // errorInfo returns the google.rpc.ErrorInfo of err, or nil.
@@ -91,7 +91,7 @@ func TestPlatformCodes(t *testing.T) {
 		for i, rpc := range []string{"PreVerify", "RegisterDevice"} {
 			register := i == 1
 			t.Run(rpc+"/"+strconv.Itoa(info.Code), func(t *testing.T) {
-				err, calls, f := codeResult(t, register, info.Code)
+				f, calls, err := codeResult(t, register, info.Code)
 				wantCalls := 1
 				if info.Class == platform.ClassThrottled || (info.Class == platform.ClassServerError && !register) {
 					wantCalls = 2
@@ -136,7 +136,7 @@ func TestRefusalsNeverUnavailable(t *testing.T) {
 		if info.Class != platform.ClassPermanent && info.Class != platform.ClassUnknown {
 			return true
 		}
-		err, calls, _ := codeResult(t, register, code)
+		_, calls, err := codeResult(t, register, code)
 		if c := status.Code(err); c == codes.Unavailable || c == codes.OK || c == codes.Aborted || calls != 1 {
 			t.Logf("code %d (register %v): %v after %d requests", code, register, err, calls)
 			return false
