@@ -252,3 +252,52 @@ func TestRegisterFaults(t *testing.T) {
 		t.Errorf("recorded %+v", reqs)
 	}
 }
+
+// TestRegisterDropAnswer: the registration is processed (a new secret is
+// issued and recorded) but no answer is sent.
+func TestRegisterDropAnswer(t *testing.T) {
+	s := platformtest.New(t)
+	s.AddProduct(regPK, regSecret)
+	s.AllowRegistration(regPK, regDN)
+	before, _ := s.DeviceSecret(regPK, regDN)
+	s.Inject(platformtest.Fault{Kind: platformtest.FaultDropAnswer, Times: 1})
+	if _, _, _, err := post(t, s, http.MethodPost, platformtest.RegisterPath, formCT, regForm().Encode()); err == nil {
+		t.Fatal("the client got an answer")
+	}
+	after, _ := s.DeviceSecret(regPK, regDN)
+	reqs := s.Requests()
+	if len(reqs) != 1 || !reqs[0].Accepted() || reqs[0].HTTPStatus != 0 || reqs[0].DeviceSecret != after || after == before {
+		t.Errorf("recorded %+v; the secret changed: %v", reqs, after != before)
+	}
+}
+
+// TestConnectionFaults: connection faults apply to new connections in
+// order, are counted apart from requests, and leave request faults alone.
+func TestConnectionFaults(t *testing.T) {
+	s := platformtest.New(t)
+	s.AddProduct(regPK, regSecret)
+	s.AllowRegistration(regPK, regDN)
+	s.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: 460, Times: 1})
+	s.Inject(platformtest.Fault{Kind: platformtest.FaultHandshakeFailure, Times: 1})
+	s.Inject(platformtest.Fault{Kind: platformtest.FaultRefuseConnection, Times: 1})
+	c := s.Client()
+	do := func() (*http.Response, error) {
+		c.CloseIdleConnections() // a fresh connection each time
+		return c.Post(s.URL()+platformtest.RegisterPath, formCT, strings.NewReader(regForm().Encode()))
+	}
+	if _, err := do(); err == nil || !strings.Contains(err.Error(), "EOF") && !strings.Contains(err.Error(), "reset") {
+		t.Errorf("first connection: %v, want a failed TLS handshake", err)
+	}
+	if _, err := do(); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("second connection: %v, want connection refused", err)
+	}
+	resp, err := do()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	reqs := s.Requests()
+	if s.ConnFaults() != 2 || s.Calls() != 1 || len(reqs) != 1 || reqs[0].Code != 460 {
+		t.Errorf("%d connection faults, %d calls, %+v; want 2, 1 and the request fault", s.ConnFaults(), s.Calls(), reqs)
+	}
+}
