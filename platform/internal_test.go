@@ -114,6 +114,18 @@ func TestIsHost(t *testing.T) {
 	}
 }
 
+// wantVerdict is the breaker verdict of some of TestInterpret's answers.
+var wantVerdict = map[string]error{
+	"460 on HTTP 400":          nil,
+	"code 500":                 nil,
+	"sign echoed":              nil,
+	"token echoed in an error": nil,
+	"JSON 503":                 errBreakerFailure,
+	"HTML 404":                 errBreakerFailure,
+	"empty":                    errBreakerFailure,
+	"429":                      errBreakerExcluded,
+}
+
 func TestInterpret(t *testing.T) {
 	const okData = `"data":{"iotId":"id1","iotToken":"tok1","resources":{"mqtt":{"host":"h.example.com","port":%s}}}`
 	success := func(port string) string {
@@ -170,6 +182,11 @@ func TestInterpret(t *testing.T) {
 			}
 			if out.res != (Result{}) {
 				t.Errorf("result %+v alongside an error", out.res)
+			}
+			// The breaker hears of the endpoint's failures, never of a
+			// device's platform code.
+			if want, ok := wantVerdict[tc.name]; ok && out.verdict != want {
+				t.Errorf("breaker verdict %v, want %v", out.verdict, want)
 			}
 			if strings.Contains(strings.ToLower(out.err.Error()), "signvalue") || strings.Contains(out.err.Error(), "tok1") {
 				t.Errorf("error %q contains the sign or token", out.err)
