@@ -14,8 +14,12 @@ tools=(
 key=$( (printf '%s\n' "${tools[@]}"; go version) | sha256sum | cut -c1-12)
 cache=${SIGNERD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/signerd}
 bin="$cache/tools-$key/bin"
+mkdir -p "$bin"
+# Concurrent runs (parallel worktrees, a CI clone beside a session) install
+# once under a lock instead of racing go install into the same directory.
+exec 9>"$bin/.lock"
+flock 9
 if [ ! -f "$bin/.complete" ]; then
-  mkdir -p "$bin"
   for t in "${tools[@]}"; do
     echo "tools: go install $t" >&2
     GOBIN="$bin" GOFLAGS=-mod=mod go install "$t"

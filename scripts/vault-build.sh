@@ -15,13 +15,22 @@ if [ -x "$bin" ]; then
   exit 0
 fi
 mkdir -p "$(dirname "$bin")"
+# Several test runs on one machine (parallel worktrees, a CI clone beside a
+# session) would otherwise each spend 20 minutes building the same binary and
+# race on one temp file: one builds under a lock, the others wait for it.
+exec 9>"$(dirname "$bin")/.lock"
+flock 9
+if [ -x "$bin" ]; then
+  echo "$bin"
+  exit 0
+fi
 echo "vault-build: building Vault $version (cold build: ~20 min on 2 cores)..." >&2
 start=$(date +%s)
 (
   cd "$tools"
   # -trimpath and stripped symbols: the unstripped binary is ~500 MB.
-  go build -mod=readonly -trimpath -ldflags='-s -w' -o "$bin.tmp" github.com/hashicorp/vault
+  go build -mod=readonly -trimpath -ldflags='-s -w' -o "$bin.tmp.$$" github.com/hashicorp/vault
 )
-mv "$bin.tmp" "$bin"
+mv "$bin.tmp.$$" "$bin"
 echo "vault-build: built $bin in $(( $(date +%s) - start ))s" >&2
 echo "$bin"
