@@ -5,8 +5,9 @@
 // secret store is touched:
 //
 //   - Devices present an mTLS client certificate naming them, by default with
-//     the URI SAN aliyun-iot://{productKey}/{deviceName}. A device may obtain
-//     credentials for itself only.
+//     the URI SAN aliyun-iot://{productKey}/{deviceName}, exactly as written
+//     (no percent-escape or other spelling of the same name). A device may
+//     obtain credentials for itself only.
 //   - Backends present an mTLS certificate with a SPIFFE-style URI SAN, or a
 //     bearer JWT (RS256/ES256, checked against a JWKS for issuer, audience and
 //     expiry). The policy file grants each backend identity a set of

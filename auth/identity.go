@@ -3,10 +3,13 @@ package auth
 import (
 	"context"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/signerd/signerd/signing"
 )
@@ -79,79 +82,346 @@ type CertConfig struct {
 	// {productKey}{sep}{deviceName} (for CAs that cannot issue URI SANs).
 	DeviceCNSeparator string
 	// BackendURISchemes are the URI SAN schemes of backends; default
-	// ["spiffe"].
+	// ["spiffe"]. Whatever the scheme, the rest of the URI must be a SPIFFE
+	// ID's.
 	BackendURISchemes []string
+}
+
+// Validate reports a configuration under which a certificate could be read
+// two ways.
+func (c CertConfig) Validate() error {
+	var errs []error
+	if c.DeviceURIScheme != "" && !validScheme(c.DeviceURIScheme) {
+		errs = append(errs, fmt.Errorf("device URI scheme %q: want a lower-case URI scheme (letters, digits, '+', '-', '.')", c.DeviceURIScheme))
+	}
+	for _, s := range c.BackendURISchemes {
+		if !validScheme(s) {
+			errs = append(errs, fmt.Errorf("backend URI scheme %q: want a lower-case URI scheme (letters, digits, '+', '-', '.')", s))
+		}
+		if strings.EqualFold(s, c.deviceScheme()) {
+			errs = append(errs, fmt.Errorf("backend URI scheme %q is also the device URI scheme", s))
+		}
+	}
+	// A separator holding a productKey character would make the split
+	// point ambiguous ("a1PK1dev" with "1"): the CN could name two devices.
+	if sep := c.DeviceCNSeparator; sep != "" && strings.IndexFunc(sep, isAlnum) >= 0 {
+		errs = append(errs, fmt.Errorf("device CN separator %q: must not contain letters or digits, which a productKey holds", sep))
+	}
+	return errors.Join(errs...)
+}
+
+func (c CertConfig) deviceScheme() string {
+	if c.DeviceURIScheme == "" {
+		return "aliyun-iot"
+	}
+	return c.DeviceURIScheme
+}
+
+func (c CertConfig) backendSchemes() []string {
+	if len(c.BackendURISchemes) == 0 {
+		return []string{"spiffe"}
+	}
+	return c.BackendURISchemes
+}
+
+// DeviceURI is the URI SAN naming the device productKey/deviceName: the one
+// spelling of it that IdentityFromCert accepts.
+func (c CertConfig) DeviceURI(productKey, deviceName string) string {
+	return c.deviceScheme() + "://" + productKey + "/" + deviceName
+}
+
+// DeviceCN is the subject CN naming the device productKey/deviceName when
+// DeviceCNSeparator is set.
+func (c CertConfig) DeviceCN(productKey, deviceName string) string {
+	return productKey + c.DeviceCNSeparator + deviceName
 }
 
 // ErrNoIdentity: a verified certificate names no device or backend.
 var ErrNoIdentity = errors.New("certificate names no device or backend identity")
 
+// maxSPIFFEIDLen is the SPIFFE ID specification's limit, in bytes.
+const maxSPIFFEIDLen = 2048
+
 // IdentityFromCert reads the caller's identity from a certificate that the
 // TLS stack has already verified against the configured CA bundle.
+//
+// A certificate names a caller only in one exact spelling: a device's URI
+// SAN must be {scheme}://{productKey}/{deviceName} as written, a backend's a
+// SPIFFE ID by the letter of the specification, and the certificate must
+// hold exactly one such URI. The SANs are read as the CA encoded them, not
+// as url.Parse decoded them (see uriSANs), so that no other spelling (a
+// percent-escape, a port, user info) can be read as somebody's name.
+// Anything else is an error saying why, for the log and audit record.
 func (c CertConfig) IdentityFromCert(cert *x509.Certificate) (Identity, error) {
-	scheme := c.DeviceURIScheme
-	if scheme == "" {
-		scheme = "aliyun-iot"
-	}
-	backendSchemes := c.BackendURISchemes
-	if len(backendSchemes) == 0 {
-		backendSchemes = []string{"spiffe"}
+	raws, err := uriSANs(cert)
+	if err != nil {
+		return Identity{}, err
 	}
 	var found []Identity
-	for _, u := range cert.URIs {
+	var backendSAN bool
+	for _, raw := range raws {
+		scheme, _, ok := strings.Cut(raw, ":")
+		if !ok {
+			continue // a relative reference names nobody
+		}
+		// The scheme is compared without case, so that "ALIYUN-IOT://…"
+		// is refused as a misspelt identity instead of being ignored
+		// beside another one.
 		switch {
-		case u.Scheme == scheme:
-			id, err := deviceFromURI(u)
+		case strings.EqualFold(scheme, c.deviceScheme()):
+			id, err := c.deviceFromURI(raw)
 			if err != nil {
 				return Identity{}, err
 			}
 			found = append(found, id)
-		case contains(backendSchemes, u.Scheme):
-			if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-				return Identity{}, fmt.Errorf("backend URI SAN %q: want %s://trust-domain/path", u, u.Scheme)
+		case containsFold(c.backendSchemes(), scheme):
+			id, err := backendFromURI(raw, scheme)
+			if err != nil {
+				return Identity{}, err
 			}
-			found = append(found, Identity{Kind: KindBackend, Name: u.String(), Method: "mtls"})
+			found = append(found, id)
+			backendSAN = true
 		}
 	}
+	if backendSAN && len(raws) != 1 {
+		// X509-SVID §5.2: an SVID with more than one URI SAN must be
+		// rejected.
+		return Identity{}, fmt.Errorf("certificate holds a SPIFFE ID and %d other URI SANs: a SPIFFE ID must be the only one", len(raws)-1)
+	}
 	if len(found) == 0 && c.DeviceCNSeparator != "" {
-		if pk, dn, ok := strings.Cut(cert.Subject.CommonName, c.DeviceCNSeparator); ok {
-			if signing.ValidateProductKey(pk) == nil && signing.ValidateDeviceName(dn) == nil {
-				found = append(found, Identity{Kind: KindDevice, ProductKey: pk, DeviceName: dn, Method: "mtls"})
-			}
+		id, err := c.deviceFromCN(cert)
+		if err != nil {
+			return Identity{}, err
 		}
+		found = append(found, id)
 	}
 	switch len(found) {
 	case 0:
 		return Identity{}, ErrNoIdentity
 	case 1:
+		if cert.IsCA || cert.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) != 0 {
+			// A signing certificate is validation material, never a
+			// caller (X509-SVID §5.2).
+			return Identity{}, fmt.Errorf("certificate naming %s is a CA certificate", found[0])
+		}
 		return found[0], nil
 	}
 	// A certificate that names two principals is ambiguous: refuse it
 	// rather than guess which one the caller meant.
-	return Identity{}, errors.New("certificate names more than one identity")
+	return Identity{}, fmt.Errorf("certificate names %d identities; a caller's certificate must name exactly one", len(found))
 }
 
-func deviceFromURI(u *url.URL) (Identity, error) {
-	// aliyun-iot://{productKey}/{deviceName}: the device name may contain
-	// ':' and '@', which url.Parse puts in Opaque/User for some inputs, so
-	// read the raw form.
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return Identity{}, fmt.Errorf("device URI SAN %q: want %s://{productKey}/{deviceName}", u.Redacted(), u.Scheme)
+// oidSubjectAltName is the subjectAltName extension (RFC 5280 §4.2.1.6);
+// sanURITag is its uniformResourceIdentifier [6] choice.
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+const sanURITag = 6
+
+// uriSANs returns the certificate's URI SANs exactly as the CA encoded them.
+// cert.URIs cannot serve: crypto/x509 keeps only what url.Parse made of
+// each one, and that decodes percent-escapes ("dev%2Db-0002" has the Path
+// "/dev-b-0002"), so two different names meet in one url.URL.
+func uriSANs(cert *x509.Certificate) ([]string, error) {
+	var out []string
+	seen := false
+	for _, ext := range cert.Extensions {
+		if !ext.Id.Equal(oidSubjectAltName) {
+			continue
+		}
+		if seen {
+			return nil, errors.New("certificate has two subjectAltName extensions")
+		}
+		seen = true
+		var seq asn1.RawValue
+		rest, err := asn1.Unmarshal(ext.Value, &seq)
+		if err != nil || len(rest) != 0 || seq.Class != asn1.ClassUniversal || seq.Tag != asn1.TagSequence || !seq.IsCompound {
+			return nil, errors.New("malformed subjectAltName extension")
+		}
+		for b := seq.Bytes; len(b) > 0; {
+			var name asn1.RawValue
+			if b, err = asn1.Unmarshal(b, &name); err != nil {
+				return nil, fmt.Errorf("malformed subjectAltName extension: %w", err)
+			}
+			if name.Class == asn1.ClassContextSpecific && name.Tag == sanURITag && !name.IsCompound {
+				out = append(out, string(name.Bytes))
+			}
+		}
 	}
-	pk := u.Host
-	dn := strings.TrimPrefix(u.Path, "/")
+	// A certificate built in memory, not parsed from DER, has URIs but no
+	// encoded extension: its SANs cannot be read as written.
+	if len(out) != len(cert.URIs) {
+		return nil, fmt.Errorf("certificate has %d URI SANs but %d in its encoded subjectAltName", len(cert.URIs), len(out))
+	}
+	return out, nil
+}
+
+// deviceFromURI reads {scheme}://{productKey}/{deviceName}, nothing else:
+// the reasons name what was found instead.
+func (c CertConfig) deviceFromURI(raw string) (Identity, error) {
+	scheme := c.deviceScheme()
+	bad := func(why string) error {
+		return fmt.Errorf("device URI SAN %q: %s; want exactly %s://{productKey}/{deviceName}", raw, why, scheme)
+	}
+	rest, ok := strings.CutPrefix(raw, scheme+"://")
+	if !ok {
+		return Identity{}, bad("scheme or \"//\" not as written by the rule")
+	}
+	pk, dn, hasPath := strings.Cut(rest, "/")
+	switch {
+	case strings.Contains(raw, "%"):
+		return Identity{}, bad("percent-encoding")
+	case strings.Contains(rest, "?"):
+		return Identity{}, bad("a query")
+	case strings.Contains(rest, "#"):
+		return Identity{}, bad("a fragment")
+	case strings.Contains(pk, "@"):
+		return Identity{}, bad("user info")
+	case strings.Contains(pk, ":"):
+		return Identity{}, bad("a port")
+	case !hasPath || dn == "":
+		return Identity{}, bad("no device name")
+	case strings.Contains(dn, "/"):
+		return Identity{}, bad("an extra path segment")
+	}
 	if err := signing.ValidateProductKey(pk); err != nil {
-		return Identity{}, fmt.Errorf("device URI SAN: %w", err)
+		return Identity{}, fmt.Errorf("device URI SAN %q: %w", raw, err)
 	}
 	if err := signing.ValidateDeviceName(dn); err != nil {
-		return Identity{}, fmt.Errorf("device URI SAN: %w", err)
+		return Identity{}, fmt.Errorf("device URI SAN %q: %w", raw, err)
+	}
+	// The rule itself: the identity, formatted, is the SAN byte for byte.
+	// And any URL reader must agree on the parts, so that no component
+	// that reads the certificate with net/url sees another device.
+	u, err := url.Parse(raw)
+	if c.DeviceURI(pk, dn) != raw || err != nil || u.Host != pk || u.Path != "/"+dn || u.RawPath != "" ||
+		u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return Identity{}, bad("not in canonical form")
 	}
 	return Identity{Kind: KindDevice, ProductKey: pk, DeviceName: dn, Method: "mtls"}, nil
+}
+
+// backendFromURI reads a backend's SPIFFE ID (for other backend schemes,
+// everything after "{scheme}://" must be a SPIFFE ID's).
+func backendFromURI(raw, scheme string) (Identity, error) {
+	if len(raw) > maxSPIFFEIDLen {
+		return Identity{}, fmt.Errorf("backend URI SAN of %d bytes: a SPIFFE ID has at most %d", len(raw), maxSPIFFEIDLen)
+	}
+	rest, ok := strings.CutPrefix(raw, strings.ToLower(scheme)+"://")
+	if !ok {
+		return Identity{}, fmt.Errorf("backend URI SAN %q: want %s://{trust-domain}/{path} with the scheme in lower case", raw, strings.ToLower(scheme))
+	}
+	if err := validSPIFFEID("spiffe://" + rest); err != nil {
+		return Identity{}, fmt.Errorf("backend URI SAN %q: %w", raw, err)
+	}
+	return Identity{Kind: KindBackend, Name: raw, Method: "mtls"}, nil
+}
+
+// validSPIFFEID checks s against the SPIFFE ID specification (trust domain
+// of lower-case letters, digits, '.', '-', '_'; path segments of letters,
+// digits, '.', '-', '_', none empty, "." or ".."; no trailing '/',
+// percent-encoding, port, user info, query or fragment; at most 2048 bytes)
+// and X509-SVID's rule that a caller's ID has a path.
+func validSPIFFEID(s string) error {
+	if len(s) > maxSPIFFEIDLen {
+		return fmt.Errorf("%d bytes: a SPIFFE ID has at most %d", len(s), maxSPIFFEIDLen)
+	}
+	id, err := spiffeid.FromString(s)
+	if err != nil {
+		return fmt.Errorf("not a SPIFFE ID: %w", err)
+	}
+	if id.Path() == "" {
+		return errors.New("a SPIFFE ID without a path names a trust domain, not a workload")
+	}
+	return nil
+}
+
+// deviceFromCN reads {productKey}{sep}{deviceName} from the subject's one
+// CN.
+func (c CertConfig) deviceFromCN(cert *x509.Certificate) (Identity, error) {
+	// pkix.Name.CommonName keeps the last of several CNs: count them, so
+	// that a subject with two cannot be read as either.
+	n := 0
+	for _, a := range cert.Subject.Names {
+		if a.Type.Equal(oidCommonName) {
+			n++
+		}
+	}
+	cn := cert.Subject.CommonName
+	switch {
+	case n > 1:
+		return Identity{}, fmt.Errorf("certificate subject has %d CNs; a device's must have one", n)
+	case n == 0 && cn != "":
+		// Set in memory, not parsed from DER.
+		return Identity{}, errors.New("certificate subject CN is not in its encoded subject")
+	}
+	pk, dn, ok := strings.Cut(cn, c.DeviceCNSeparator)
+	if !ok {
+		return Identity{}, ErrNoIdentity
+	}
+	if signing.ValidateProductKey(pk) != nil || signing.ValidateDeviceName(dn) != nil || c.DeviceCN(pk, dn) != cn {
+		return Identity{}, fmt.Errorf("%w: subject CN %q is not {productKey}%s{deviceName}", ErrNoIdentity, cn, c.DeviceCNSeparator)
+	}
+	return Identity{Kind: KindDevice, ProductKey: pk, DeviceName: dn, Method: "mtls"}, nil
+}
+
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+// ValidateBackendName checks a backend principal's name wherever one is
+// read (a JWT subject, a policy entry): printable ASCII without spaces, at
+// most 2048 bytes, and a valid SPIFFE ID with a path if it claims to be
+// one. Names are compared byte for byte, so anything that could look like
+// another name (a homoglyph, an invisible character, a U+FFFD that
+// encoding/json put in place of invalid UTF-8) is refused rather than
+// carried into the policy match and the audit record.
+func ValidateBackendName(name string) error {
+	if name == "" {
+		return errors.New("empty")
+	}
+	if len(name) > maxSPIFFEIDLen {
+		return fmt.Errorf("%d bytes, more than %d", len(name), maxSPIFFEIDLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if b := name[i]; b <= ' ' || b > '~' {
+			return fmt.Errorf("%.64q: byte %d is not printable ASCII", name, i)
+		}
+	}
+	if scheme, _, ok := strings.Cut(name, ":"); ok && strings.EqualFold(scheme, "spiffe") {
+		if err := validSPIFFEID(name); err != nil {
+			return fmt.Errorf("%q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func validScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isAlnum(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
 }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
 			return true
 		}
 	}

@@ -79,5 +79,10 @@ func (v *JWTVerifier) Verify(token string) (Identity, error) {
 	if claims.Subject == "" {
 		return Identity{}, errors.New("invalid bearer token: no subject")
 	}
+	// The subject is matched byte for byte against the policy: refuse one
+	// that decoding may have altered or that could pass for another name.
+	if err := ValidateBackendName(claims.Subject); err != nil {
+		return Identity{}, fmt.Errorf("invalid bearer token: subject %w", err)
+	}
 	return Identity{Kind: KindBackend, Name: claims.Subject, Method: "jwt"}, nil
 }

@@ -140,6 +140,11 @@ func TestJWTVerifierAccepts(t *testing.T) {
 		{name: "audience list holding ours", token: k.rs256(t, with(claims("b"), "aud", []string{"other", testAudience})), sub: "b"},
 		{name: "no kid: the key set is tried", token: sign(t, jwt.SigningMethodES256, "", claims("nokid"), k.ec), sub: "nokid"},
 		{name: "no nbf, no iat", token: k.es256(t, with(claims("minimal"), "nbf", nil, "iat", nil)), sub: "minimal"},
+		{name: "hand-written payload", token: rawToken(t, k, `"svc-a"`), sub: "svc-a"},
+		{name: "every printable ASCII character", token: k.es256(t, claims("!\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~")),
+			sub: "!\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~"},
+		{name: "JWT-SVID subject", token: k.es256(t, claims("spiffe://td/ns/prod/sa/provisioner")), sub: "spiffe://td/ns/prod/sa/provisioner"},
+		{name: "subject of 2048 bytes", token: k.es256(t, claims(strings.Repeat("a", 2048))), sub: strings.Repeat("a", 2048)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,6 +214,24 @@ func TestJWTVerifierRejects(t *testing.T) {
 		{name: "signature removed", token: parts[0] + "." + parts[1] + "."},
 		{name: "signature of another token", token: parts[0] + "." + parts[1] + "." + strings.Split(k.rs256(t, claims("c")), ".")[2]},
 		{name: "two segments", token: parts[0] + "." + parts[1]},
+
+		// Subjects that decoding alters or that pass for another name: the
+		// policy matches bytes, the audit record shows them.
+		{name: "subject with invalid UTF-8", token: rawToken(t, k, `"svc-`+"\xff"+`"`)},
+		{name: "subject with other invalid UTF-8", token: rawToken(t, k, `"svc-`+"\xfe"+`"`)},
+		{name: "subject with a lone surrogate escape", token: rawToken(t, k, `"svc-\ud800"`)},
+		{name: "subject with U+FFFD", token: k.es256(t, claims("svc-\ufffd"))},
+		{name: "subject with a Cyrillic homoglyph", token: k.es256(t, claims("\u0430dmin"))},
+		{name: "subject with a zero-width space", token: k.es256(t, claims("admin\u200b"))},
+		{name: "subject with a trailing space", token: k.es256(t, claims("admin "))},
+		{name: "subject with a newline", token: k.es256(t, claims("admin\nbackend:spiffe://td/x"))},
+		{name: "subject with a NUL", token: k.es256(t, claims("admin\x00"))},
+		{name: "subject SPIFFE ID percent-encoded", token: k.es256(t, claims("spiffe://td/%61dmin"))},
+		{name: "subject SPIFFE ID with a dot-dot segment", token: k.es256(t, claims("spiffe://td/x/../admin"))},
+		{name: "subject SPIFFE ID in capitals", token: k.es256(t, claims("SPIFFE://td/admin"))},
+		{name: "subject SPIFFE ID without a path", token: k.es256(t, claims("spiffe://td"))},
+		{name: "subject SPIFFE ID with a trailing slash", token: k.es256(t, claims("spiffe://td/admin/"))},
+		{name: "subject of 2049 bytes", token: k.es256(t, claims(strings.Repeat("a", 2049)))},
 		{name: "garbage", token: "not-a-jwt"},
 		{name: "empty", token: ""},
 	}
@@ -232,6 +255,22 @@ func TestJWTVerifierRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawToken is an ES256 token whose payload is written by hand, subject
+// JSON included, so that it can hold what encoding/json would not write
+// (invalid UTF-8).
+func rawToken(t *testing.T, k *jwtKeys, subjectJSON string) string {
+	t.Helper()
+	now := time.Now().Unix()
+	header := b64u([]byte(`{"alg":"ES256","typ":"JWT","kid":"` + ecKID + `"}`))
+	payload := b64u([]byte(`{"iss":"` + testIssuer + `","aud":"` + testAudience + `","sub":` + subjectJSON +
+		`,"iat":` + big.NewInt(now).String() + `,"exp":` + big.NewInt(now+600).String() + `}`))
+	sig, err := jwt.SigningMethodES256.Sign(header+"."+payload, k.ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return header + "." + payload + "." + b64u(sig)
 }
 
 func TestNewJWTVerifierErrors(t *testing.T) {

@@ -35,9 +35,10 @@ type Grant struct {
 	Identity string `json:"identity"`
 	// Products it may act for; "*" means every product.
 	Products []string `json:"products"`
-	// RPCs it may call, by method name (e.g. "SignMqttConnect"); "*" means
-	// every RPC. A name that is not a SignerService method is an error, as
-	// a misspelt one would otherwise deny without a word.
+	// RPCs it may call, by method name (e.g. "SignMqttConnect",
+	// "StreamSignMqttConnect": see RPCNames); "*" means every RPC. A name
+	// that is not a SignerService method is an error, as a misspelt one
+	// would otherwise deny without a word.
 	RPCs []string `json:"rpcs"`
 }
 
@@ -82,7 +83,7 @@ func (p *Policy) init() error {
 		// No wildcard for devices: an RPC added later must not become
 		// callable by every device without a policy change.
 		if !knownRPC(rpc) {
-			errs = append(errs, fmt.Errorf("deviceRpcs: %q is not an RPC (want one of %v)", rpc, rpcNames()))
+			errs = append(errs, fmt.Errorf("deviceRpcs: %q is not an RPC (want one of %v)", rpc, RPCNames()))
 		}
 	}
 	p.byName = make(map[string]*Grant, len(p.Backends))
@@ -93,6 +94,12 @@ func (p *Policy) init() error {
 			errs = append(errs, fmt.Errorf("backends[%d].identity: required", i))
 		case p.byName[g.Identity] != nil:
 			errs = append(errs, fmt.Errorf("backends[%d].identity %q: listed twice", i, g.Identity))
+		default:
+			// An entry no certificate or token can name would deny without
+			// a word; one with look-alike characters would mislead.
+			if err := ValidateBackendName(g.Identity); err != nil {
+				errs = append(errs, fmt.Errorf("backends[%d].identity: %w", i, err))
+			}
 		}
 		if len(g.Products) == 0 {
 			errs = append(errs, fmt.Errorf("backends[%d].products: required (use \"*\" for all)", i))
@@ -108,7 +115,7 @@ func (p *Policy) init() error {
 		for _, rpc := range g.RPCs {
 			// A misspelt RPC would silently deny: refuse it instead.
 			if rpc != "*" && !knownRPC(rpc) {
-				errs = append(errs, fmt.Errorf("backends[%d].rpcs: %q is not an RPC (want \"*\" or one of %v)", i, rpc, rpcNames()))
+				errs = append(errs, fmt.Errorf("backends[%d].rpcs: %q is not an RPC (want \"*\" or one of %v)", i, rpc, RPCNames()))
 			}
 		}
 		p.byName[g.Identity] = g
@@ -117,16 +124,36 @@ func (p *Policy) init() error {
 	return errors.Join(errs...)
 }
 
-// rpcNames are the method names of SignerService.
-func rpcNames() []string {
-	var names []string
-	for _, m := range signerv1.SignerService_ServiceDesc.Methods {
+// RPCNames are the names a policy may grant: every method of
+// SignerService, unary and streaming alike (the service descriptor lists
+// them apart), so that no RPC needs "*" to be callable.
+func RPCNames() []string {
+	desc := signerv1.SignerService_ServiceDesc
+	names := make([]string, 0, len(desc.Methods)+len(desc.Streams))
+	for _, m := range desc.Methods {
 		names = append(names, m.MethodName)
+	}
+	for _, s := range desc.Streams {
+		names = append(names, s.StreamName)
 	}
 	return names
 }
 
-func knownRPC(name string) bool { return contains(rpcNames(), name) }
+func knownRPC(name string) bool { return contains(RPCNames(), name) }
+
+// MayCall reports whether the policy grants id the RPC for some device: the
+// gate of the RPCs that name their devices only inside the request (batch
+// and stream), whose items Authorize then checks one by one.
+func (p *Policy) MayCall(id Identity, rpc string) bool {
+	switch id.Kind {
+	case KindDevice:
+		return contains(p.DeviceRPCs, rpc)
+	case KindBackend:
+		g := p.byName[id.Name]
+		return g != nil && (contains(g.RPCs, "*") || contains(g.RPCs, rpc))
+	}
+	return false
+}
 
 // Authorize decides whether id may call rpc (the method name, e.g.
 // "SignMqttConnect") for the device productKey/deviceName. It never looks at

@@ -2,10 +2,13 @@ package auth_test
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/signerd/signerd/auth"
+	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
 func TestParsePolicyErrors(t *testing.T) {
@@ -31,6 +34,12 @@ func TestParsePolicyErrors(t *testing.T) {
 		{name: "rpc spelt as the REST verb", data: "backends:\n  - identity: spiffe://td/a\n    products: [a1PK]\n    rpcs: [signMqttConnect]\n", want: []string{"backends[0].rpcs", "signMqttConnect"}},
 		{name: "rpc as a full method", data: "backends:\n  - identity: spiffe://td/a\n    products: [a1PK]\n    rpcs: [/signer.v1.SignerService/SignMqttConnect]\n", want: []string{"backends[0].rpcs"}},
 		{name: "unknown device rpc", data: "deviceRpcs: [SignMqttConnect, Register]\n", want: []string{"deviceRpcs", "Register"}},
+		{name: "stream rpc in lower case", data: "backends:\n  - identity: spiffe://td/a\n    products: [a1PK]\n    rpcs: [streamSignMqttConnect]\n", want: []string{"backends[0].rpcs", "streamSignMqttConnect"}},
+		{name: "identity not a valid SPIFFE ID", data: "backends:\n  - identity: spiffe://td/a/../admin\n    products: [a1PK]\n    rpcs: [\"*\"]\n", want: []string{"backends[0].identity", "SPIFFE"}},
+		{name: "identity percent-encoded", data: "backends:\n  - identity: spiffe://td/%61dmin\n    products: [a1PK]\n    rpcs: [\"*\"]\n", want: []string{"backends[0].identity"}},
+		{name: "identity SPIFFE ID in capitals", data: "backends:\n  - identity: SPIFFE://TD/admin\n    products: [a1PK]\n    rpcs: [\"*\"]\n", want: []string{"backends[0].identity"}},
+		{name: "identity with a space", data: "backends:\n  - identity: \"factory test\"\n    products: [a1PK]\n    rpcs: [\"*\"]\n", want: []string{"backends[0].identity", "printable ASCII"}},
+		{name: "identity with a homoglyph", data: "backends:\n  - identity: \"\\u0430dmin\"\n    products: [a1PK]\n    rpcs: [\"*\"]\n", want: []string{"backends[0].identity", "printable ASCII"}},
 		{name: "wildcard device rpcs", data: "deviceRpcs: [\"*\"]\n", want: []string{"deviceRpcs", "*"}},
 		{name: "every problem at once", data: "backends:\n  - products: [a1-PK]\n  - identity: spiffe://td/b\n    products: [a1PK]\n    rpcs: [Nope]\n",
 			want: []string{"backends[0].identity", "backends[0].products", "backends[0].rpcs", "backends[1].rpcs"}},
@@ -172,5 +181,82 @@ func TestDeviceRPCs(t *testing.T) {
 	}
 	if err := p.Authorize(dev, "PreVerify", "a1ProdA", "dev-0001"); !errors.Is(err, auth.ErrDenied) {
 		t.Errorf("PreVerify for itself with deviceRpcs [SignMqttConnect]: %v, want ErrDenied", err)
+	}
+}
+
+// serviceRPCs are SignerService's methods as its proto file descriptor lists
+// them, unary and streaming alike: the list a policy must accept, derived
+// independently of the gRPC ServiceDesc that auth reads.
+func serviceRPCs(t *testing.T) []string {
+	t.Helper()
+	sd := signerv1.File_signer_v1_signer_proto.Services().ByName("SignerService")
+	if sd == nil {
+		t.Fatal("SignerService is not in signer.proto's descriptor")
+	}
+	var names []string
+	streaming := 0
+	for i := 0; i < sd.Methods().Len(); i++ {
+		m := sd.Methods().Get(i)
+		names = append(names, string(m.Name()))
+		if m.IsStreamingServer() || m.IsStreamingClient() {
+			streaming++
+		}
+	}
+	if streaming == 0 {
+		t.Fatal("SignerService has no streaming RPC: the test would not cover one")
+	}
+	return names
+}
+
+// TestEveryRPCIsNameable grants each RPC of the service alone, by name, to
+// a backend (rpcs) and to devices (deviceRpcs), and checks that the grant
+// allows that RPC and no other.
+func TestEveryRPCIsNameable(t *testing.T) {
+	all := serviceRPCs(t)
+	if got := slices.Sorted(slices.Values(auth.RPCNames())); !slices.Equal(got, slices.Sorted(slices.Values(all))) {
+		t.Errorf("auth.RPCNames() = %v, want the descriptor's %v", got, all)
+	}
+	backend := auth.Identity{Kind: auth.KindBackend, Name: "spiffe://td/only-one", Method: "mtls"}
+	dev := auth.Identity{Kind: auth.KindDevice, ProductKey: "a1ProdA", DeviceName: "dev-0001", Method: "mtls"}
+	for _, rpc := range all {
+		t.Run(rpc, func(t *testing.T) {
+			p, err := auth.ParsePolicy([]byte(fmt.Sprintf(
+				"deviceRpcs: [%s]\nbackends:\n  - identity: %s\n    products: [a1ProdA]\n    rpcs: [%s]\n", rpc, backend.Name, rpc)))
+			if err != nil {
+				t.Fatalf("a policy granting %s by name: %v", rpc, err)
+			}
+			for _, other := range all {
+				want := other == rpc
+				if got := p.Authorize(backend, other, "a1ProdA", "dev-0009") == nil; got != want {
+					t.Errorf("backend granted [%s]: Authorize(%s) allowed = %v, want %v", rpc, other, got, want)
+				}
+				if got := p.MayCall(backend, other); got != want {
+					t.Errorf("backend granted [%s]: MayCall(%s) = %v, want %v", rpc, other, got, want)
+				}
+				if got := p.Authorize(dev, other, "a1ProdA", "dev-0001") == nil; got != want {
+					t.Errorf("deviceRpcs [%s]: Authorize(%s) for itself allowed = %v, want %v", rpc, other, got, want)
+				}
+				if got := p.MayCall(dev, other); got != want {
+					t.Errorf("deviceRpcs [%s]: MayCall(%s) = %v, want %v", rpc, other, got, want)
+				}
+			}
+			// The grant stays bound to its products and to the device itself.
+			if p.Authorize(backend, rpc, "b1ProdB", "dev-0009") == nil {
+				t.Errorf("backend granted %s on a1ProdA: allowed on b1ProdB", rpc)
+			}
+			if p.Authorize(dev, rpc, "a1ProdA", "dev-0002") == nil {
+				t.Errorf("deviceRpcs [%s]: allowed for another device", rpc)
+			}
+		})
+	}
+	// "*" is every RPC for backends, streaming included.
+	p, err := auth.NewPolicy(auth.Grant{Identity: backend.Name, Products: []string{"*"}, RPCs: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rpc := range all {
+		if !p.MayCall(backend, rpc) || p.Authorize(backend, rpc, "a1Any", "dev-0001") != nil {
+			t.Errorf("rpcs [\"*\"]: %s not granted", rpc)
+		}
 	}
 }

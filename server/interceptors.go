@@ -179,10 +179,14 @@ func authorize(p *auth.Policy) grpc.UnaryServerInterceptor {
 			return handler(ctx, req)
 		}
 		if _, ok := req.(batchRequest); ok {
-			// Batches are for backends; the service authorizes each item
-			// (before its lookup) with the same policy.
-			if id.Kind != auth.KindBackend {
-				return nil, status.Error(codes.PermissionDenied, "permission denied: batch RPCs are for backends")
+			// A batch is for callers granted it by name (or "*"); the
+			// service authorizes each item (before its lookup) with the
+			// same policy.
+			if rpc := path.Base(info.FullMethod); !p.MayCall(id, rpc) {
+				if c := callFrom(ctx); c != nil {
+					c.reason = "policy: " + id.String() + " may not call " + rpc
+				}
+				return nil, status.Error(codes.PermissionDenied, "permission denied")
 			}
 			return handler(ctx, req)
 		}

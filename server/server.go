@@ -348,7 +348,7 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), signer),
 		selector.StreamServerInterceptor(shedStream(inflight, cfg.Metrics), signer),
-		selector.StreamServerInterceptor(authorizeStream, signer),
+		selector.StreamServerInterceptor(authorizeStream(cfg.Policy), signer),
 		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 	),
 		// A 100,000-device stream request is ~6 MB.

@@ -53,20 +53,24 @@ func shedStream(f *limits.InFlight, m *metrics.Metrics) grpc.StreamServerInterce
 	}
 }
 
-// authorizeStream admits backends only: streams are batches, and the service
-// authorizes each item before its lookup.
-func authorizeStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	id, ok := auth.FromContext(ss.Context())
-	if !ok {
-		return status.Error(codes.Unauthenticated, "authentication required")
-	}
-	if id.Kind != auth.KindBackend && id.Kind != auth.KindAnonymous {
-		if c := callFrom(ss.Context()); c != nil {
-			c.reason = "policy: streaming batches are for backends"
+// authorizeStream admits a caller the policy grants the streaming RPC by
+// name (or "*"); the service then authorizes each item, before its lookup,
+// as the same RPC.
+func authorizeStream(p *auth.Policy) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		id, ok := auth.FromContext(ss.Context())
+		if !ok {
+			return status.Error(codes.Unauthenticated, "authentication required")
 		}
-		return status.Error(codes.PermissionDenied, "permission denied: batch RPCs are for backends")
+		rpc := path.Base(info.FullMethod)
+		if id.Kind != auth.KindAnonymous && !p.MayCall(id, rpc) {
+			if c := callFrom(ss.Context()); c != nil {
+				c.reason = "policy: " + id.String() + " may not call " + rpc
+			}
+			return status.Error(codes.PermissionDenied, "permission denied")
+		}
+		return handler(srv, ss)
 	}
-	return handler(srv, ss)
 }
 
 // auditStream writes one record per streamed item, or one record for a

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/secrets"
 )
 
@@ -309,6 +310,9 @@ func (s *securityFlags) validate() []error {
 	}
 	if !jwt && s.clientCA == "" {
 		errs = append(errs, errors.New("-client-ca-file or -jwks-file/-jwks-url: outside -dev callers must authenticate; configure at least one"))
+	}
+	if err := (auth.CertConfig{DeviceURIScheme: s.deviceURIScheme, DeviceCNSeparator: s.deviceCNSep}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("-device-uri-scheme/-device-cn-separator: %w", err))
 	}
 	if s.backendRate < 0 || s.backendBurst < 0 || (s.backendRate > 0 && s.backendBurst < 1) {
 		errs = append(errs, errors.New("-backend-rate-limit/-backend-rate-burst: must not be negative; burst at least 1 when the limit is set"))

@@ -64,6 +64,8 @@ func TestParseConfigSecurityErrors(t *testing.T) {
 		{name: "PreVerify rate without burst", args: append([]string{"-preverify-rate-limit", "5", "-preverify-rate-burst", "0"}, prodAuth...),
 			want: []string{"-preverify-rate-burst"}},
 		{name: "negative in-flight cap", args: append([]string{"-max-in-flight", "-1"}, prodAuth...), want: []string{"-max-in-flight"}},
+		{name: "CN separator that a productKey could hold", args: append([]string{"-device-cn-separator", "1"}, prodAuth...), want: []string{"-device-cn-separator"}},
+		{name: "device URI scheme in capitals", args: append([]string{"-device-uri-scheme", "ALIYUN-IOT"}, prodAuth...), want: []string{"-device-uri-scheme"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,6 +33,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/signerd/signerd/auth"
 )
 
 type config struct {
@@ -138,18 +140,23 @@ func newDevice(c config) (*device, error) {
 }
 
 // identity reads productKey/deviceName from the certificate's URI SAN
-// aliyun-iot://{productKey}/{deviceName}.
+// aliyun-iot://{productKey}/{deviceName} with signerd's own reader, so that
+// the device asks for exactly the name signerd will grant it (a
+// percent-encoded or otherwise misspelt SAN is refused here too, with the
+// reason).
 func identity(cert tls.Certificate) (string, string, error) {
 	leaf, err := x509.ParseCertificate(cert.Certificate[0])
 	if err != nil {
 		return "", "", err
 	}
-	for _, u := range leaf.URIs {
-		if u.Scheme == "aliyun-iot" && u.Host != "" && len(u.Path) > 1 {
-			return u.Host, strings.TrimPrefix(u.Path, "/"), nil
-		}
+	id, err := auth.CertConfig{}.IdentityFromCert(leaf)
+	if err != nil {
+		return "", "", fmt.Errorf("the certificate names no device as signerd reads it (%w); use -product-key and -device-name if signerd reads the CN", err)
 	}
-	return "", "", errors.New("the certificate has no aliyun-iot://{productKey}/{deviceName} URI; use -product-key and -device-name")
+	if id.Kind != auth.KindDevice {
+		return "", "", fmt.Errorf("the certificate names %s, not a device", id)
+	}
+	return id.ProductKey, id.DeviceName, nil
 }
 
 // loadPool reads a PEM bundle; "" means the system roots.

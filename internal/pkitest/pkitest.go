@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -67,6 +68,15 @@ type Options struct {
 	Server bool
 	// SelfSigned ignores the CA and signs with the certificate's own key.
 	SelfSigned bool
+	// RawURIs are written into the subjectAltName byte for byte, after
+	// URIs: crypto/x509 would re-encode a url.URL ("%2D" may come out as
+	// "-"), and tests of identity parsing need the SAN as an attacker's CA
+	// would write it.
+	RawURIs []string
+	// ExtraSubject are further subject attributes (a second CN, say).
+	ExtraSubject []pkix.AttributeTypeAndValue
+	// IsCA marks the certificate as a CA (basic constraints, keyCertSign).
+	IsCA bool
 }
 
 // Issue makes a key pair signed by ca.
@@ -99,6 +109,14 @@ func (ca *CA) Issue(t testing.TB, o Options) tls.Certificate {
 		}
 		tmpl.URIs = append(tmpl.URIs, pu)
 	}
+	if len(o.RawURIs) > 0 {
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, RawSAN(t, tmpl, o.RawURIs...))
+	}
+	tmpl.Subject.ExtraNames = o.ExtraSubject
+	if o.IsCA {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+	}
 	parent, signer := ca.Cert, ca.Key
 	if o.SelfSigned {
 		parent, signer = tmpl, key
@@ -107,8 +125,39 @@ func (ca *CA) Issue(t testing.TB, o Options) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, _ := x509.ParseCertificate(der)
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// RawSAN is a subjectAltName extension holding tmpl's DNS names, IP
+// addresses and URIs as crypto/x509 would write them, then rawURIs exactly
+// as given.
+func RawSAN(t testing.TB, tmpl *x509.Certificate, rawURIs ...string) pkix.Extension {
+	t.Helper()
+	var names []asn1.RawValue
+	for _, d := range tmpl.DNSNames {
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte(d)})
+	}
+	for _, ip := range tmpl.IPAddresses {
+		if v4 := ip.To4(); v4 != nil {
+			ip = v4
+		}
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 7, Bytes: ip})
+	}
+	for _, u := range tmpl.URIs {
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(u.String())})
+	}
+	for _, u := range rawURIs {
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(u)})
+	}
+	v, err := asn1.Marshal(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: v}
 }
 
 // Device issues a client certificate for one device.
