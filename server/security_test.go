@@ -403,7 +403,8 @@ func (s *secServer) do(t *testing.T, c *caller, a attempt) result {
 		who = "unauthenticated"
 	}
 	var wants []auditWant
-	if a.batch != nil && r.code == codes.OK {
+	switch {
+	case a.batch != nil && r.code == codes.OK:
 		for i, item := range a.batch {
 			code := codes.Unknown
 			if i < len(r.items) {
@@ -411,7 +412,13 @@ func (s *secServer) do(t *testing.T, c *caller, a attempt) result {
 			}
 			wants = append(wants, auditWant{who, a.transport, a.rpc, item.GetProductKey(), item.GetDeviceName(), outcomeOf(code), code.String()})
 		}
-	} else {
+	case a.batch != nil && r.code == codes.PermissionDenied && who != "unauthenticated":
+		// A known caller refused the whole batch: every device it named
+		// is recorded as denied.
+		for _, item := range a.batch {
+			wants = append(wants, auditWant{who, a.transport, a.rpc, item.GetProductKey(), item.GetDeviceName(), outcomeOf(r.code), r.code.String()})
+		}
+	default:
 		wants = append(wants, auditWant{who, a.transport, a.rpc, a.pk, a.dn, outcomeOf(r.code), r.code.String()})
 	}
 	s.mu.Lock()
@@ -596,6 +603,9 @@ func (s *secServer) verifyAudit(t *testing.T) {
 		}
 		if str("event_time") == "" || str("peer") == "" {
 			t.Errorf("audit record without event_time or peer: %s", line)
+		}
+		if str("outcome") != "issued" && str("reason") == "" {
+			t.Errorf("%s audit record without a reason: %s", str("outcome"), line)
 		}
 		got[id] = append(got[id], auditWant{str("caller"), str("transport"), str("rpc"), str("product_key"), str("device_name"), str("outcome"), str("code")})
 		n++

@@ -124,13 +124,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TLS != nil {
 		creds = append(creds, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
-	s.grpc = s.newGRPCServer(creds...)
+	s.grpc = s.newGRPCServer(false, creds...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	// The gateway's own server: same service, same interceptors, but on an
 	// in-process listener that only the gateway can reach, so it needs no
 	// transport security of its own.
-	s.local = s.newGRPCServer()
+	s.local = s.newGRPCServer(true)
 
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
@@ -162,6 +162,8 @@ func New(cfg Config) (*Server, error) {
 			return s.inproc.DialContext(ctx)
 		}),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(gatewayUnary),
+		grpc.WithChainStreamInterceptor(gatewayStream),
 	)
 	if err != nil {
 		s.closeListeners()
@@ -300,13 +302,17 @@ func ignoreClosed(err error) error {
 // newGRPCServer builds a gRPC server with signerd's interceptor chain, in
 // the order a call meets them:
 //
-//	request id → metrics → log → audit → authenticate → rate limit → shed → authorize
-//	→ recover → service
+//	request id → retry info → metrics → log → audit → authenticate → rate limit → shed
+//	→ (gateway refusal) → authorize → recover → service
 //
 // Audit is outside authentication so that refused callers are recorded;
 // authorization is the last gate before the service, so the secret store is
-// never touched for a caller that may not have the device.
-func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+// never touched for a caller that may not have the device. Retry info is
+// outermost but for the request id, so that every RESOURCE_EXHAUSTED and
+// UNAVAILABLE, whichever link made it, leaves with a RetryInfo. Only the
+// in-process server (local), which only the gateway reaches, answers the
+// refusals the gateway sends in place of requests it could not forward.
+func (s *Server) newGRPCServer(local bool, opts ...grpc.ServerOption) *grpc.Server {
 	cfg := s.cfg
 	signer := selector.MatchFunc(isSignerRPC)
 	lim := &limiter{general: cfg.RateLimit, backend: cfg.BackendRateLimit, preVerify: cfg.PreVerifyLimit, metrics: cfg.Metrics}
@@ -323,31 +329,38 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	if cfg.Metrics != nil {
 		measure = cfg.Metrics.UnaryServerInterceptor()
 	}
+	var rejection grpc.UnaryServerInterceptor = passThrough
+	rejectionStream := passThroughStream
+	if local {
+		rejection, rejectionStream = gatewayRejection, gatewayRejectionStream
+	}
 	opts = append(opts, grpc.ChainUnaryInterceptor(
 		requestID,
+		retryInfo,
 		measure,
 		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
 		selector.UnaryServerInterceptor(auditCalls(cfg.Audit), signer),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(lim), signer),
 		selector.UnaryServerInterceptor(shed(inflight, cfg.Metrics), signer),
+		selector.UnaryServerInterceptor(rejection, signer),
 		selector.UnaryServerInterceptor(authorize(cfg.Policy), signer),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 	))
-	measureStream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-		return h(srv, ss)
-	}
+	measureStream := passThroughStream
 	if cfg.Metrics != nil {
 		measureStream = cfg.Metrics.StreamServerInterceptor()
 	}
 	opts = append(opts, grpc.ChainStreamInterceptor(
 		requestIDStream,
+		retryInfoStream,
 		measureStream,
 		logging.StreamServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
 		selector.StreamServerInterceptor(auditStream(cfg.Audit), signer),
 		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), signer),
 		selector.StreamServerInterceptor(shedStream(inflight, cfg.Metrics), signer),
+		selector.StreamServerInterceptor(rejectionStream, signer),
 		selector.StreamServerInterceptor(authorizeStream, signer),
 		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 	),
@@ -361,14 +374,16 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 
 // callLevel logs successful calls at debug (every issuance already has its
 // audit record), callers' mistakes at info and server-side failures at warn
-// or error.
+// or error. UNIMPLEMENTED is a caller's mistake too: a method this server
+// does not have, or one its documented configuration leaves out
+// (RegisterDevice with -dev, PreVerify without the platform).
 func callLevel(c codes.Code) logging.Level {
 	switch c {
 	case codes.OK:
 		return logging.LevelDebug
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
 		return logging.LevelWarn
-	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
+	case codes.Internal, codes.Unknown, codes.DataLoss:
 		return logging.LevelError
 	}
 	return logging.LevelInfo
@@ -376,6 +391,10 @@ func callLevel(c codes.Code) logging.Level {
 
 func passThrough(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	return handler(ctx, req)
+}
+
+func passThroughStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, ss)
 }
 
 func (s *Server) recovered(ctx context.Context, p any) error {
