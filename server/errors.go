@@ -34,6 +34,9 @@ const (
 // `invalid value for enum field signMethod: "X"` or `unknown field "foo"`.
 var protojsonField = regexp.MustCompile(`(?:field|unknown field) "?([A-Za-z_][A-Za-z0-9_]*)"?`)
 
+// utf8Field finds the field strictJSONPb names for invalid UTF-8.
+var utf8Field = regexp.MustCompile(`invalid UTF-8 in field ("(?:[^"\\]|\\.)*")`)
+
 // errorHandler writes every REST error. It is grpc-gateway's default JSON
 // error writer, plus:
 //
@@ -88,14 +91,18 @@ func gatewayRefusal(st *status.Status) *status.Status {
 	}
 	field := "body"
 	msg := st.Message()
-	if sub := protojsonField.FindStringSubmatch(msg); sub != nil {
-		field = sub[1]
-	}
-	switch {
+	switch sub := utf8Field.FindStringSubmatch(msg); {
+	case sub != nil:
+		if f, err := strconv.Unquote(sub[1]); err == nil && f != "" {
+			field = f
+		}
+		msg = "invalid " + field + ": not valid UTF-8"
 	case strings.Contains(msg, "request body too large"):
 		msg = "request body too large"
-	case strings.Contains(msg, "invalid UTF-8"):
-		msg = "invalid " + field + ": not valid UTF-8"
+	default:
+		if sub := protojsonField.FindStringSubmatch(msg); sub != nil {
+			field = sub[1]
+		}
 	}
 	return badRequest(msg, &errdetails.BadRequest_FieldViolation{Field: field, Description: msg})
 }

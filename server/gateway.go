@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -44,6 +46,8 @@ type restCall struct {
 	// client: errors after that come from the gRPC chain, which has
 	// recorded them already.
 	forwarded bool
+	// refusal, if set, is sent instead of the request (see keepPathParams).
+	refusal *status.Status
 }
 
 type restCallKey struct{}
@@ -74,14 +78,43 @@ func withRequestID(h http.Handler) http.Handler {
 
 // keepPathParams is gateway middleware that remembers the decoded path
 // parameters, so that a refusal replayed through the gRPC chain names the
-// device the path named.
+// device the path named. It also refuses a query parameter that is not
+// valid UTF-8: today's routes take none (their body is the whole request),
+// but a parameter that cannot be a proto string is the caller's mistake on
+// any route, and is answered as such.
 func keepPathParams(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
 		if rc := restCallFrom(r.Context()); rc != nil {
 			rc.pathParams = pathParams
+			rc.refusal = queryRefusal(r.URL.RawQuery)
 		}
 		next(w, r, pathParams)
 	}
+}
+
+// queryRefusal is the INVALID_ARGUMENT for the query parameters that are
+// not valid UTF-8 once unescaped, or nil.
+func queryRefusal(rawQuery string) *status.Status {
+	if rawQuery == "" {
+		return nil
+	}
+	q, _ := url.ParseQuery(rawQuery) // what it cannot parse, it drops
+	var vs []*errdetails.BadRequest_FieldViolation
+	for k, values := range q {
+		ok := utf8.ValidString(k)
+		for _, v := range values {
+			ok = ok && utf8.ValidString(v)
+		}
+		if !ok {
+			vs = append(vs, &errdetails.BadRequest_FieldViolation{
+				Field: strings.ToValidUTF8(k, "\uFFFD"), Description: "query parameter must be valid UTF-8"})
+		}
+	}
+	if len(vs) == 0 {
+		return nil
+	}
+	slices.SortFunc(vs, func(a, b *errdetails.BadRequest_FieldViolation) int { return strings.Compare(a.Field, b.Field) })
+	return badRequest("invalid query parameter "+vs[0].Field+": not valid UTF-8", vs...)
 }
 
 // gatewayUnary and gatewayStream are the gateway connection's client
@@ -91,18 +124,13 @@ func keepPathParams(next runtime.HandlerFunc) runtime.HandlerFunc {
 // INVALID_ARGUMENT naming that field, where gRPC's marshalling would have
 // failed with a bare INTERNAL that no interceptor ever saw.
 func gatewayUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if rc := restCallFrom(ctx); rc != nil {
-		rc.forwarded = true
-	}
-	ctx, req = checkUTF8(ctx, req)
+	ctx, req = forward(ctx, req)
 	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
 func gatewayStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	if rc := restCallFrom(ctx); rc != nil {
-		rc.forwarded = true
-	}
 	if desc.ClientStreams {
+		ctx, _ = forward(ctx, nil)
 		return streamer(ctx, desc, cc, method, opts...)
 	}
 	// A server-streaming request is one message, sent right after the
@@ -126,7 +154,7 @@ func (s *lazyStream) SendMsg(m any) error {
 	if s.ClientStream != nil {
 		return s.ClientStream.SendMsg(m)
 	}
-	ctx, m := checkUTF8(s.ctx, m)
+	ctx, m := forward(s.ctx, m)
 	cs, err := s.streamer(ctx, s.desc, s.cc, s.method, s.opts...)
 	if err != nil {
 		return err
@@ -140,6 +168,21 @@ func (s *lazyStream) Context() context.Context {
 		return s.ctx
 	}
 	return s.ClientStream.Context()
+}
+
+// forward marks the REST call as forwarded and returns the context and
+// request to send: with the call's refusal, if any, and checked by
+// checkUTF8.
+func forward(ctx context.Context, req any) (context.Context, any) {
+	rc := restCallFrom(ctx)
+	if rc != nil {
+		rc.forwarded = true
+	}
+	ctx, req = checkUTF8(ctx, req)
+	if rc != nil && rc.refusal != nil {
+		ctx = withRejection(ctx, rc.refusal)
+	}
+	return ctx, req
 }
 
 // checkUTF8 returns req unchanged when every string in it is valid UTF-8.
@@ -315,7 +358,8 @@ func (s *Server) replay(ctx context.Context, rc *restCall, st *status.Status) (m
 			req.Set(fd, protoreflect.ValueOfString(strings.ToValidUTF8(v, "\uFFFD")))
 		}
 	}
-	ctx = withRejection(ctx, st)
+	// forward (the client interceptor) attaches the refusal.
+	rc.refusal = st
 	opts := []grpc.CallOption{grpc.Header(&md.HeaderMD), grpc.Trailer(&md.TrailerMD)}
 	if md2.IsStreamingServer() || md2.IsStreamingClient() {
 		cs, err := s.gwConn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method, opts...)

@@ -201,6 +201,8 @@ type auditWant struct {
 
 type secOptions struct {
 	rate, backendRate *limits.PerCaller
+	// policy replaces the suite's policy.
+	policy string
 }
 
 func startSecure(t *testing.T, o secOptions) *secServer {
@@ -235,7 +237,7 @@ func startSecure(t *testing.T, o secOptions) *secServer {
 		t.Fatal(err)
 	}
 	s.authn = auth.NewAuthenticator(auth.Authenticator{ClientCAs: caPool.Pool, JWT: verifier})
-	policy, err := auth.ParsePolicy([]byte(`
+	policyText := `
 backends:
   - identity: ` + provA + `
     products: [` + pkA + `]
@@ -249,12 +251,17 @@ backends:
   - identity: ` + jwtAdmin + `
     products: ["*"]
     rpcs: ["*"]
-`))
+`
+	if o.policy != "" {
+		policyText = o.policy
+	}
+	policy, err := auth.ParsePolicy([]byte(policyText))
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := service.New(s.store, service.WithLogger(logger), service.WithAuthorizer(server.ItemAuthorizer(policy)))
+	svc := service.New(s.store, service.WithLogger(logger), service.WithAuthorizer(server.ItemAuthorizer(policy)),
+		service.WithSubDeviceAuthorizer(server.SubDeviceAuthorizer(policy)))
 	s.srv, err = server.New(server.Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		Service: svc, Logger: logger,

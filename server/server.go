@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -10,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -420,16 +423,25 @@ func gatewayMarshaler() runtime.Marshaler {
 }
 
 // strictJSONPb is runtime.JSONPb whose decoder also rejects anything but
-// white space after the request object: the gateway's own decoder reads the
-// first JSON value and ignores the rest, so `{} garbage` would pass.
+// white space after the request object (the gateway's own decoder reads the
+// first JSON value and ignores the rest, so `{} garbage` would pass), and
+// names the field of a string that is not valid UTF-8 (protojson only says
+// where it is).
 type strictJSONPb struct {
 	runtime.JSONPb
 }
 
 func (m *strictJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
 	d := json.NewDecoder(r)
-	inner := runtime.DecoderWrapper{Decoder: d, UnmarshalOptions: m.UnmarshalOptions}
 	return runtime.DecoderFunc(func(v any) error {
+		var raw json.RawMessage
+		if err := d.Decode(&raw); err != nil {
+			return err
+		}
+		if !utf8.Valid(raw) {
+			return fmt.Errorf("invalid UTF-8 in field %q", invalidUTF8Field(raw))
+		}
+		inner := runtime.DecoderWrapper{Decoder: json.NewDecoder(bytes.NewReader(raw)), UnmarshalOptions: m.UnmarshalOptions}
 		if err := inner.Decode(v); err != nil {
 			return err
 		}
@@ -443,4 +455,80 @@ func (m *strictJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
 		}
 		return errors.New("unexpected data after the JSON object")
 	})
+}
+
+// invalidUTF8Field returns the JSON path (requests[2].deviceName) of the
+// first string in raw, a valid JSON value, whose bytes are not valid UTF-8;
+// "body" if there is none. encoding/json replaces such bytes as it decodes,
+// so each token's bytes are read from raw itself.
+func invalidUTF8Field(raw []byte) string {
+	type level struct {
+		array     bool
+		n         int
+		key       string
+		expectKey bool
+	}
+	var stack []*level
+	path := func() string {
+		var b strings.Builder
+		for _, l := range stack {
+			if l.array {
+				fmt.Fprintf(&b, "[%d]", l.n)
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(l.key)
+		}
+		p := strings.ToValidUTF8(b.String(), "\uFFFD")
+		if p == "" || len(p) > 128 {
+			return "body"
+		}
+		return p
+	}
+	valueDone := func() {
+		if len(stack) == 0 {
+			return
+		}
+		if top := stack[len(stack)-1]; top.array {
+			top.n++
+		} else {
+			top.expectKey = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return "body"
+		}
+		valid := utf8.Valid(raw[start:dec.InputOffset()])
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{':
+				stack = append(stack, &level{expectKey: true})
+			case '[':
+				stack = append(stack, &level{array: true})
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+			continue
+		}
+		if len(stack) > 0 {
+			if top := stack[len(stack)-1]; !top.array && top.expectKey {
+				top.key, top.expectKey = tok.(string), false
+				if !valid {
+					return path()
+				}
+				continue
+			}
+		}
+		if !valid {
+			return path()
+		}
+		valueDone()
+	}
 }
