@@ -365,7 +365,8 @@ func TestRESTRefusalsRecorded(t *testing.T) {
 // route. The property: never a server fault (no 5xx; 501 only for an RPC
 // this server does not enable), every error is a JSON status with the
 // request id, every 400 names a field, and a value that is not UTF-8 is
-// a 400 naming that parameter.
+// a 400 naming that parameter (unless it holds a "/": then no route
+// matches, a 404).
 func FuzzRESTPathSegment(f *testing.F) {
 	for _, s := range []string{"dev-a-0001\xff", "\xc0\xaf", "\xed\xa0\x80", "dev-a-0001", "a/b", "..", "%", "a:b", "\xff:x", "é", "a\x00b", " ", "dev-a-0001\xe2\x82"} {
 		f.Add(s)
@@ -391,7 +392,10 @@ func FuzzRESTPathSegment(f *testing.F) {
 				case a.code == codes.OK:
 					t.Errorf("%s: HTTP %d without a JSON status: %s", what, a.httpStatus, a.raw)
 				}
-				if !utf8.ValidString(seg) && (a.httpStatus != http.StatusBadRequest || !slices.Contains(a.fields, v)) {
+				// A "/" (even escaped: the gateway unescapes before routing)
+				// makes it another path, which no route matches.
+				routable := !strings.Contains(seg, "/")
+				if !utf8.ValidString(seg) && routable && (a.httpStatus != http.StatusBadRequest || !slices.Contains(a.fields, v)) {
 					t.Errorf("%s: HTTP %d fields %q, want 400 naming %s: %s", what, a.httpStatus, a.fields, v, a.raw)
 				}
 				if bytes.Contains(a.raw, []byte(`"code":13`)) {
