@@ -405,3 +405,30 @@ func FuzzRESTPathSegment(f *testing.F) {
 		}
 	})
 }
+
+// TestUnimplementedIsNotAnError: RegisterDevice on a server without
+// registration (-dev) is the documented 501, a refusal the caller can act
+// on, logged at INFO (not ERROR, which pages operators) and audited.
+func TestUnimplementedIsNotAnError(t *testing.T) {
+	s := startRecorded(t, server.Config{})
+	var r restRoute
+	for _, rt := range restRoutes(t) {
+		if rt.rpc == "RegisterDevice" {
+			r = rt
+		}
+	}
+	a := doREST(t, s.base, r.method, r.path(s.good, nil), "{}", http.Header{"X-Request-Id": {"register-1"}})
+	if a.httpStatus != http.StatusNotImplemented || a.code != codes.Unimplemented {
+		t.Fatalf("RegisterDevice: HTTP %d %v, want 501 UNIMPLEMENTED: %s", a.httpStatus, a.code, a.raw)
+	}
+	logs := records(t, s.logs, "register-1")
+	if len(logs) == 0 {
+		t.Fatal("no log line for the call")
+	}
+	for _, l := range logs {
+		if l["level"] != "INFO" {
+			t.Errorf("log line at %v, want INFO: %v", l["level"], l)
+		}
+	}
+	s.checkRecorded(t, "RegisterDevice", a, "register-1", "RegisterDevice", codes.Unimplemented)
+}
