@@ -379,7 +379,7 @@ func (s *Server) newGRPCServer(local bool, opts ...grpc.ServerOption) *grpc.Serv
 // audit record), callers' mistakes at info and server-side failures at warn
 // or error. UNIMPLEMENTED is a caller's mistake too: a method this server
 // does not have, or one its documented configuration leaves out
-// (RegisterDevice with -dev, PreVerify without the platform).
+// (RegisterDevice with -dev).
 func callLevel(c codes.Code) logging.Level {
 	switch c {
 	case codes.OK:
