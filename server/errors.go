@@ -81,10 +81,10 @@ func (s *Server) errorHandler(ctx context.Context, mux *runtime.ServeMux, m runt
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, st.Err())
 }
 
-// gatewayRefusal is the status for an error the gateway made itself. Its
-// INVALID_ARGUMENTs name no field; the field is read from protojson's
-// message, or is the body as a whole. Anything else the gateway makes on
-// its own is still the request's fault, never a server fault.
+// gatewayRefusal is the status for an error the gateway made itself (all of
+// them INVALID_ARGUMENT: it refuses only what it cannot decode). Those name
+// no field; the field is read from the message: the JSON field protojson or
+// strictJSONPb names, the Grpc-Timeout header, or else the body as a whole.
 func gatewayRefusal(st *status.Status) *status.Status {
 	if st.Code() != codes.InvalidArgument || len(st.Details()) > 0 {
 		return st
@@ -99,6 +99,8 @@ func gatewayRefusal(st *status.Status) *status.Status {
 		msg = "invalid " + field + ": not valid UTF-8"
 	case strings.Contains(msg, "request body too large"):
 		msg = "request body too large"
+	case strings.HasPrefix(msg, "invalid grpc-timeout"):
+		field = "Grpc-Timeout"
 	default:
 		if sub := protojsonField.FindStringSubmatch(msg); sub != nil {
 			field = sub[1]

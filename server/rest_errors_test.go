@@ -352,8 +352,18 @@ func TestRESTRefusalsRecorded(t *testing.T) {
 		t.Errorf("routing errors not logged with their request id")
 	}
 
+	// A header the gateway cannot read, before it knows the RPC: named,
+	// and logged under the request id (there is no call to audit).
+	a := doREST(t, s.base, http.MethodPost, path, "{}", http.Header{"X-Request-Id": {"timeout-1"}, "Grpc-Timeout": {"soon"}})
+	if a.httpStatus != http.StatusBadRequest || !slices.Equal(a.fields, []string{"Grpc-Timeout"}) || a.header.Get("X-Request-Id") != "timeout-1" {
+		t.Errorf("bad Grpc-Timeout: HTTP %d, fields %q, X-Request-Id %q: %s", a.httpStatus, a.fields, a.header.Get("X-Request-Id"), a.raw)
+	}
+	if len(records(t, s.logs, "timeout-1")) == 0 {
+		t.Error("bad Grpc-Timeout: no log line with its request id")
+	}
+
 	// A request id that is not sane is replaced, everywhere alike.
-	a := doREST(t, s.base, http.MethodPost, path, `{"x":1}`, http.Header{"X-Request-Id": {"bad id\twith tab"}})
+	a = doREST(t, s.base, http.MethodPost, path, `{"x":1}`, http.Header{"X-Request-Id": {"bad id\twith tab"}})
 	id := a.header.Get("X-Request-Id")
 	if id == "" || strings.Contains(id, " ") {
 		t.Fatalf("X-Request-Id %q for an insane caller id", id)
