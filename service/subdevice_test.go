@@ -229,7 +229,7 @@ func TestSignSubDeviceLoginAuthorization(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		asked = append(asked, [4]string{gpk, gdn, spk, sdn})
-		if sdn == "sub-0001" || sdn == "sub-0003" {
+		if sdn == "sub-0003" || sdn == "sub-0004" {
 			return errors.New("not yours")
 		}
 		return nil
@@ -237,8 +237,8 @@ func TestSignSubDeviceLoginAuthorization(t *testing.T) {
 	_, err := svc.SignSubDeviceLogin(context.Background(), &signerv1.SignSubDeviceLoginRequest{
 		ProductKey: gwPK, DeviceName: gwDN, SubDevices: subs(5)})
 	msg := status.Convert(err).Message()
-	if status.Code(err) != codes.PermissionDenied || !strings.Contains(msg, "sub_devices[1], sub_devices[3]") {
-		t.Errorf("two forbidden sub-devices: %v, want PERMISSION_DENIED naming sub_devices[1] and [3]", err)
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(msg, "sub_devices[3], sub_devices[4]") {
+		t.Errorf("two forbidden sub-devices: %v, want PERMISSION_DENIED naming sub_devices[3] and [4]", err)
 	}
 	if n := store.n.Load(); n != 0 {
 		t.Errorf("the store was asked %d times for a call with a forbidden sub-device", n)
