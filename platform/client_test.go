@@ -276,7 +276,7 @@ func TestPreVerifyErrors(t *testing.T) {
 		{name: "connection closed", fault: fault(platformtest.FaultCloseConnection), wantKind: platform.ErrUnavailable, wantCalls: 3},
 		{name: "connection reset", fault: fault(platformtest.FaultResetConnection), wantKind: platform.ErrUnavailable, wantCalls: 3},
 		{name: "body cut short", fault: fault(platformtest.FaultShortBody), wantKind: platform.ErrUpstream, wantHTTP: 200, wantCalls: 3},
-		{name: "attempt timeout", fault: platformtest.Fault{Kind: platformtest.FaultDelay, Delay: time.Hour}, attempt: 100 * time.Millisecond,
+		{name: "attempt timeout", fault: platformtest.Fault{Kind: platformtest.FaultDelay, Delay: time.Hour}, attempt: time.Second,
 			wantKind: platform.ErrUnavailable, wantCalls: 3,
 			check: func(t *testing.T, e *platform.Error) {
 				if errors.Is(e, context.DeadlineExceeded) {
@@ -363,7 +363,7 @@ func TestRetryThenSuccess(t *testing.T) {
 		{platformtest.Fault{Kind: platformtest.FaultCloseConnection}, 0},
 		{platformtest.Fault{Kind: platformtest.FaultResetConnection}, 0},
 		{platformtest.Fault{Kind: platformtest.FaultShortBody}, 0},
-		{platformtest.Fault{Kind: platformtest.FaultDelay, Delay: time.Hour}, 100 * time.Millisecond},
+		{platformtest.Fault{Kind: platformtest.FaultDelay, Delay: time.Hour}, time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.fault.Kind.String(), func(t *testing.T) {

@@ -258,7 +258,7 @@ func TestRegisterDeviceAnswerLost(t *testing.T) {
 	}{
 		{name: "answer dropped", fault: platformtest.Fault{Kind: platformtest.FaultDropAnswer}},
 		{name: "timeout after the request was sent", fault: platformtest.Fault{Kind: platformtest.FaultDelay, Delay: generous},
-			cfg: func(c *platform.Config) { c.AttemptTimeout = 100 * time.Millisecond }},
+			cfg: func(c *platform.Config) { c.AttemptTimeout = time.Second }},
 		{name: "HTTP 503", fault: platformtest.Fault{Kind: platformtest.FaultHTTPStatus, Status: 503}},
 		{name: "answer cut short", fault: platformtest.Fault{Kind: platformtest.FaultShortBody}},
 	} {

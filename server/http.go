@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
 	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/limits"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
@@ -19,8 +21,9 @@ import (
 func (s *Server) httpHandler() (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, gatewayMarshaler()),
-		runtime.WithErrorHandler(errorHandler),
-		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithErrorHandler(s.errorHandler),
+		runtime.WithRoutingErrorHandler(s.routingErrorHandler),
+		runtime.WithMiddlewares(keepPathParams),
 		runtime.WithMetadata(s.cfg.Authenticator.GatewayMetadata),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
@@ -39,7 +42,7 @@ func (s *Server) httpHandler() (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	return mux, nil
+	return withRequestID(mux), nil
 }
 
 // readyz reports whether this instance should get traffic: the secret store
@@ -56,6 +59,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		// The reason goes to the log only: /readyz is unauthenticated and
 		// the error may name Vault's address or paths.
 		s.log.Warn("not ready", "error", err)
+		w.Header().Set("Retry-After", strconv.Itoa(limits.RetryAfterSeconds(DefaultRetryAfterUnavailable)))
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 		return
 	}
@@ -90,14 +94,10 @@ func incomingHeader(key string) (string, bool) {
 	return runtime.DefaultHeaderMatcher(key)
 }
 
-// outgoingHeader turns the gRPC response headers REST clients need into
-// plain HTTP headers (Retry-After with 429/503, X-Request-Id).
-func outgoingHeader(key string) (string, bool) {
-	switch key {
-	case "retry-after":
-		return "Retry-After", true
-	case "x-request-id":
-		return "X-Request-Id", true
-	}
+// outgoingHeader forwards no gRPC response header: X-Request-Id is set by
+// withRequestID before the gateway runs (the gRPC server adopts that id),
+// and Retry-After by errorHandler from the status's RetryInfo, so that
+// neither can appear twice.
+func outgoingHeader(string) (string, bool) {
 	return "", false
 }

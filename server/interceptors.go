@@ -7,8 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -33,6 +34,29 @@ type call struct {
 	requestID string
 	identity  *auth.Identity
 	reason    string
+	// retryAfter is the rate limiter's wait for a refused call.
+	retryAfter time.Duration
+
+	mu sync.Mutex
+	// deniedSubs are the sub-devices the policy refused, each with its
+	// reason, for their own audit records.
+	deniedSubs []deniedDevice
+}
+
+type deniedDevice struct {
+	productKey, deviceName, reason string
+}
+
+func (c *call) denySub(d deniedDevice) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deniedSubs = append(c.deniedSubs, d)
+}
+
+func (c *call) subDenials() []deniedDevice {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.deniedSubs)
 }
 
 type callKey struct{}
@@ -59,12 +83,16 @@ func requestID(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler
 		}
 	}
 	if id == "" {
-		b := make([]byte, 12)
-		_, _ = rand.Read(b)
-		id = hex.EncodeToString(b)
+		id = newRequestID()
 	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
 	return handler(context.WithValue(ctx, callKey{}, &call{requestID: id}), req)
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func validRequestID(s string) bool {
@@ -158,7 +186,8 @@ func SubDeviceAuthorizer(p *auth.Policy) func(ctx context.Context, gwPK, gwDN, s
 		}
 		if err := p.AuthorizeSubDevice(id, gwPK, gwDN, subPK, subDN); err != nil {
 			if c := callFrom(ctx); c != nil {
-				c.reason = "policy: " + id.String() + " may not sign sub-device " + subPK + "/" + subDN + " for gateway " + gwPK + "/" + gwDN
+				c.denySub(deniedDevice{subPK, subDN,
+					"policy: " + id.String() + " may not sign sub-device " + subPK + "/" + subDN + " for gateway " + gwPK + "/" + gwDN})
 			}
 			return err
 		}
@@ -247,9 +276,9 @@ func (l *limiter) take(ctx context.Context, b *limits.PerCaller, key, rpc string
 		return nil
 	}
 	secs := limits.RetryAfterSeconds(wait)
-	_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.Itoa(secs)))
 	if c := callFrom(ctx); c != nil {
 		c.reason = "rate limit"
+		c.retryAfter = wait // for withRetryInfo: the middleware's status drops details
 	}
 	if l.metrics != nil {
 		l.metrics.RateLimited(rpc, "rate_limit")
@@ -264,7 +293,6 @@ func shed(f *limits.InFlight, m *metrics.Metrics) grpc.UnaryServerInterceptor {
 			if m != nil {
 				m.RateLimited(path.Base(info.FullMethod), "overloaded")
 			}
-			_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", "1"))
 			if c := callFrom(ctx); c != nil {
 				c.reason = "overloaded"
 			}
@@ -276,8 +304,8 @@ func shed(f *limits.InFlight, m *metrics.Metrics) grpc.UnaryServerInterceptor {
 }
 
 // auditCalls writes one audit record per SignerService call, whatever the
-// outcome; a batch the service answered gets one record per item instead,
-// so that every issuance and every denial names its device.
+// outcome, and one per device a call names beside its own: every issuance
+// and every denial names its device (see auditItems).
 func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
@@ -285,16 +313,7 @@ func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 		if l == nil {
 			return resp, err
 		}
-		c := callFrom(ctx)
-		r := audit.Record{
-			Time:      start,
-			Transport: auth.Transport(ctx),
-			RPC:       path.Base(info.FullMethod),
-			Caller:    "unauthenticated",
-		}
-		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-			r.Peer = p.Addr.String()
-		}
+		r := baseRecord(ctx, start, path.Base(info.FullMethod))
 		if md, ok := metadata.FromIncomingContext(ctx); ok && r.Transport == "rest" {
 			// The gateway appends the address it saw to whatever
 			// X-Forwarded-For the client sent: only the last entry is not
@@ -307,44 +326,130 @@ func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 		if dr, ok := req.(deviceRequest); ok {
 			r.ProductKey, r.DeviceName = dr.GetProductKey(), dr.GetDeviceName()
 		}
-		if c != nil {
-			r.RequestID, r.Reason = c.requestID, c.reason
-			if c.identity != nil {
-				r.Caller, r.AuthMethod = c.identity.String(), c.identity.Method
+		c := callFrom(ctx)
+
+		switch req := req.(type) {
+		case batchRequest:
+			var results []*signerv1.BatchSignMqttConnectResult
+			if out, ok := resp.(*signerv1.BatchSignMqttConnectResponse); ok && err == nil {
+				results = out.GetResults()
 			}
-		}
-		if br, ok := req.(batchRequest); ok && err == nil {
-			if out, ok := resp.(*signerv1.BatchSignMqttConnectResponse); ok && len(out.GetResults()) == len(br.GetRequests()) {
-				for i, item := range br.GetRequests() {
-					ir := r
-					ir.ProductKey, ir.DeviceName = item.GetProductKey(), item.GetDeviceName()
-					var itemErr error
-					if e := out.GetResults()[i].GetError(); e != nil {
-						itemErr = status.ErrorProto(e)
-					}
-					setOutcome(&ir, itemErr)
-					if status.Code(itemErr) == codes.PermissionDenied {
-						ir.Reason = "policy: " + ir.Caller + " may not call " + ir.RPC + " for this device"
-					}
-					l.Write(ctx, ir)
-				}
+			if auditItems(ctx, l, r, req.GetRequests(), results, err) {
 				return resp, err
 			}
-		}
-		if sr, ok := req.(*signerv1.SignSubDeviceLoginRequest); ok && err == nil {
-			// One record per sub-device signed for, under the gateway's call.
-			for _, sub := range sr.GetSubDevices() {
-				ir := r
-				ir.ProductKey, ir.DeviceName = sub.GetProductKey(), sub.GetDeviceName()
-				ir.Reason = "sub-device of gateway " + sr.GetProductKey() + "/" + sr.GetDeviceName()
-				setOutcome(&ir, nil)
-				l.Write(ctx, ir)
-			}
+		case *signerv1.SignSubDeviceLoginRequest:
+			auditSubDevices(ctx, l, r, c, req, err)
 			return resp, err
 		}
 		setOutcome(&r, err)
 		l.Write(ctx, r)
 		return resp, err
+	}
+}
+
+// baseRecord is a record of the call in ctx, before its outcome.
+func baseRecord(ctx context.Context, start time.Time, rpc string) audit.Record {
+	r := audit.Record{Time: start, Transport: auth.Transport(ctx), RPC: rpc, Caller: "unauthenticated"}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		r.Peer = p.Addr.String()
+	}
+	if c := callFrom(ctx); c != nil {
+		r.RequestID, r.Reason = c.requestID, c.reason
+		if c.identity != nil {
+			r.Caller, r.AuthMethod = c.identity.String(), c.identity.Method
+		}
+	}
+	return r
+}
+
+// maxAuditedItems bounds the records one refused call can produce
+// (StreamSignMqttConnect's own limit): a larger request is refused as a
+// whole and recorded once.
+const maxAuditedItems = 100_000
+
+// auditItems writes one record per item of a batch or stream and reports
+// whether it did. Items are recorded when the call was answered (each with
+// its own outcome), and when an authenticated caller was refused the whole
+// call by policy (each with the call's code and reason: a device calling a
+// batch RPC is denied every device it named). A call refused before its
+// caller was known, or for a reason that is not about its devices (rate
+// limit, bad input), is recorded once by the caller.
+func auditItems(ctx context.Context, l *audit.Logger, r audit.Record, items []*signerv1.SignMqttConnectRequest, results []*signerv1.BatchSignMqttConnectResult, err error) bool {
+	answered := err == nil && len(results) == len(items)
+	deniedWhole := status.Code(err) == codes.PermissionDenied && r.Caller != "unauthenticated"
+	if !(answered || deniedWhole) || len(items) == 0 || len(items) > maxAuditedItems {
+		return false
+	}
+	for i, item := range items {
+		ir := r
+		ir.ProductKey, ir.DeviceName = item.GetProductKey(), item.GetDeviceName()
+		itemErr := err
+		if answered {
+			if e := results[i].GetError(); e != nil {
+				itemErr = status.ErrorProto(e)
+			} else {
+				itemErr = nil
+			}
+		}
+		setOutcome(&ir, itemErr)
+		if answered && status.Code(itemErr) == codes.PermissionDenied {
+			ir.Reason = "policy: " + ir.Caller + " may not call " + ir.RPC + " for this device"
+		}
+		l.Write(ctx, ir)
+	}
+	return true
+}
+
+// auditSubDevices records a SignSubDeviceLogin. An answered call has one
+// record per sub-device signed for. A failed one has the gateway's record
+// and, when an authenticated caller was denied, one per sub-device: each
+// sub-device the policy refused with its own reason, every other one with
+// the call's.
+func auditSubDevices(ctx context.Context, l *audit.Logger, r audit.Record, c *call, req *signerv1.SignSubDeviceLoginRequest, err error) {
+	var denied []deniedDevice
+	if c != nil {
+		denied = c.subDenials()
+	}
+	gw := r
+	if len(denied) > 0 {
+		names := make([]string, len(denied))
+		for i, d := range denied {
+			names[i] = d.productKey + "/" + d.deviceName
+		}
+		gw.Reason = "policy: " + r.Caller + " may not sign sub-devices " + strings.Join(names, ", ") +
+			" for gateway " + req.GetProductKey() + "/" + req.GetDeviceName()
+	}
+	if err != nil {
+		setOutcome(&gw, err)
+		l.Write(ctx, gw)
+	}
+
+	subs := req.GetSubDevices()
+	if len(subs) > maxAuditedItems {
+		return
+	}
+	deniedWhole := status.Code(err) == codes.PermissionDenied && r.Caller != "unauthenticated"
+	if err != nil && !deniedWhole {
+		return // recorded by the gateway's record: nothing was signed
+	}
+	for _, sub := range subs {
+		ir := r
+		ir.ProductKey, ir.DeviceName = sub.GetProductKey(), sub.GetDeviceName()
+		if err == nil {
+			ir.Reason = "sub-device of gateway " + req.GetProductKey() + "/" + req.GetDeviceName()
+			setOutcome(&ir, nil)
+			l.Write(ctx, ir)
+			continue
+		}
+		ir.Reason = gw.Reason
+		for _, d := range denied {
+			if d.productKey == sub.GetProductKey() && d.deviceName == sub.GetDeviceName() {
+				ir.Reason = d.reason
+				break
+			}
+		}
+		setOutcome(&ir, err)
+		l.Write(ctx, ir)
 	}
 }
 

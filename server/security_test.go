@@ -201,7 +201,7 @@ type auditWant struct {
 
 type secOptions struct {
 	rate, backendRate *limits.PerCaller
-	// policy, if set, replaces the suite's policy file.
+	// policy replaces the suite's policy.
 	policy string
 }
 
@@ -237,7 +237,7 @@ func startSecure(t *testing.T, o secOptions) *secServer {
 		t.Fatal(err)
 	}
 	s.authn = auth.NewAuthenticator(auth.Authenticator{ClientCAs: caPool.Pool, JWT: verifier})
-	policyYAML := `
+	policyText := `
 backends:
   - identity: ` + provA + `
     products: [` + pkA + `]
@@ -253,9 +253,9 @@ backends:
     rpcs: ["*"]
 `
 	if o.policy != "" {
-		policyYAML = o.policy
+		policyText = o.policy
 	}
-	policy, err := auth.ParsePolicy([]byte(policyYAML))
+	policy, err := auth.ParsePolicy([]byte(policyText))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +410,8 @@ func (s *secServer) do(t *testing.T, c *caller, a attempt) result {
 		who = "unauthenticated"
 	}
 	var wants []auditWant
-	if a.batch != nil && r.code == codes.OK {
+	switch {
+	case a.batch != nil && r.code == codes.OK:
 		for i, item := range a.batch {
 			code := codes.Unknown
 			if i < len(r.items) {
@@ -418,7 +419,13 @@ func (s *secServer) do(t *testing.T, c *caller, a attempt) result {
 			}
 			wants = append(wants, auditWant{who, a.transport, a.rpc, item.GetProductKey(), item.GetDeviceName(), outcomeOf(code), code.String()})
 		}
-	} else {
+	case a.batch != nil && r.code == codes.PermissionDenied && who != "unauthenticated":
+		// A known caller refused the whole batch: every device it named
+		// is recorded as denied.
+		for _, item := range a.batch {
+			wants = append(wants, auditWant{who, a.transport, a.rpc, item.GetProductKey(), item.GetDeviceName(), outcomeOf(r.code), r.code.String()})
+		}
+	default:
 		wants = append(wants, auditWant{who, a.transport, a.rpc, a.pk, a.dn, outcomeOf(r.code), r.code.String()})
 	}
 	s.mu.Lock()
@@ -603,6 +610,9 @@ func (s *secServer) verifyAudit(t *testing.T) {
 		}
 		if str("event_time") == "" || str("peer") == "" {
 			t.Errorf("audit record without event_time or peer: %s", line)
+		}
+		if str("outcome") != "issued" && str("reason") == "" {
+			t.Errorf("%s audit record without a reason: %s", str("outcome"), line)
 		}
 		got[id] = append(got[id], auditWant{str("caller"), str("transport"), str("rpc"), str("product_key"), str("device_name"), str("outcome"), str("code")})
 		n++

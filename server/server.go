@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -10,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -124,13 +127,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TLS != nil {
 		creds = append(creds, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
-	s.grpc = s.newGRPCServer(creds...)
+	s.grpc = s.newGRPCServer(false, creds...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	// The gateway's own server: same service, same interceptors, but on an
 	// in-process listener that only the gateway can reach, so it needs no
 	// transport security of its own.
-	s.local = s.newGRPCServer()
+	s.local = s.newGRPCServer(true)
 
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
@@ -162,6 +165,8 @@ func New(cfg Config) (*Server, error) {
 			return s.inproc.DialContext(ctx)
 		}),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(gatewayUnary),
+		grpc.WithChainStreamInterceptor(gatewayStream),
 	)
 	if err != nil {
 		s.closeListeners()
@@ -300,13 +305,17 @@ func ignoreClosed(err error) error {
 // newGRPCServer builds a gRPC server with signerd's interceptor chain, in
 // the order a call meets them:
 //
-//	request id → metrics → log → audit → authenticate → rate limit → shed → authorize
-//	→ recover → service
+//	request id → retry info → metrics → log → audit → authenticate → rate limit → shed
+//	→ (gateway refusal) → authorize → recover → service
 //
 // Audit is outside authentication so that refused callers are recorded;
 // authorization is the last gate before the service, so the secret store is
-// never touched for a caller that may not have the device.
-func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+// never touched for a caller that may not have the device. Retry info is
+// outermost but for the request id, so that every RESOURCE_EXHAUSTED and
+// UNAVAILABLE, whichever link made it, leaves with a RetryInfo. Only the
+// in-process server (local), which only the gateway reaches, answers the
+// refusals the gateway sends in place of requests it could not forward.
+func (s *Server) newGRPCServer(local bool, opts ...grpc.ServerOption) *grpc.Server {
 	cfg := s.cfg
 	signer := selector.MatchFunc(isSignerRPC)
 	lim := &limiter{general: cfg.RateLimit, backend: cfg.BackendRateLimit, preVerify: cfg.PreVerifyLimit, metrics: cfg.Metrics}
@@ -323,31 +332,38 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	if cfg.Metrics != nil {
 		measure = cfg.Metrics.UnaryServerInterceptor()
 	}
+	var rejection grpc.UnaryServerInterceptor = passThrough
+	rejectionStream := passThroughStream
+	if local {
+		rejection, rejectionStream = gatewayRejection, gatewayRejectionStream
+	}
 	opts = append(opts, grpc.ChainUnaryInterceptor(
 		requestID,
+		retryInfo,
 		measure,
 		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
 		selector.UnaryServerInterceptor(auditCalls(cfg.Audit), signer),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(lim), signer),
 		selector.UnaryServerInterceptor(shed(inflight, cfg.Metrics), signer),
+		selector.UnaryServerInterceptor(rejection, signer),
 		selector.UnaryServerInterceptor(authorize(cfg.Policy), signer),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 	))
-	measureStream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-		return h(srv, ss)
-	}
+	measureStream := passThroughStream
 	if cfg.Metrics != nil {
 		measureStream = cfg.Metrics.StreamServerInterceptor()
 	}
 	opts = append(opts, grpc.ChainStreamInterceptor(
 		requestIDStream,
+		retryInfoStream,
 		measureStream,
 		logging.StreamServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
 		selector.StreamServerInterceptor(auditStream(cfg.Audit), signer),
 		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), signer),
 		selector.StreamServerInterceptor(shedStream(inflight, cfg.Metrics), signer),
+		selector.StreamServerInterceptor(rejectionStream, signer),
 		selector.StreamServerInterceptor(authorizeStream(cfg.Policy), signer),
 		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 	),
@@ -361,14 +377,16 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 
 // callLevel logs successful calls at debug (every issuance already has its
 // audit record), callers' mistakes at info and server-side failures at warn
-// or error.
+// or error. UNIMPLEMENTED is a caller's mistake too: a method this server
+// does not have, or one its documented configuration leaves out
+// (RegisterDevice with -dev).
 func callLevel(c codes.Code) logging.Level {
 	switch c {
 	case codes.OK:
 		return logging.LevelDebug
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
 		return logging.LevelWarn
-	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
+	case codes.Internal, codes.Unknown, codes.DataLoss:
 		return logging.LevelError
 	}
 	return logging.LevelInfo
@@ -376,6 +394,10 @@ func callLevel(c codes.Code) logging.Level {
 
 func passThrough(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	return handler(ctx, req)
+}
+
+func passThroughStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, ss)
 }
 
 func (s *Server) recovered(ctx context.Context, p any) error {
@@ -401,16 +423,25 @@ func gatewayMarshaler() runtime.Marshaler {
 }
 
 // strictJSONPb is runtime.JSONPb whose decoder also rejects anything but
-// white space after the request object: the gateway's own decoder reads the
-// first JSON value and ignores the rest, so `{} garbage` would pass.
+// white space after the request object (the gateway's own decoder reads the
+// first JSON value and ignores the rest, so `{} garbage` would pass), and
+// names the field of a string that is not valid UTF-8 (protojson only says
+// where it is).
 type strictJSONPb struct {
 	runtime.JSONPb
 }
 
 func (m *strictJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
 	d := json.NewDecoder(r)
-	inner := runtime.DecoderWrapper{Decoder: d, UnmarshalOptions: m.UnmarshalOptions}
 	return runtime.DecoderFunc(func(v any) error {
+		var raw json.RawMessage
+		if err := d.Decode(&raw); err != nil {
+			return err
+		}
+		if !utf8.Valid(raw) {
+			return fmt.Errorf("invalid UTF-8 in field %q", invalidUTF8Field(raw))
+		}
+		inner := runtime.DecoderWrapper{Decoder: json.NewDecoder(bytes.NewReader(raw)), UnmarshalOptions: m.UnmarshalOptions}
 		if err := inner.Decode(v); err != nil {
 			return err
 		}
@@ -424,4 +455,80 @@ func (m *strictJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
 		}
 		return errors.New("unexpected data after the JSON object")
 	})
+}
+
+// invalidUTF8Field returns the JSON path (requests[2].deviceName) of the
+// first string in raw, a valid JSON value, whose bytes are not valid UTF-8;
+// "body" if there is none. encoding/json replaces such bytes as it decodes,
+// so each token's bytes are read from raw itself.
+func invalidUTF8Field(raw []byte) string {
+	type level struct {
+		array     bool
+		n         int
+		key       string
+		expectKey bool
+	}
+	var stack []*level
+	path := func() string {
+		var b strings.Builder
+		for _, l := range stack {
+			if l.array {
+				fmt.Fprintf(&b, "[%d]", l.n)
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(l.key)
+		}
+		p := strings.ToValidUTF8(b.String(), "\uFFFD")
+		if p == "" || len(p) > 128 {
+			return "body"
+		}
+		return p
+	}
+	valueDone := func() {
+		if len(stack) == 0 {
+			return
+		}
+		if top := stack[len(stack)-1]; top.array {
+			top.n++
+		} else {
+			top.expectKey = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return "body"
+		}
+		valid := utf8.Valid(raw[start:dec.InputOffset()])
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{':
+				stack = append(stack, &level{expectKey: true})
+			case '[':
+				stack = append(stack, &level{array: true})
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+			continue
+		}
+		if len(stack) > 0 {
+			if top := stack[len(stack)-1]; !top.array && top.expectKey {
+				top.key, top.expectKey = tok.(string), false
+				if !valid {
+					return path()
+				}
+				continue
+			}
+		}
+		if !valid {
+			return path()
+		}
+		valueDone()
+	}
 }

@@ -94,7 +94,7 @@ func (h *notifyHandler) WithGroup(name string) slog.Handler {
 }
 
 // anonymous is -dev's authentication: every caller admitted.
-func anonymous(t *testing.T) (*auth.Authenticator, *auth.Policy) {
+func anonymous(t testing.TB) (*auth.Authenticator, *auth.Policy) {
 	t.Helper()
 	p, err := auth.NewPolicy()
 	if err != nil {
@@ -105,7 +105,7 @@ func anonymous(t *testing.T) (*auth.Authenticator, *auth.Policy) {
 
 // start runs a server for cfg on ephemeral loopback ports until the test
 // ends, and checks then that Serve returned nil.
-func start(t *testing.T, cfg server.Config) *testServer {
+func start(t testing.TB, cfg server.Config) *testServer {
 	t.Helper()
 	logs := &logBuffer{}
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
@@ -141,7 +141,7 @@ func start(t *testing.T, cfg server.Config) *testServer {
 
 // stop cancels the server's context and checks that Serve returns nil. It
 // may be called more than once.
-func (ts *testServer) stop(t *testing.T) {
+func (ts *testServer) stop(t testing.TB) {
 	t.Helper()
 	ts.cancel()
 	if err, ok := <-ts.done; ok {

@@ -67,6 +67,10 @@ func authorizeStream(p *auth.Policy) grpc.StreamServerInterceptor {
 			if c := callFrom(ss.Context()); c != nil {
 				c.reason = "policy: " + id.String() + " may not call " + rpc
 			}
+			// Read the request, only so that the audit record of every
+			// device it names says it was denied (the caller sent it
+			// already).
+			_ = ss.RecvMsg(new(signerv1.StreamSignMqttConnectRequest))
 			return status.Error(codes.PermissionDenied, "permission denied")
 		}
 		return handler(srv, ss)
@@ -82,7 +86,13 @@ func auditStream(l *audit.Logger) grpc.StreamServerInterceptor {
 		}
 		w := &auditingStream{ServerStream: ss, l: l, rpc: path.Base(info.FullMethod), start: time.Now()}
 		err := handler(srv, w)
-		if w.sent == 0 || err != nil {
+		w.mu.Lock()
+		sent, req := w.sent, w.req
+		w.mu.Unlock()
+		if sent == 0 && err != nil && req != nil && auditItems(ss.Context(), l, w.record(), req.GetRequests(), nil, err) {
+			return err
+		}
+		if sent == 0 || err != nil {
 			r := w.record()
 			setOutcome(&r, err)
 			l.Write(ss.Context(), r)
@@ -140,13 +150,5 @@ func (w *auditingStream) SendMsg(m any) error {
 }
 
 func (w *auditingStream) record() audit.Record {
-	ctx := w.Context()
-	r := audit.Record{Time: w.start, Transport: auth.Transport(ctx), RPC: w.rpc, Caller: "unauthenticated"}
-	if c := callFrom(ctx); c != nil {
-		r.RequestID, r.Reason = c.requestID, c.reason
-		if c.identity != nil {
-			r.Caller, r.AuthMethod = c.identity.String(), c.identity.Method
-		}
-	}
-	return r
+	return baseRecord(w.Context(), w.start, w.rpc)
 }

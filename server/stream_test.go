@@ -94,16 +94,31 @@ func TestStreamSignMqttConnect(t *testing.T) {
 		t.Errorf("device stream = %v, want PERMISSION_DENIED", err)
 	}
 
-	// One audit record per item of the admitted stream, plus one for each
-	// refused stream (the ungranted backend's and the device's).
+	// One audit record per item, for each of the three streams: the
+	// refused streams (the ungranted backend's and the device's) too name
+	// every device they asked for, each denied with the reason.
 	n := 0
+	deviceDenials := map[string]bool{}
 	for _, line := range strings.Split(s.audit.String(), "\n") {
 		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["rpc"] == "StreamSignMqttConnect" {
-			n++
+		if json.Unmarshal([]byte(line), &m) != nil || m["rpc"] != "StreamSignMqttConnect" {
+			continue
+		}
+		n++
+		if m["caller"] == "device:"+pkA+"/strm-0000" {
+			if m["outcome"] != "denied" || m["code"] != "PermissionDenied" || !strings.Contains(fmt.Sprint(m["reason"]), "may not call StreamSignMqttConnect") {
+				t.Errorf("record of the refused device stream: %s", line)
+			}
+			deviceDenials[fmt.Sprint(m["product_key"], "/", m["device_name"])] = true
 		}
 	}
-	if want := len(reqs) + 2; n != want {
+	if want := 3 * len(reqs); n != want {
 		t.Errorf("audit records for the streams = %d, want %d", n, want)
+	}
+	for _, r := range reqs {
+		if !deviceDenials[r.GetProductKey()+"/"+r.GetDeviceName()] {
+			t.Errorf("no denial record naming %s/%s for the device's stream", r.GetProductKey(), r.GetDeviceName())
+			break
+		}
 	}
 }

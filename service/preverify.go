@@ -12,8 +12,10 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/signerd/signerd/platform"
@@ -102,9 +104,14 @@ func (s *Server) PreVerify(ctx context.Context, req *signerv1.PreVerifyRequest) 
 	tc := s.tokens
 	now := s.now()
 	if req.GetForceRefresh() {
-		if !tc.allowForce(key) {
-			return nil, status.Errorf(codes.ResourceExhausted,
-				"force_refresh is limited to once per %s per device; the cached token is still valid", tc.cfg.ForceRefreshInterval)
+		if wait := tc.allowForce(key, now); wait > 0 {
+			st, err := status.Newf(codes.ResourceExhausted,
+				"force_refresh is limited to once per %s per device; the cached token is still valid", tc.cfg.ForceRefreshInterval).
+				WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
+			if err != nil {
+				return nil, toStatus(ctx, s.log, err)
+			}
+			return nil, st.Err()
 		}
 	} else if t, ok := tc.cache.Get(key); ok && now.Before(t.issuedAt.Add(tc.cfg.Lifetime-tc.cfg.RefreshMargin)) {
 		return s.preVerifyAnswer(t, clientID), nil
@@ -169,7 +176,9 @@ func (s *Server) fetchToken(ctx context.Context, key tokenKey, method signing.Me
 	return t, nil
 }
 
-func (tc *tokenCache) allowForce(key tokenKey) bool {
+// allowForce takes the device's forced refresh for now, or returns how long
+// until the next one is allowed (the RetryInfo of the refusal).
+func (tc *tokenCache) allowForce(key tokenKey, now time.Time) time.Duration {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	lim, ok := tc.force.Get(key)
@@ -177,7 +186,12 @@ func (tc *tokenCache) allowForce(key tokenKey) bool {
 		lim = rate.NewLimiter(rate.Every(tc.cfg.ForceRefreshInterval), 1)
 		tc.force.Add(key, lim)
 	}
-	return lim.Allow()
+	r := lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d
+	}
+	return 0
 }
 
 func (s *Server) preVerifyAnswer(t token, clientID string) *signerv1.PreVerifyResponse {

@@ -60,7 +60,7 @@ func newPV(t *testing.T, tc service.TokenConfig) *pvFixture {
 		Retries:        1,
 		BackoffBase:    time.Millisecond,
 		BackoffMax:     5 * time.Millisecond,
-		AttemptTimeout: 500 * time.Millisecond,
+		AttemptTimeout: 5 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)

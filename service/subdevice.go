@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -44,12 +45,18 @@ func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDe
 
 	// Every sub-device is authorized before the store is asked about any
 	// of them: a refused caller learns nothing about which devices exist.
+	// All of them are asked, not just up to the first refusal, so that the
+	// answer and the audit name every refused one.
 	if s.subAuth != nil {
+		var refused []string
 		for i, sub := range subs {
 			if err := s.subAuth(ctx, gwPK, gwDN, sub.ProductKey, sub.DeviceName); err != nil {
-				return nil, status.Errorf(codes.PermissionDenied,
-					"permission denied: sub_devices[%d] is not assigned to gateway %s/%s for this caller", i, gwPK, gwDN)
+				refused = append(refused, fmt.Sprintf("sub_devices[%d]", i))
 			}
+		}
+		if len(refused) > 0 {
+			return nil, status.Errorf(codes.PermissionDenied,
+				"permission denied: %s not assigned to gateway %s/%s for this caller", strings.Join(refused, ", "), gwPK, gwDN)
 		}
 	}
 	for i, sub := range subs {

@@ -229,20 +229,23 @@ func TestSignSubDeviceLoginAuthorization(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		asked = append(asked, [4]string{gpk, gdn, spk, sdn})
-		if sdn == "sub-0003" {
+		if sdn == "sub-0003" || sdn == "sub-0004" {
 			return errors.New("not yours")
 		}
 		return nil
 	}))
 	_, err := svc.SignSubDeviceLogin(context.Background(), &signerv1.SignSubDeviceLoginRequest{
 		ProductKey: gwPK, DeviceName: gwDN, SubDevices: subs(5)})
-	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "sub_devices[3]") {
-		t.Errorf("one forbidden sub-device: %v, want PERMISSION_DENIED naming sub_devices[3]", err)
+	msg := status.Convert(err).Message()
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(msg, "sub_devices[3], sub_devices[4]") {
+		t.Errorf("two forbidden sub-devices: %v, want PERMISSION_DENIED naming sub_devices[3] and [4]", err)
 	}
 	if n := store.n.Load(); n != 0 {
 		t.Errorf("the store was asked %d times for a call with a forbidden sub-device", n)
 	}
-	if len(asked) != 4 || asked[0] != [4]string{gwPK, gwDN, subP, "sub-0000"} {
+	// Every sub-device is asked about, past the first refusal, so that each
+	// refused one is named (and audited by the server's authorizer).
+	if len(asked) != 5 || asked[0] != [4]string{gwPK, gwDN, subP, "sub-0000"} {
 		t.Errorf("authorizer asked %v", asked)
 	}
 
