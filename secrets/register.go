@@ -96,11 +96,10 @@ func (r *Registry) ProductSecret(ctx context.Context, productKey string) (Secret
 	ctx, cancel := context.WithTimeout(ctx, r.v.cfg.Timeout)
 	defer cancel()
 	s, err := r.v.kv.Get(ctx, r.productPath(productKey))
-	if err != nil {
-		// classify names the request's path.
-		return Secret{}, fmt.Errorf("product %s: reading its ProductSecret: %w", productKey, classify(err))
-	}
 	loc := fmt.Sprintf("product %s: ProductSecret (%s)", productKey, r.ProductLocation(productKey))
+	if err != nil {
+		return Secret{}, wrapRequestError("product "+productKey+": ProductSecret", loc, err)
+	}
 	if s == nil || s.Data == nil {
 		return Secret{}, fmt.Errorf("%s: %w", loc, ErrNotFound)
 	}

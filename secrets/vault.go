@@ -172,11 +172,10 @@ func (v *Vault) Lookup(ctx context.Context, id DeviceID) (Secret, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
 	s, err := v.kv.Get(ctx, path)
-	if err != nil {
-		// classify names the request's path.
-		return Secret{}, fmt.Errorf("device %s: %w", id, classify(err))
-	}
 	loc := fmt.Sprintf("device %s (vault %s/data/%s)", id, v.cfg.Mount, path)
+	if err != nil {
+		return Secret{}, wrapRequestError(id.String(), loc, err)
+	}
 	if s == nil || s.Data == nil {
 		// Deleted (soft-deleted latest version) counts as absent.
 		return Secret{}, fmt.Errorf("%s: %w", loc, ErrNotFound)
@@ -265,6 +264,18 @@ func apiPath(raw string) string {
 		return raw
 	}
 	return strings.TrimPrefix(u.Path, "/v1/")
+}
+
+// wrapRequestError classifies err and prefixes it with subject when it
+// names its request (then a path typed here could only disagree), and with
+// loc when it does not (vault/api's "secret not found" of a KV read).
+func wrapRequestError(subject, loc string, err error) error {
+	cerr := classify(err)
+	var re *RequestError
+	if errors.As(cerr, &re) {
+		return fmt.Errorf("%s: %w", subject, cerr)
+	}
+	return fmt.Errorf("%s: %w", loc, cerr)
 }
 
 // classify maps a vault/api error to this package's sentinel errors, as a
