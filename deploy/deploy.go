@@ -12,3 +12,10 @@ import _ "embed"
 //
 //go:embed vault/policy.hcl
 var VaultPolicy string
+
+// VaultTransitPolicy is the optional policy for products in Transit mode as
+// shipped in vault/policy-transit.hcl (apply.sh TRANSIT=true): update on
+// the Transit mount's hmac endpoint, nothing else.
+//
+//go:embed vault/policy-transit.hcl
+var VaultTransitPolicy string

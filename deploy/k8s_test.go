@@ -33,19 +33,22 @@ import (
 // overlay is a directory operators apply, with what it must render.
 type overlay struct {
 	name, dir      string
-	replicas       int32 // Deployment spec.replicas
 	hpaMin         int32
 	image          string
 	serviceMonitor bool // the servicemonitor component is included
 	spread         bool // pods are spread over nodes and zones
 	production     bool // ≥2 replicas, HPA never below 2
+	// readyRequiresVault is signerd's -ready-requires-vault as the overlay
+	// sets it (true: the flag's default). False needs the vault-alerts
+	// component, which then reports a Vault outage instead of readiness.
+	readyRequiresVault bool
 }
 
 var overlays = []overlay{
-	{name: "base", dir: "k8s/base", replicas: 2, hpaMin: 2, image: "signerd:dev"},
-	{name: "dev", dir: "k8s/overlays/dev", replicas: 1, hpaMin: 1, image: "signerd:dev"},
-	{name: "prod", dir: "k8s/overlays/prod", replicas: 3, hpaMin: 3, image: "registry.example.com/signerd/signerd:v0.1.0",
-		serviceMonitor: true, spread: true, production: true},
+	{name: "base", dir: "k8s/base", hpaMin: 2, image: "signerd:dev", readyRequiresVault: true},
+	{name: "dev", dir: "k8s/overlays/dev", hpaMin: 1, image: "signerd:dev", readyRequiresVault: true},
+	{name: "prod", dir: "k8s/overlays/prod", hpaMin: 3, image: "registry.example.com/signerd/signerd:v0.1.0",
+		serviceMonitor: true, spread: true, production: true, readyRequiresVault: false},
 }
 
 // upcomingFlags are flags the manifests already set (as SIGNERD_*
@@ -68,7 +71,12 @@ type manifests struct {
 	pdb        *policyv1.PodDisruptionBudget
 	np         *networkingv1.NetworkPolicy
 	sm         *serviceMonitor
+	rule       *prometheusRule
 	namespaced []metav1.ObjectMeta
+	// Every Deployment and HPA, for the checks that must hold whatever an
+	// overlay adds.
+	deployments []*appsv1.Deployment
+	hpas        []*autoscalingv2.HorizontalPodAutoscaler
 }
 
 // serviceMonitor is the part of monitoring.coreos.com/v1 ServiceMonitor
@@ -88,6 +96,25 @@ type serviceMonitor struct {
 			Interval      string `json:"interval,omitempty"`
 			ScrapeTimeout string `json:"scrapeTimeout,omitempty"`
 		} `json:"endpoints"`
+	} `json:"spec"`
+}
+
+// prometheusRule is the part of monitoring.coreos.com/v1 PrometheusRule the
+// vault-alerts component uses; other fields fail the strict decode.
+type prometheusRule struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Groups []struct {
+			Name  string `json:"name"`
+			Rules []struct {
+				Alert       string            `json:"alert"`
+				Expr        string            `json:"expr"`
+				For         string            `json:"for,omitempty"`
+				Labels      map[string]string `json:"labels,omitempty"`
+				Annotations map[string]string `json:"annotations,omitempty"`
+			} `json:"rules"`
+		} `json:"groups"`
 	} `json:"spec"`
 }
 
@@ -151,10 +178,12 @@ func render(t *testing.T, dir string) *manifests {
 			one(tm.Kind, m.dep != nil)
 			m.dep = &appsv1.Deployment{}
 			obj, meta = m.dep, &m.dep.ObjectMeta
+			m.deployments = append(m.deployments, m.dep)
 		case "autoscaling/v2 HorizontalPodAutoscaler":
 			one(tm.Kind, m.hpa != nil)
 			m.hpa = &autoscalingv2.HorizontalPodAutoscaler{}
 			obj, meta = m.hpa, &m.hpa.ObjectMeta
+			m.hpas = append(m.hpas, m.hpa)
 		case "policy/v1 PodDisruptionBudget":
 			one(tm.Kind, m.pdb != nil)
 			m.pdb = &policyv1.PodDisruptionBudget{}
@@ -167,6 +196,10 @@ func render(t *testing.T, dir string) *manifests {
 			one(tm.Kind, m.sm != nil)
 			m.sm = &serviceMonitor{}
 			obj, meta = m.sm, &m.sm.ObjectMeta
+		case "monitoring.coreos.com/v1 PrometheusRule":
+			one(tm.Kind, m.rule != nil)
+			m.rule = &prometheusRule{}
+			obj, meta = m.rule, &m.rule.ObjectMeta
 		default:
 			t.Fatalf("%s: unexpected object %s %s: add it to this test", dir, tm.APIVersion, tm.Kind)
 		}
@@ -628,19 +661,12 @@ func TestManifests(t *testing.T) {
 			}
 		}},
 		{"replicas and autoscaling", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
-			r := m.dep.Spec.Replicas
-			if r == nil || *r != o.replicas {
-				t.Errorf("replicas %v, want %d", r, o.replicas)
-			}
 			h := m.hpa.Spec
 			if h.ScaleTargetRef.Kind != "Deployment" || h.ScaleTargetRef.Name != m.dep.Name {
 				t.Errorf("HPA scales %s %s, not the Deployment", h.ScaleTargetRef.Kind, h.ScaleTargetRef.Name)
 			}
 			if h.MinReplicas == nil || *h.MinReplicas != o.hpaMin || h.MaxReplicas <= *h.MinReplicas {
 				t.Errorf("HPA replicas %v–%d, want min %d < max", h.MinReplicas, h.MaxReplicas, o.hpaMin)
-			}
-			if r != nil && h.MinReplicas != nil && (*r < *h.MinReplicas || *r > h.MaxReplicas) {
-				t.Errorf("replicas %d outside the HPA's %d–%d", *r, *h.MinReplicas, h.MaxReplicas)
 			}
 			cpu := false
 			for _, mt := range h.Metrics {
@@ -650,9 +676,15 @@ func TestManifests(t *testing.T) {
 			if !cpu {
 				t.Error("HPA does not scale on CPU utilization")
 			}
-			if o.production && (r == nil || *r < 2 || h.MinReplicas == nil || *h.MinReplicas < 2) {
+			if o.production && (h.MinReplicas == nil || *h.MinReplicas < 2) {
 				t.Error("production runs fewer than 2 replicas")
 			}
+		}},
+		{"no replicas where an HPA scales", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
+			checkReplicasOwnedByHPA(t, m)
+		}},
+		{"readiness and vault", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			checkReadinessAndVault(t, o, m, c)
 		}},
 		{"disruption budget", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
 			p := m.pdb.Spec
@@ -665,8 +697,9 @@ func TestManifests(t *testing.T) {
 					t.Errorf("maxUnavailable %s would block every drain", p.MaxUnavailable.String())
 				}
 			case p.MinAvailable != nil && p.MaxUnavailable == nil:
-				if p.MinAvailable.Type != intstr.Int || p.MinAvailable.IntVal >= *m.dep.Spec.Replicas {
-					t.Errorf("minAvailable %s would block every drain at %d replicas", p.MinAvailable.String(), *m.dep.Spec.Replicas)
+				// The HPA may scale down to its minimum.
+				if p.MinAvailable.Type != intstr.Int || p.MinAvailable.IntVal >= *m.hpa.Spec.MinReplicas {
+					t.Errorf("minAvailable %s would block every drain at %d replicas", p.MinAvailable.String(), *m.hpa.Spec.MinReplicas)
 				}
 			default:
 				t.Error("PodDisruptionBudget needs exactly one of minAvailable and maxUnavailable")

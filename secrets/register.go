@@ -93,12 +93,12 @@ func (r *Registry) ProductSecret(ctx context.Context, productKey string) (Secret
 	if productKey == "" || strings.ContainsAny(productKey, "/?#%") {
 		return Secret{}, fmt.Errorf("product %q: invalid name: %w", productKey, ErrNotFound)
 	}
-	loc := fmt.Sprintf("product %s: ProductSecret (%s)", productKey, r.ProductLocation(productKey))
 	ctx, cancel := context.WithTimeout(ctx, r.v.cfg.Timeout)
 	defer cancel()
 	s, err := r.v.kv.Get(ctx, r.productPath(productKey))
+	loc := fmt.Sprintf("product %s: ProductSecret (%s)", productKey, r.ProductLocation(productKey))
 	if err != nil {
-		return Secret{}, fmt.Errorf("%s: %w", loc, classify(err))
+		return Secret{}, wrapRequestError("product "+productKey+": ProductSecret", loc, err)
 	}
 	if s == nil || s.Data == nil {
 		return Secret{}, fmt.Errorf("%s: %w", loc, ErrNotFound)
@@ -130,7 +130,7 @@ func (r *Registry) CheckAbsent(ctx context.Context, id DeviceID) error {
 		if errors.Is(cerr, ErrNotFound) {
 			return nil
 		}
-		return fmt.Errorf("device %s (%s): %w", id, r.DeviceLocation(id), cerr)
+		return fmt.Errorf("device %s: %w", id, cerr) // cerr names the request's path
 	case s == nil:
 		return nil
 	case s.Data == nil:
@@ -177,7 +177,8 @@ func (r *Registry) Create(ctx context.Context, id DeviceID, secret Secret) (int,
 			}
 		}
 	}
-	return 0, fmt.Errorf("device %s (%s): storing the secret: %w", id, r.DeviceLocation(id), classify(err))
+	// classify names the request's path.
+	return 0, fmt.Errorf("device %s: storing the secret: %w", id, classify(err))
 }
 
 // checkDeviceID guards direct users of the package against walking the

@@ -81,6 +81,7 @@ func (t *Transit) KeyName(id DeviceID) string {
 	return strings.NewReplacer("{productKey}", id.ProductKey, "{deviceName}", b.String()).Replace(t.tmpl)
 }
 
+// keyPath is the API path of op ("keys", "hmac") on the device's key.
 func (t *Transit) keyPath(id DeviceID, op string) string {
 	return t.mount + "/" + op + "/" + url.PathEscape(t.KeyName(id))
 }
@@ -93,17 +94,20 @@ func (t *Transit) HMACHex(ctx context.Context, id DeviceID, content string) (str
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	loc := fmt.Sprintf("device %s (vault %s)", id, t.keyPath(id, "keys"))
-	s, err := t.client.Logical().WriteWithContext(ctx, t.keyPath(id, "hmac")+"/sha2-256", map[string]any{
+	// Every message names this request's path, the one a policy must allow.
+	path := t.keyPath(id, "hmac") + "/sha2-256"
+	loc := fmt.Sprintf("device %s (vault %s)", id, path)
+	s, err := t.client.Logical().WriteWithContext(ctx, path, map[string]any{
 		"input": base64.StdEncoding.EncodeToString([]byte(content)),
 	})
 	if err != nil {
 		var re *vault.ResponseError
 		// Transit answers a missing key with 400 "encryption key not found".
 		if errors.As(err, &re) && re.StatusCode == 400 && strings.Contains(strings.Join(re.Errors, " "), "not found") {
-			return "", fmt.Errorf("%s: transit key missing: %w", loc, ErrNotFound)
+			return "", fmt.Errorf("device %s: transit key %s missing (vault %s): %w", id, t.KeyName(id), t.keyPath(id, "keys"), ErrNotFound)
 		}
-		return "", fmt.Errorf("%s: %w", loc, classify(err))
+		// classify names the request's path.
+		return "", fmt.Errorf("device %s: %w", id, classify(err))
 	}
 	if s == nil || s.Data == nil {
 		return "", fmt.Errorf("%s: empty transit answer: %w", loc, ErrUnavailable)
@@ -129,13 +133,16 @@ func (t *Transit) HMACHex(ctx context.Context, id DeviceID, content string) (str
 func (t *Transit) Import(ctx context.Context, id DeviceID, secret []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 4*t.timeout)
 	defer cancel()
-	loc := fmt.Sprintf("device %s (vault %s)", id, t.keyPath(id, "keys"))
-	if existing, err := t.client.Logical().ReadWithContext(ctx, t.keyPath(id, "keys")); err == nil && existing != nil {
-		return fmt.Errorf("%s: %w", loc, ErrExists)
+	keys := t.keyPath(id, "keys")
+	if existing, err := t.client.Logical().ReadWithContext(ctx, keys); err == nil && existing != nil {
+		return fmt.Errorf("device %s (vault %s): %w", id, keys, ErrExists)
 	}
 	ws, err := t.client.Logical().ReadWithContext(ctx, t.mount+"/wrapping_key")
 	if err != nil {
-		return fmt.Errorf("transit wrapping key: %w", classify(err))
+		return fmt.Errorf("device %s: transit wrapping key: %w", id, classify(err))
+	}
+	if ws == nil {
+		return fmt.Errorf("transit wrapping key: nothing at %s/wrapping_key (is %s/ a Transit mount?): %w", t.mount, t.mount, ErrNotFound)
 	}
 	pemKey, _ := ws.Data["public_key"].(string)
 	block, _ := pem.Decode([]byte(pemKey))
@@ -166,14 +173,15 @@ func (t *Transit) Import(ctx context.Context, id DeviceID, secret []byte) error 
 	if err != nil {
 		return fmt.Errorf("transit import: %w", err)
 	}
-	_, err = t.client.Logical().WriteWithContext(ctx, t.keyPath(id, "keys")+"/import", map[string]any{
+	_, err = t.client.Logical().WriteWithContext(ctx, keys+"/import", map[string]any{
 		"ciphertext":    base64.StdEncoding.EncodeToString(append(wrappedKey, wrappedSecret...)),
 		"type":          "hmac",
 		"hash_function": "SHA256",
 		"exportable":    false,
 	})
 	if err != nil {
-		return fmt.Errorf("%s: import: %w", loc, classify(err))
+		// classify names the request's path.
+		return fmt.Errorf("device %s: import: %w", id, classify(err))
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -141,7 +142,7 @@ func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
 	}
 	// Prove the token can reach the mount; a missing device is fine here.
 	if _, err := client.Sys().HealthWithContext(lctx); err != nil {
-		return nil, fmt.Errorf("vault at %s unreachable: %w", vc.Address, err)
+		return nil, fmt.Errorf("vault at %s unreachable: %w", vc.Address, classify(err))
 	}
 
 	rctx, stop := context.WithCancel(context.Background())
@@ -173,7 +174,7 @@ func (v *Vault) Lookup(ctx context.Context, id DeviceID) (Secret, error) {
 	s, err := v.kv.Get(ctx, path)
 	loc := fmt.Sprintf("device %s (vault %s/data/%s)", id, v.cfg.Mount, path)
 	if err != nil {
-		return Secret{}, fmt.Errorf("%s: %w", loc, classify(err))
+		return Secret{}, wrapRequestError(id.String(), loc, err)
 	}
 	if s == nil || s.Data == nil {
 		// Deleted (soft-deleted latest version) counts as absent.
@@ -225,25 +226,83 @@ func checkTemplate(t string) error {
 	return nil
 }
 
-// classify maps a vault/api error to this package's sentinel errors. The
-// result wraps the original for logs; vault/api errors carry status and
-// Vault's error strings, never secret values.
+// RequestError is a failed Vault request. Method and Path (relative to
+// /v1/, such as "transit/hmac/a1PK.dev/sha2-256") are taken from the request
+// vault/api sent, never re-typed by the caller, so a log line names the path
+// Vault actually denied. It wraps one of this package's sentinel errors and
+// the vault/api error. Its message carries Vault's error strings, which never
+// hold secret values, and never the token.
+type RequestError struct {
+	Method, Path string
+	// Status is Vault's HTTP status; 0 when Vault did not answer.
+	Status int
+	// Kind is ErrPermission, ErrUnavailable or ErrNotFound.
+	Kind  error
+	cause error
+}
+
+func (e *RequestError) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("vault %s %s: no answer: %v: %v", e.Method, e.Path, e.cause, e.Kind)
+	}
+	var re *vault.ResponseError
+	detail := ""
+	if errors.As(e.cause, &re) && len(re.Errors) > 0 {
+		// One line: Vault sends several errors as one multi-line text.
+		detail = ": " + strings.Join(strings.Fields(strings.Join(re.Errors, "; ")), " ")
+	}
+	return fmt.Sprintf("vault %s %s: HTTP %d%s: %v", e.Method, e.Path, e.Status, detail, e.Kind)
+}
+
+func (e *RequestError) Unwrap() []error { return []error{e.Kind, e.cause} }
+
+// apiPath turns the URL of a Vault API request into the path the policy
+// rules see: "http://vault:8200/v1/iot/data/x?version=1" → "iot/data/x".
+func apiPath(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return strings.TrimPrefix(u.Path, "/v1/")
+}
+
+// wrapRequestError classifies err and prefixes it with subject when it
+// names its request (then a path typed here could only disagree), and with
+// loc when it does not (vault/api's "secret not found" of a KV read).
+func wrapRequestError(subject, loc string, err error) error {
+	cerr := classify(err)
+	var re *RequestError
+	if errors.As(cerr, &re) {
+		return fmt.Errorf("%s: %w", subject, cerr)
+	}
+	return fmt.Errorf("%s: %w", loc, cerr)
+}
+
+// classify maps a vault/api error to this package's sentinel errors, as a
+// *RequestError naming the request when the error carries one (every
+// request vault/api sends does). vault/api errors carry status and Vault's
+// error strings, never secret values.
 func classify(err error) error {
+	var re *vault.ResponseError
+	if errors.As(err, &re) {
+		kind := ErrUnavailable
+		switch re.StatusCode {
+		case http.StatusNotFound:
+			kind = ErrNotFound
+		case http.StatusForbidden, http.StatusUnauthorized:
+			kind = ErrPermission
+		}
+		return &RequestError{Method: re.HTTPMethod, Path: apiPath(re.URL), Status: re.StatusCode, Kind: kind, cause: err}
+	}
 	if errors.Is(err, vault.ErrSecretNotFound) {
 		return ErrNotFound
 	}
-	var re *vault.ResponseError
-	if errors.As(err, &re) {
-		switch {
-		case re.StatusCode == http.StatusNotFound:
-			return ErrNotFound
-		case re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized:
-			return fmt.Errorf("%w (HTTP %d: %s)", ErrPermission, re.StatusCode, strings.Join(re.Errors, "; "))
-		}
-		return fmt.Errorf("%w (HTTP %d: %s)", ErrUnavailable, re.StatusCode, strings.Join(re.Errors, "; "))
-	}
 	// Connection refused, TLS failure, timeout, cancellation: Vault did not
 	// answer.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &RequestError{Method: strings.ToUpper(ue.Op), Path: apiPath(ue.URL), Kind: ErrUnavailable, cause: ue.Err}
+	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
@@ -357,7 +416,7 @@ func (v *Vault) watch(ctx context.Context, s *vault.Secret) {
 			return
 		case err := <-w.DoneCh():
 			if err != nil {
-				v.log.Warn("vault token renewal failed; logging in again", "error", err)
+				v.log.Warn("vault token renewal failed; logging in again", "error", classify(err))
 			} else {
 				v.log.Info("vault token reached its max TTL; logging in again")
 			}

@@ -14,6 +14,10 @@
 #      $KV_MOUNT/data/devices/*) for the RegisterDevice RPC, attached to the
 #      roles next to $POLICY. Without it the roles get $POLICY alone (a re-run
 #      without REGISTRATION=true detaches it again).
+#   6. optionally (TRANSIT=true) a Transit secrets engine at $TRANSIT_MOUNT
+#      (enabled if absent) and the policy $POLICY-transit from
+#      policy-transit.hcl (update on $TRANSIT_MOUNT/hmac/*) for products in
+#      Transit mode, attached to the roles like $POLICY-registration.
 # Idempotent: every step checks or overwrites with the same values, so it is
 # safe to re-run. Needs VAULT_ADDR and a token allowed to manage mounts, auth
 # methods and policies (VAULT_TOKEN or `vault login`); VAULT_NAMESPACE,
@@ -36,6 +40,8 @@
 #   APPROLE_MOUNT=approle         signerd -vault-approle-mount
 #   APPROLE_SECRET_ID_TTL=720h    lifetime of a secret id
 #   REGISTRATION=false            also allow dynamic registration (RegisterDevice)
+#   TRANSIT=false                 also allow Transit HMACs (products with transit: true)
+#   TRANSIT_MOUNT=transit         signerd -vault-transit-mount
 #   VAULT_CLI=vault               the vault binary
 set -euo pipefail
 
@@ -55,6 +61,8 @@ APPROLE=${APPROLE:-false}
 APPROLE_MOUNT=${APPROLE_MOUNT:-approle}
 APPROLE_SECRET_ID_TTL=${APPROLE_SECRET_ID_TTL:-720h}
 REGISTRATION=${REGISTRATION:-false}
+TRANSIT=${TRANSIT:-false}
+TRANSIT_MOUNT=${TRANSIT_MOUNT:-transit}
 VAULT_CLI=${VAULT_CLI:-vault}
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,11 +73,12 @@ say() { printf 'apply.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 v() { "$VAULT_CLI" "$@"; }
 
-for name in KV_MOUNT POLICY ROLE K8S_AUTH_MOUNT K8S_NAMESPACE K8S_SERVICE_ACCOUNT K8S_AUDIENCE APPROLE_MOUNT; do
+for name in KV_MOUNT POLICY ROLE K8S_AUTH_MOUNT K8S_NAMESPACE K8S_SERVICE_ACCOUNT K8S_AUDIENCE APPROLE_MOUNT TRANSIT_MOUNT; do
   [[ ${!name} =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "$name=${!name@Q}: want letters, digits, '.', '_' or '-'"
 done
 case $APPROLE in true | false) ;; *) die "APPROLE=${APPROLE@Q}: want true or false" ;; esac
 case $REGISTRATION in true | false) ;; *) die "REGISTRATION=${REGISTRATION@Q}: want true or false" ;; esac
+case $TRANSIT in true | false) ;; *) die "TRANSIT=${TRANSIT@Q}: want true or false" ;; esac
 command -v "$VAULT_CLI" >/dev/null || die "no vault CLI ($VAULT_CLI); install it or set VAULT_CLI"
 [ -n "${VAULT_ADDR:-}" ] || die "VAULT_ADDR is not set"
 v token lookup >/dev/null || die "cannot use the Vault token at $VAULT_ADDR (set VAULT_TOKEN or run vault login)"
@@ -106,6 +115,20 @@ if [ "$REGISTRATION" = true ]; then
   sed "s#\"iot/#\"$KV_MOUNT/#" "$here/policy-registration.hcl" | v policy write "$POLICY-registration" - >/dev/null
   POLICIES="$POLICY,$POLICY-registration"
   say "wrote policy $POLICY-registration (read $KV_MOUNT/data/products/*, create $KV_MOUNT/data/devices/*)"
+fi
+if [ "$TRANSIT" = true ]; then
+  transit_type=$(mount_type secrets "$TRANSIT_MOUNT")
+  case $transit_type in
+    "")
+      v secrets enable -path="$TRANSIT_MOUNT" -description="signerd device HMAC keys" transit >/dev/null
+      say "enabled Transit at $TRANSIT_MOUNT/"
+      ;;
+    transit) say "Transit at $TRANSIT_MOUNT/ already enabled" ;;
+    *) die "$TRANSIT_MOUNT/ is mounted as $transit_type, not transit: choose another TRANSIT_MOUNT" ;;
+  esac
+  sed "s#\"transit/#\"$TRANSIT_MOUNT/#" "$here/policy-transit.hcl" | v policy write "$POLICY-transit" - >/dev/null
+  POLICIES="$POLICIES,$POLICY-transit"
+  say "wrote policy $POLICY-transit (update $TRANSIT_MOUNT/hmac/*)"
 fi
 
 # 3. Kubernetes auth and signerd's role.
