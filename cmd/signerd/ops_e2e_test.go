@@ -281,11 +281,11 @@ func get(t *testing.T, u string) string {
 // would let new clients in only to cut them off.
 func TestE2EDrainClosesBothListenersAtOnce(t *testing.T) {
 	ctx := context.Background()
-	f := startOps(t, "-shutdown-timeout", "60s", "-preverify-rate-limit", "0")
+	f := startOps(t, "-shutdown-timeout", "60s", "-preverify-rate-limit", "0", "-platform-timeout", "30s")
 	f.emu.AddDevice("a1Ops", "ops-dev-01", "0123456789abcdef0123456789abcdef")
 	// Long enough that the listeners' state can be probed many times over
 	// while both calls wait; the test does not depend on its length.
-	f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultDelay, Delay: 5 * time.Second})
+	f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultDelay, Delay: 3 * time.Second})
 
 	grpcDone := make(chan error, 1)
 	go func() {
