@@ -535,7 +535,7 @@ func TestE2EStartupErrors(t *testing.T) {
 		{name: "bad products file", args: append([]string{"-dev", "-products", badProducts}, loopback...),
 			want: []string{"signerd:", "-products", "keepAliveSeconds"}},
 		{name: "bad log level", args: []string{"-dev", "-log-level", "chatty"}, want: []string{"signerd:", "-log-level"}},
-		{name: "unknown flag", args: []string{"-grpc-adr", "127.0.0.1:0"}, want: []string{"grpc-adr", "Usage"}},
+		{name: "unknown flag", args: []string{"-grpc-adr", "127.0.0.1:0"}, want: []string{"-grpc-adr: no such flag; did you mean -grpc-addr?", "signerd -h"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
