@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
+	"fmt"
 	"io"
 	"path/filepath"
 	"regexp"
@@ -222,5 +224,64 @@ func TestReflectionDefault(t *testing.T) {
 		if c.reflection != tc.want {
 			t.Errorf("parseConfig(%q, %v).reflection = %v, want %v", tc.args, tc.env, c.reflection, tc.want)
 		}
+	}
+}
+
+// TestEveryBadValueSaysWhatIsWanted sets every non-string flag to a value
+// it cannot take, from each source, and checks that each error names the
+// flag or variable and says what was wanted: never the flag package's bare
+// "parse error".
+func TestEveryBadValueSaysWhatIsWanted(t *testing.T) {
+	var c config
+	fs := newFlagSet(&c)
+	var args []string
+	env := map[string]string{}
+	var cfgFile strings.Builder
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, isString := f.Value.(flag.Getter).Get().(string); isString {
+			return
+		}
+		names = append(names, f.Name)
+		args = append(args, "-"+f.Name+"=bogus")
+		env[envName(f.Name)] = "bogus"
+		fmt.Fprintf(&cfgFile, "%s: bogus\n", f.Name)
+	})
+	if len(names) < 10 {
+		t.Fatalf("only %d non-string flags found", len(names))
+	}
+	for source, parse := range map[string]func() error{
+		"command line": func() error { _, err := parseConfig(args, nil, io.Discard); return err },
+		"environment":  func() error { _, err := parseConfig(nil, env, io.Discard); return err },
+		"config file": func() error {
+			_, err := parseConfig([]string{"-config", writeFile(t, "c.yaml", cfgFile.String())}, nil, io.Discard)
+			return err
+		},
+	} {
+		t.Run(source, func(t *testing.T) {
+			err := parse()
+			if err == nil {
+				t.Fatal("no error")
+			}
+			lines := strings.Split(err.Error(), "\n")
+			for _, name := range names {
+				prefix := map[string]string{"command line": "-" + name + ": ", "environment": envName(name) + ": ", "config file": name + ": "}[source]
+				found := false
+				for _, l := range lines {
+					if i := strings.Index(l, prefix); i >= 0 && (source != "config file" || strings.HasPrefix(l, "-config ")) {
+						found = true
+						if !strings.Contains(l[i:], `"bogus" is not a`) || !strings.Contains(l[i:], "want") {
+							t.Errorf("%s: %q does not say what was wanted", name, l)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("no error for %s from the %s:\n%v", name, source, err)
+				}
+			}
+			if strings.Contains(err.Error(), "parse error") {
+				t.Errorf("bare \"parse error\" in:\n%v", err)
+			}
+		})
 	}
 }
