@@ -56,14 +56,13 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	// ("Products:") are errors, not silently ignored settings.
 	var p Policy
 	strict, err := sigsjson.UnmarshalStrict(js, &p)
-	if err == nil {
-		err = errors.Join(strict...)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("parse policy: %w", err)
+		return nil, fmt.Errorf("parse policy: %w", errors.Join(append(strict, err)...))
 	}
-	if err := p.init(); err != nil {
-		return nil, err
+	// Unknown keys do not stop the checks of the known ones: every problem
+	// of the file is reported at once.
+	if err := errors.Join(append(strict, p.init())...); err != nil {
+		return nil, fmt.Errorf("policy:\n%w", err)
 	}
 	return &p, nil
 }

@@ -84,6 +84,9 @@ type Config struct {
 	RateLimit, BackendRateLimit, PreVerifyLimit *limits.PerCaller
 	// InFlight caps concurrent SignerService calls; nil disables.
 	InFlight *limits.InFlight
+	// Reflection serves gRPC server reflection on the gRPC listener, which
+	// hands any caller the API's full schema (grpcurl list/describe).
+	Reflection bool
 }
 
 // Server is a running signerd: gRPC and HTTP listeners.
@@ -129,7 +132,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.grpc = s.newGRPCServer(false, creds...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if cfg.Reflection {
+		reflection.Register(s.grpc)
+	}
 	// The gateway's own server: same service, same interceptors, but on an
 	// in-process listener that only the gateway can reach, so it needs no
 	// transport security of its own.
@@ -267,23 +272,33 @@ func (s *Server) shutdown() {
 	s.health.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := s.http.Shutdown(ctx); err != nil {
-		s.log.Warn("HTTP drain incomplete", "error", err)
-		s.http.Close()
-	}
-	s.gwConn.Close()
 	if s.metHTTP != nil {
 		// Last: metrics stay scrapeable while the drain runs.
 		defer s.metHTTP.Close()
 	}
-	done := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); s.local.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		s.log.Warn("gRPC drain incomplete: closing remaining streams")
-		s.grpc.Stop()
-		s.local.Stop()
+	// Both external listeners stop accepting at once (GracefulStop and
+	// Shutdown each close their listener first, then wait): draining one
+	// before closing the other would let new clients in through the second
+	// while the first drains, only to have their calls cut off.
+	external := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(external) }()
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.log.Warn("HTTP drain incomplete", "error", err)
+		s.http.Close()
+	}
+	// REST calls in flight reach the service through the in-process gRPC
+	// server, so it stops only once REST has drained.
+	local := make(chan struct{})
+	go func() { s.gwConn.Close(); s.local.GracefulStop(); close(local) }()
+	for _, done := range []chan struct{}{external, local} {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.log.Warn("gRPC drain incomplete: closing remaining streams")
+			s.grpc.Stop()
+			s.local.Stop()
+			return
+		}
 	}
 }
 

@@ -136,13 +136,12 @@ func ParseProducts(data []byte) (*Products, error) {
 	// ("Products:") are errors, not silently ignored settings.
 	var p Products
 	strict, err := sigsjson.UnmarshalStrict(js, &p)
-	if err == nil {
-		err = errors.Join(strict...)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("parse products: %w", err)
+		return nil, fmt.Errorf("parse products: %w", errors.Join(append(strict, err)...))
 	}
-	if err := p.Validate(); err != nil {
+	// Unknown keys do not stop the checks of the known ones: every problem
+	// of the file is reported at once.
+	if err := errors.Join(append(strict, p.Validate())...); err != nil {
 		return nil, fmt.Errorf("invalid products:\n%w", err)
 	}
 	return &p, nil

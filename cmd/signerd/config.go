@@ -1,22 +1,22 @@
 package main
 
 import (
-	"github.com/signerd/signerd/internal/vaultflags"
-	"os"
-	"sort"
-	"strconv"
-
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"sigs.k8s.io/yaml"
+	"os"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/internal/vaultflags"
 	"github.com/signerd/signerd/secrets"
 )
 
@@ -34,6 +34,7 @@ type config struct {
 	readyNeedsVault bool
 	checkConfig     bool
 	configFile      string
+	reflection      bool
 
 	vault vaultFlags
 	cache cacheFlags
@@ -77,13 +78,56 @@ type cacheFlags struct {
 
 const envPrefix = "SIGNERD_"
 
+// nonFlagEnv are SIGNERD_* variables that are not settings of signerd but
+// of its build and test scripts; a developer's shell may well export them.
+var nonFlagEnv = map[string]bool{"SIGNERD_VAULT_BIN": true, "SIGNERD_CACHE_DIR": true}
+
+// envName is the environment variable of flag name.
+func envName(name string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
 // parseConfig reads flags, then fills every flag not given on the command
 // line from its environment variable (SIGNERD_ + upper-case name, dashes as
-// underscores): the command line wins, as operators expect.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+// underscores), then from the -config file: the command line wins, as
+// operators expect. It reports every problem of every source at once; env
+// holds the environment.
+func parseConfig(args []string, env map[string]string, stderr io.Writer) (config, error) {
 	var c config
+	fs := newFlagSet(&c)
+	usage := func() {
+		fmt.Fprintf(stderr, "Usage: signerd [flags]\n\nEvery flag can also be set as %sNAME (e.g. %sGRPC_ADDR).\n\n", envPrefix, envPrefix)
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+	}
+	errs, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		usage()
+		return c, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	errs = append(errs, applyEnv(fs, env, set)...)
+	if c.configFile != "" {
+		errs = append(errs, applyConfigFile(fs, c.configFile, set)...)
+	}
+	if c.version && len(errs) == 0 {
+		return c, nil
+	}
+	if !set["grpc-reflection"] {
+		// A developer's grpcurl wants it; in production it would hand
+		// every caller the API's full schema without being asked for.
+		c.reflection = c.dev
+	}
+	// Flags that did not parse keep their defaults here, so that their
+	// own error is not followed by a second one about the default.
+	errs = append(errs, c.validate())
+	return c, errors.Join(errs...)
+}
+
+func newFlagSet(c *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("signerd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.grpcAddr, "grpc-addr", "", "gRPC listen address (default :9090; 127.0.0.1:9090 with -dev)")
 	fs.StringVar(&c.httpAddr, "http-addr", "", "REST/HTTP listen address (default :8080; 127.0.0.1:8080 with -dev)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (default :9100; 127.0.0.1:9100 with -dev; \"off\" disables)")
@@ -93,9 +137,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
-	fs.BoolVar(&c.checkConfig, "check-config", false, "validate the configuration (flags, environment, config, products and policy files) and exit")
+	fs.BoolVar(&c.checkConfig, "check-config", false, "load the configuration as start-up would (flags, environment, every file it names, the Vault credentials' source) without dialing out, report every problem, say what was not checked, and exit")
 	fs.StringVar(&c.configFile, "config", "", "YAML file of settings by flag name (e.g. grpc-addr: \":9090\"); flags and SIGNERD_* variables win over it")
 	fs.BoolVar(&c.readyNeedsVault, "ready-requires-vault", true, "/readyz and gRPC health fail while Vault is unreachable; false keeps replicas in service during a Vault outage so cached devices are still served")
+	fs.BoolVar(&c.reflection, "grpc-reflection", false, "serve gRPC server reflection (grpcurl list/describe) on the gRPC listener (default: true with -dev, false otherwise)")
 
 	v := &c.vault
 	v.Login.Register(fs)
@@ -137,41 +182,202 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.cache.ttl, "cache-ttl", 5*time.Minute, "how long a cached secret is used before Vault is asked again (a rotation takes effect after this)")
 	fs.DurationVar(&c.cache.negativeTTL, "cache-negative-ttl", 10*time.Second, "how long an unknown device is remembered as unknown")
 	fs.DurationVar(&c.cache.maxStale, "cache-max-stale", time.Hour, "how long past -cache-ttl a cached secret is still served while Vault is unavailable (0: never)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: signerd [flags]\n\nEvery flag can also be set as %sNAME (e.g. %sGRPC_ADDR).\n\n", envPrefix, envPrefix)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
+	return fs
+}
+
+// parseArgs parses the command line, going on past a bad flag so that
+// every bad flag is reported, not only the first. The flag package's own
+// messages ("parse error") do not say what was wanted: bad values get
+// setError's instead.
+func parseArgs(fs *flag.FlagSet, args []string) ([]error, error) {
+	var last *setError
+	restore := map[string]flag.Value{}
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] {
-			return
-		}
-		env := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(env); v != "" {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+		restore[f.Name] = f.Value
+		f.Value = &checkedValue{Value: f.Value, flag: f, last: &last}
+	})
+	defer fs.VisitAll(func(f *flag.Flag) { f.Value = restore[f.Name] })
+	fs.Usage = func() {} // usage is printed once, for -h only
+
+	var errs []error
+	var stray []string
+	for rest := args; ; {
+		last = nil
+		err := fs.Parse(rest)
+		next := fs.Args()
+		switch {
+		case err == nil && len(next) == 0:
+			if len(stray) > 0 {
+				errs = append(errs, fmt.Errorf("unexpected arguments %q: signerd takes flags only (a flag's value may need quotes, or a misplaced space split it)", stray))
 			}
-			set[f.Name] = true
+			return errs, nil
+		case err == nil:
+			// The flag package stops at the first non-flag: note it and
+			// go on, so that the flags after it are still read.
+			stray = append(stray, next[0])
+			next = next[1:]
+		case errors.Is(err, flag.ErrHelp):
+			return nil, err
+		case last != nil:
+			errs = append(errs, fmt.Errorf("-%s: %w", last.flag.Name, last))
+		default:
+			if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+				err = fmt.Errorf("-%s: no such flag%s (signerd -h lists them)", name, didYouMean(fs, name, "-"))
+				// "-grpc-adr :1": the unknown flag's value would
+				// otherwise read as a stray argument.
+				if bad := rest[len(rest)-len(next)-1]; !strings.Contains(bad, "=") && len(next) > 0 && !strings.HasPrefix(next[0], "-") {
+					next = next[1:]
+				}
+			}
+			errs = append(errs, err)
+		}
+		rest = next
+	}
+}
+
+// checkedValue is a flag's value while the command line is parsed: it keeps
+// the last error for parseArgs, which the flag package would flatten.
+type checkedValue struct {
+	flag.Value
+	flag *flag.Flag
+	last **setError
+}
+
+func (v *checkedValue) Set(s string) error {
+	err := setFlag(v.flag, v.Value, s)
+	if err != nil {
+		*v.last = err
+		return err
+	}
+	return nil
+}
+
+func (v *checkedValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// setError is a value a flag does not take, with what it wants instead.
+type setError struct {
+	flag  *flag.Flag
+	value string
+	want  string
+}
+
+func (e *setError) Error() string { return fmt.Sprintf("%q is not %s", e.value, e.want) }
+
+// setFlag sets a flag's value to s from any source; a bad value's error
+// says what the flag wants, from its type and default.
+func setFlag(f *flag.Flag, v flag.Value, s string) *setError {
+	prev := v.String()
+	if v.Set(s) == nil {
+		return nil
+	}
+	// The flag package zeroes some values on a failed Set: keep the
+	// previous one, so that later checks do not report a zero nobody set.
+	_ = v.Set(prev)
+	return &setError{flag: f, value: s, want: wants(f, v)}
+}
+
+func wants(f *flag.Flag, v flag.Value) string {
+	g, _ := v.(flag.Getter)
+	if g == nil {
+		return "valid"
+	}
+	switch g.Get().(type) {
+	case bool:
+		return "a boolean (want true or false)"
+	case int:
+		return fmt.Sprintf("a whole number (want e.g. %s)", exampleOf(f, "10"))
+	case float64:
+		return fmt.Sprintf("a number (want e.g. %s)", exampleOf(f, "50"))
+	case time.Duration:
+		return fmt.Sprintf("a duration (want a number with a unit, e.g. %s; units ms, s, m, h)", exampleOf(f, "30s"))
+	}
+	return "valid"
+}
+
+func exampleOf(f *flag.Flag, fallback string) string {
+	switch f.DefValue {
+	case "", "0", "0s":
+		return fallback
+	}
+	return f.DefValue
+}
+
+// applyEnv sets every flag that the command line did not set from its
+// SIGNERD_* variable, and reports every SIGNERD_* variable that names no
+// flag: a misspelt variable in a manifest would otherwise leave its
+// setting at the default without a word.
+func applyEnv(fs *flag.FlagSet, env map[string]string, set map[string]bool) []error {
+	names := make([]string, 0, len(env))
+	for k := range env {
+		if strings.HasPrefix(k, envPrefix) {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, k := range names {
+		flagName := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, envPrefix), "_", "-"))
+		f := fs.Lookup(flagName)
+		switch {
+		case nonFlagEnv[k]:
+			continue
+		case f == nil || envName(flagName) != k:
+			errs = append(errs, fmt.Errorf("%s: not a signerd setting%s (settings are SIGNERD_ + a flag name in upper case, dashes as underscores; signerd -h lists the flags)", k, didYouMean(fs, flagName, envPrefix)))
+			continue
+		case set[f.Name] || env[k] == "":
+			continue
+		}
+		if err := setFlag(f, f.Value, env[k]); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		}
+		set[f.Name] = true
+	}
+	return errs
+}
+
+// didYouMean suggests the flag closest to a misspelt name, spelt the way
+// the caller wrote it: "-" for a flag, SIGNERD_ for a variable, "" for a
+// -config setting.
+func didYouMean(fs *flag.FlagSet, name, style string) string {
+	best, bestDist := "", 3 // farther than 2 edits is a guess, not a typo
+	fs.VisitAll(func(f *flag.Flag) {
+		if d := editDistance(name, f.Name); d < bestDist {
+			best, bestDist = f.Name, d
 		}
 	})
-	if c.configFile != "" {
-		errs = append(errs, applyConfigFile(fs, c.configFile, set)...)
+	switch {
+	case best == "":
+		return ""
+	case style == envPrefix:
+		best = envName(best)
+	default:
+		best = style + best
 	}
-	if err := errors.Join(errs...); err != nil {
-		return c, err
+	return fmt.Sprintf("; did you mean %s?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
 	}
-	if c.version {
-		return c, nil
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
 	}
-	return c, c.validate()
+	return prev[len(b)]
 }
 
 // validate applies the mode-dependent defaults and reports every problem.
@@ -351,7 +557,7 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) []error
 		f := fs.Lookup(name)
 		switch {
 		case f == nil || name == "config":
-			errs = append(errs, fmt.Errorf("-config %s: unknown setting %q (settings are flag names, e.g. grpc-addr)", path, name))
+			errs = append(errs, fmt.Errorf("-config %s: unknown setting %q (settings are flag names, e.g. grpc-addr)%s", path, name, didYouMean(fs, name, "")))
 			continue
 		case set[name]:
 			continue
@@ -366,8 +572,8 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) []error
 		default:
 			s = fmt.Sprint(x)
 		}
-		if err := f.Value.Set(s); err != nil {
-			errs = append(errs, fmt.Errorf("-config %s: %s: %q: %w", path, name, s, err))
+		if err := setFlag(f, f.Value, s); err != nil {
+			errs = append(errs, fmt.Errorf("-config %s: %s: %w", path, name, err))
 		}
 	}
 	return errs

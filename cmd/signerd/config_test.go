@@ -162,6 +162,4 @@ func TestParseConfigHelp(t *testing.T) {
 	}
 }
 
-func mapEnv(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
+func mapEnv(m map[string]string) map[string]string { return m }

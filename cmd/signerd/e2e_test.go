@@ -223,6 +223,23 @@ func (p *proc) stop(t *testing.T, sig os.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
+	p.waitExit(t, sig.String())
+}
+
+// exited reports whether signerd has closed its stderr, that is exited.
+func (p *proc) exited() bool {
+	select {
+	case <-p.readDone:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitExit waits for signerd to exit after sig and checks that it exits
+// with status 0 and logs "stopped".
+func (p *proc) waitExit(t *testing.T, sig string) {
+	t.Helper()
 	kill := time.AfterFunc(guard, func() { _ = p.cmd.Process.Kill() })
 	defer kill.Stop()
 	<-p.readDone
@@ -518,7 +535,7 @@ func TestE2EStartupErrors(t *testing.T) {
 		{name: "bad products file", args: append([]string{"-dev", "-products", badProducts}, loopback...),
 			want: []string{"signerd:", "-products", "keepAliveSeconds"}},
 		{name: "bad log level", args: []string{"-dev", "-log-level", "chatty"}, want: []string{"signerd:", "-log-level"}},
-		{name: "unknown flag", args: []string{"-grpc-adr", "127.0.0.1:0"}, want: []string{"grpc-adr", "Usage"}},
+		{name: "unknown flag", args: []string{"-grpc-adr", "127.0.0.1:0"}, want: []string{"-grpc-adr: no such flag; did you mean -grpc-addr?", "signerd -h"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,13 +11,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], environ(os.Environ()), os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return // -h: the usage was asked for, not an error
 		}
@@ -26,30 +27,48 @@ func main() {
 	}
 }
 
+// environ turns os.Environ's KEY=value list into a map.
+func environ(kvs []string) map[string]string {
+	env := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
 // run is main without the process: tests call it with their own arguments,
 // environment and outputs.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(args, getenv, stderr)
-	if err != nil {
-		return err
+func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+	cfg, cfgErr := parseConfig(args, env, stderr)
+	if errors.Is(cfgErr, flag.ErrHelp) {
+		return cfgErr
 	}
-	if cfg.version {
+	if cfg.version && cfgErr == nil {
 		fmt.Fprintln(stdout, versionString())
 		return nil
 	}
+	log, err := newLogger(stderr, cfg.logLevel)
+	if err != nil || cfg.checkConfig {
+		log = nopLogger() // a bad -log-level is in cfgErr already
+	}
+	// -check-config and the real start load the same way: what the check
+	// passes, start-up reads the same way; only dialing out is left.
+	a, loadErr := loadAssets(cfg, env, log)
+	if err := errors.Join(cfgErr, loadErr); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
 	if cfg.checkConfig {
-		if err := checkFiles(cfg); err != nil {
-			return err
-		}
 		fmt.Fprintln(stdout, "signerd: configuration OK")
+		fmt.Fprintln(stdout, "not checked (needs the network or the running process):")
+		for _, s := range notChecked(cfg, env) {
+			fmt.Fprintln(stdout, "  -", s)
+		}
 		return nil
 	}
-	log, err := newLogger(stderr, cfg.logLevel)
-	if err != nil {
-		return err
-	}
 	slog.SetDefault(log)
-	return serve(ctx, cfg, log)
+	return serve(ctx, cfg, a, log)
 }
 
 func nopLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

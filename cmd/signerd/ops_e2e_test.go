@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -269,4 +271,102 @@ func get(t *testing.T, u string) string {
 		t.Fatalf("GET %s: %d", u, resp.StatusCode)
 	}
 	return string(b)
+}
+
+// TestE2EDrainClosesBothListenersAtOnce holds one call in flight on each
+// transport (a slow platform answers PreVerify), sends SIGTERM, and checks
+// that new TCP connections to both the gRPC and the REST port are refused
+// while those calls are still running, and that both calls then complete.
+// A listener that keeps accepting until the other transport has drained
+// would let new clients in only to cut them off.
+func TestE2EDrainClosesBothListenersAtOnce(t *testing.T) {
+	ctx := context.Background()
+	f := startOps(t, "-shutdown-timeout", "60s", "-preverify-rate-limit", "0", "-platform-timeout", "30s")
+	f.emu.AddDevice("a1Ops", "ops-dev-01", "0123456789abcdef0123456789abcdef")
+	// Long enough that the listeners' state can be probed many times over
+	// while both calls wait; the test does not depend on its length.
+	f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultDelay, Delay: 3 * time.Second})
+
+	grpcDone := make(chan error, 1)
+	go func() {
+		_, err := f.p.grpcClient(t).PreVerify(ctx, &signerv1.PreVerifyRequest{ProductKey: "a1Ops", DeviceName: "ops-dev-00", ClientId: "grpc-inflight"})
+		grpcDone <- err
+	}()
+	restDone := make(chan error, 1)
+	go func() {
+		u := f.p.baseURL() + "/v1/products/a1Ops/devices/ops-dev-01:preVerify"
+		resp, err := f.p.httpClient().Post(u, "application/json", strings.NewReader(`{"clientId":"rest-inflight"}`))
+		if err != nil {
+			restDone <- err
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			restDone <- fmt.Errorf("status %d: %s", resp.StatusCode, b)
+			return
+		}
+		restDone <- nil
+	}()
+	// Both calls have reached the platform: they are in flight in signerd.
+	waitFor(t, "both in-flight calls to reach the platform", func() bool { return f.emu.Calls() >= 2 })
+
+	if err := f.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var grpcErr, restErr error
+	grpcFinished, restFinished := false, false
+	for {
+		g, h := refused(f.p.grpcAddr), refused(f.p.httpAddr)
+		if g && h {
+			break
+		}
+		select {
+		case grpcErr = <-grpcDone:
+			grpcFinished = true
+		case restErr = <-restDone:
+			restFinished = true
+		default:
+		}
+		if grpcFinished || restFinished {
+			t.Fatalf("an in-flight call finished (gRPC %v, REST %v) while new connections were still accepted (gRPC port refused: %v, REST port refused: %v)", grpcFinished, restFinished, g, h)
+		}
+		if f.p.exited() {
+			t.Fatalf("signerd exited before its in-flight calls finished; stderr:\n%s", f.p.logs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !grpcFinished {
+		grpcErr = <-grpcDone
+	}
+	if !restFinished {
+		restErr = <-restDone
+	}
+	if grpcErr != nil {
+		t.Errorf("in-flight gRPC PreVerify: %v, want success", grpcErr)
+	}
+	if restErr != nil {
+		t.Errorf("in-flight REST PreVerify: %v, want success", restErr)
+	}
+	f.p.waitExit(t, "SIGTERM")
+}
+
+// refused reports whether a TCP connection to addr is refused.
+func refused(addr string) bool {
+	c, err := net.Dial("tcp", addr)
+	if err == nil {
+		c.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// waitFor polls cond until it holds; guard turns a hang into a failure.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(guard); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+	}
 }

@@ -6,18 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/limits"
 	"github.com/signerd/signerd/server"
-	"github.com/signerd/signerd/tlsreload"
 )
 
 // security builds TLS, authentication, authorization, limits and audit into
 // cfg. The returned closer closes the audit sink.
-func security(ctx context.Context, c config, log *slog.Logger, cfg *server.Config) (io.Closer, error) {
+func security(ctx context.Context, c config, as *assets, log *slog.Logger, cfg *server.Config) (io.Closer, error) {
 	s := c.sec
 	sink, closer, err := audit.Open(s.auditLog)
 	if err != nil {
@@ -29,19 +27,7 @@ func security(ctx context.Context, c config, log *slog.Logger, cfg *server.Confi
 	cfg.PreVerifyLimit = limits.NewPerCaller(s.preVerifyRate, s.preVerifyBurst, 0)
 	cfg.InFlight = limits.NewInFlight(s.maxInFlight)
 
-	policy, err := auth.NewPolicy()
-	if err != nil {
-		return nil, err
-	}
-	if s.policyFile != "" {
-		data, err := os.ReadFile(s.policyFile)
-		if err != nil {
-			return nil, fmt.Errorf("-policy-file: %w", err)
-		}
-		if policy, err = auth.ParsePolicy(data); err != nil {
-			return nil, fmt.Errorf("-policy-file %s: %w", s.policyFile, err)
-		}
-	}
+	policy := as.policy
 	cfg.Policy = policy
 
 	a := auth.Authenticator{
@@ -52,11 +38,7 @@ func security(ctx context.Context, c config, log *slog.Logger, cfg *server.Confi
 		cfg.Authenticator = auth.NewAuthenticator(a)
 		return closer, nil
 	}
-	if s.tlsCert != "" {
-		kp, err := tlsreload.NewKeyPair(s.tlsCert, s.tlsKey)
-		if err != nil {
-			return nil, fmt.Errorf("-tls-cert-file/-tls-key-file: %w", err)
-		}
+	if kp := as.keyPair; kp != nil {
 		kp.OnError = func(err error) { log.Error("TLS key pair reload failed; keeping the previous one", "error", err) }
 		cfg.TLS = &tls.Config{
 			MinVersion:     tls.VersionTLS12,
@@ -69,20 +51,15 @@ func security(ctx context.Context, c config, log *slog.Logger, cfg *server.Confi
 	} else {
 		log.Warn("-insecure: serving plaintext; only safe behind a TLS-terminating proxy you trust")
 	}
-	if s.clientCA != "" {
-		ca, err := tlsreload.NewCAPool(s.clientCA)
-		if err != nil {
-			return nil, fmt.Errorf("-client-ca-file: %w", err)
-		}
+	if ca := as.clientCAs; ca != nil {
 		ca.OnError = func(err error) { log.Error("client CA reload failed; keeping the previous bundle", "error", err) }
 		a.ClientCAs = ca.Pool
 	}
-	if s.jwksFile != "" || s.jwksURL != "" {
-		v, err := auth.NewJWTVerifier(ctx, auth.JWTConfig{
-			JWKSFile: s.jwksFile, JWKSURL: s.jwksURL, Issuer: s.jwtIssuer, Audience: s.jwtAudience,
-		})
+	a.JWT = as.jwksFile
+	if s.jwksURL != "" {
+		v, err := auth.NewJWTVerifier(ctx, auth.JWTConfig{JWKSURL: s.jwksURL, Issuer: s.jwtIssuer, Audience: s.jwtAudience})
 		if err != nil {
-			return nil, fmt.Errorf("-jwks-file/-jwks-url: %w", err)
+			return nil, fmt.Errorf("-jwks-url: %w", err)
 		}
 		a.JWT = v
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 
 	"github.com/signerd/signerd/metrics"
@@ -25,18 +26,9 @@ const (
 	demoDeviceName = "demo-device-01"
 )
 
-func serve(ctx context.Context, cfg config, log *slog.Logger) error {
-	products := &service.Products{}
-	if cfg.products != "" {
-		data, err := os.ReadFile(cfg.products)
-		if err != nil {
-			return fmt.Errorf("-products: %w", err)
-		}
-		if products, err = service.ParseProducts(data); err != nil {
-			return fmt.Errorf("-products %s: %w", cfg.products, err)
-		}
-	}
-
+// serve starts signerd from the loaded assets and serves until ctx ends.
+func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
+	products := a.products
 	m := metrics.New()
 	var store secrets.Store
 	var ready func(context.Context) error
@@ -44,16 +36,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	var registry *secrets.Registry // RegisterDevice; Vault only
 	var forget func(secrets.DeviceID)
 	if cfg.dev {
-		if products.AnyTransit() {
-			return errors.New("-products: Transit mode needs Vault; -dev has no Vault (remove transit: true)")
-		}
-		dm, err := devStore(cfg.devSecrets, log)
-		if err != nil {
-			return err
-		}
-		store = dm
+		store = a.devStore
 	} else {
-		v, c, err := vaultStore(ctx, cfg, log, m)
+		v, c, err := vaultStore(ctx, cfg, a.vaultAuth, log, m)
 		if err != nil {
 			return err
 		}
@@ -80,7 +65,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 
-	pv, err := platformClient(cfg, products, log)
+	pv, err := platformClient(cfg, products, a.platformCAs, log)
 	if err != nil {
 		return err
 	}
@@ -95,8 +80,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Logger:          log,
 		ShutdownTimeout: cfg.shutdownTimeout,
 		Ready:           ready,
+		Reflection:      cfg.reflection,
 	}
-	closer, err := security(ctx, cfg, log, &scfg)
+	closer, err := security(ctx, cfg, a, log, &scfg)
 	if err != nil {
 		return err
 	}
@@ -118,7 +104,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.dev {
 		log.Warn("INSECURE DEV MODE: in-memory secrets, no TLS, no caller authentication; never use it for real devices")
 		log.Info("try: curl -s -X POST http://" + srv.HTTPAddr().String() +
-			"/v1/products/" + demoProductKey + "/devices/" + demoDeviceName + ":signMqttConnect -d '{}'")
+			"/v1/products/" + url.PathEscape(a.devDevice.ProductKey) + "/devices/" + url.PathEscape(a.devDevice.DeviceName) + ":signMqttConnect -d '{}'")
 	}
 	err = srv.Serve(ctx)
 	log.Info("stopped")
@@ -133,24 +119,30 @@ type devSecret struct {
 
 // devStore builds the in-memory store of -dev: from a file, or one demo
 // device with a random secret (its identity is logged, its secret is not).
-func devStore(path string, log *slog.Logger) (*secrets.Memory, error) {
+// It also returns the first device, which the "try" log line names.
+func devStore(path string, log *slog.Logger) (*secrets.Memory, secrets.DeviceID, error) {
 	m := secrets.NewMemory()
 	if path == "" {
 		b := make([]byte, 16)
 		if _, err := rand.Read(b); err != nil {
-			return nil, err
+			return nil, secrets.DeviceID{}, err
 		}
-		m.Put(secrets.DeviceID{ProductKey: demoProductKey, DeviceName: demoDeviceName}, []byte(hex.EncodeToString(b)))
+		demo := secrets.DeviceID{ProductKey: demoProductKey, DeviceName: demoDeviceName}
+		m.Put(demo, []byte(hex.EncodeToString(b)))
 		log.Info("dev store: one demo device with a random secret", "productKey", demoProductKey, "deviceName", demoDeviceName)
-		return m, nil
+		return m, demo, nil
 	}
+	var first secrets.DeviceID
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("-dev-secrets: %w", err)
+		return nil, first, fmt.Errorf("-dev-secrets: %w", err)
 	}
 	var list []devSecret
 	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, fmt.Errorf("-dev-secrets %s: want a JSON array of {productKey, deviceName, deviceSecret}: %w", path, err)
+		return nil, first, fmt.Errorf("-dev-secrets %s: want a JSON array of {productKey, deviceName, deviceSecret}: %w", path, err)
+	}
+	if len(list) == 0 {
+		return nil, first, fmt.Errorf("-dev-secrets %s: no devices (want a JSON array of {productKey, deviceName, deviceSecret})", path)
 	}
 	var errs []error
 	for i, d := range list {
@@ -162,33 +154,28 @@ func devStore(path string, log *slog.Logger) (*secrets.Memory, error) {
 			errs = append(errs, fmt.Errorf("entry %d (%s/%s): deviceSecret is empty", i, d.ProductKey, d.DeviceName))
 			continue
 		}
-		m.Put(secrets.DeviceID{ProductKey: d.ProductKey, DeviceName: d.DeviceName}, []byte(d.DeviceSecret))
+		id := secrets.DeviceID{ProductKey: d.ProductKey, DeviceName: d.DeviceName}
+		if m.Len() == 0 {
+			first = id
+		}
+		m.Put(id, []byte(d.DeviceSecret))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("-dev-secrets %s:\n%w", path, err)
+		return nil, first, fmt.Errorf("-dev-secrets %s:\n%w", path, err)
 	}
 	log.Info("dev store loaded", "file", path, "devices", m.Len())
-	return m, nil
+	return m, first, nil
 }
 
 // platformClient is the client of the platform's auth endpoint for PreVerify.
-func platformClient(cfg config, products *service.Products, log *slog.Logger) (*platform.Client, error) {
+func platformClient(cfg config, products *service.Products, roots *x509.CertPool, log *slog.Logger) (*platform.Client, error) {
 	byRegion, byProduct := products.AuthBaseURLs()
 	pc := platform.Config{
 		RegionBaseURLs:  byRegion,
 		ProductBaseURLs: byProduct,
 		AttemptTimeout:  cfg.platformTimeout,
 		Logger:          log,
-	}
-	if cfg.platformCAFile != "" {
-		pem, err := os.ReadFile(cfg.platformCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("-platform-ca-file: %w", err)
-		}
-		pc.RootCAs = x509.NewCertPool()
-		if !pc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("-platform-ca-file %s: no PEM certificate found", cfg.platformCAFile)
-		}
+		RootCAs:         roots,
 	}
 	c, err := platform.New(pc)
 	if err != nil {

@@ -15,12 +15,8 @@ import (
 // vaultStore logs in to Vault and puts the cache in front of it. It fails
 // fast, naming the setting, when Vault cannot be reached or refuses the
 // credentials.
-func vaultStore(ctx context.Context, cfg config, log *slog.Logger, m *metrics.Metrics) (*secrets.Vault, *secrets.Cache, error) {
+func vaultStore(ctx context.Context, cfg config, newAuth func() (vault.AuthMethod, error), log *slog.Logger, m *metrics.Metrics) (*secrets.Vault, *secrets.Cache, error) {
 	f := cfg.vault
-	newAuth, err := f.AuthConfig().Builder()
-	if err != nil {
-		return nil, nil, fmt.Errorf("-vault-auth=%s: %w", f.Auth, err)
-	}
 	v, err := secrets.NewVault(ctx, secrets.VaultConfig{
 		Address:      f.Addr,
 		Namespace:    f.Namespace,

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/secrets"
+	"github.com/signerd/signerd/service"
+	"github.com/signerd/signerd/tlsreload"
+)
+
+// assets is everything start-up reads from files and the environment
+// before it dials anything. serve starts from them and -check-config stops
+// after loading them, so that a check that passes has read exactly what a
+// start reads; what is left can only fail on the network (notChecked).
+type assets struct {
+	products    *service.Products
+	platformCAs *x509.CertPool // nil: the system roots
+	policy      *auth.Policy
+	keyPair     *tlsreload.KeyPair
+	clientCAs   *tlsreload.CAPool
+	jwksFile    *auth.JWTVerifier // from -jwks-file; -jwks-url is fetched by serve
+	vaultAuth   func() (vault.AuthMethod, error)
+	devStore    *secrets.Memory
+	devDevice   secrets.DeviceID // one device of devStore, for the "try" log line
+}
+
+// loadAssets loads every file the configuration names and the Vault
+// credentials' source, and reports every problem at once. It does not stop
+// at settings that validate already refused: each file is still read, so
+// that one run lists everything to fix.
+func loadAssets(cfg config, env map[string]string, log *slog.Logger) (*assets, error) {
+	a := &assets{products: &service.Products{}}
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cfg.products != "" {
+		data, err := os.ReadFile(cfg.products)
+		if err == nil {
+			a.products, err = service.ParseProducts(data)
+		}
+		if err != nil {
+			a.products = &service.Products{}
+			add(fmt.Errorf("-products %s: %w", cfg.products, err))
+		}
+	}
+	if cfg.dev && a.products.AnyTransit() {
+		add(errors.New("-products: Transit mode needs Vault; -dev has no Vault (remove transit: true)"))
+	}
+	if cfg.platformCAFile != "" {
+		pem, err := os.ReadFile(cfg.platformCAFile)
+		switch {
+		case err != nil:
+			add(fmt.Errorf("-platform-ca-file: %w", err))
+		default:
+			a.platformCAs = x509.NewCertPool()
+			if !a.platformCAs.AppendCertsFromPEM(pem) {
+				add(fmt.Errorf("-platform-ca-file %s: no PEM certificate found (want a PEM bundle of CA certificates)", cfg.platformCAFile))
+			}
+		}
+	}
+	s := cfg.sec
+	var err error
+	if s.policyFile != "" {
+		data, rerr := os.ReadFile(s.policyFile)
+		if rerr == nil {
+			a.policy, err = auth.ParsePolicy(data)
+		} else {
+			err = rerr
+		}
+		if err != nil {
+			add(fmt.Errorf("-policy-file %s: %w", s.policyFile, err))
+		}
+	} else if a.policy, err = auth.NewPolicy(); err != nil {
+		add(err)
+	}
+	add(checkAuditSink(s.auditLog))
+
+	if cfg.dev {
+		a.devStore, a.devDevice, err = devStore(cfg.devSecrets, log)
+		add(err)
+		return a, errors.Join(errs...)
+	}
+	if s.tlsCert != "" && s.tlsKey != "" {
+		if a.keyPair, err = tlsreload.NewKeyPair(s.tlsCert, s.tlsKey); err != nil {
+			add(fmt.Errorf("-tls-cert-file/-tls-key-file: %w", err))
+		}
+	}
+	if s.clientCA != "" {
+		if a.clientCAs, err = tlsreload.NewCAPool(s.clientCA); err != nil {
+			add(fmt.Errorf("-client-ca-file: %w", err))
+		}
+	}
+	if s.jwksFile != "" {
+		// A missing issuer or audience is validate's to report; the file
+		// is still read, so that its own problems show up in the same run.
+		v, err := auth.NewJWTVerifier(context.Background(), auth.JWTConfig{
+			JWKSFile: s.jwksFile, Issuer: cmp.Or(s.jwtIssuer, "unset"), Audience: cmp.Or(s.jwtAudience, "unset"),
+		})
+		if err != nil {
+			add(fmt.Errorf("-jwks-file: %w", err))
+		} else if s.jwtIssuer != "" && s.jwtAudience != "" {
+			a.jwksFile = v
+		}
+	}
+	a.vaultAuth, err = vaultCredentials(cfg.vault, env)
+	add(err)
+	return a, errors.Join(errs...)
+}
+
+// vaultCredentials checks that the Vault login's credentials are where the
+// settings say (they are read again at every login) and builds the auth
+// method. It also reads vault/api's own environment (VAULT_CACERT etc.).
+func vaultCredentials(f vaultFlags, env map[string]string) (func() (vault.AuthMethod, error), error) {
+	var errs []error
+	if vc := vault.DefaultConfig(); vc.Error != nil {
+		errs = append(errs, fmt.Errorf("vault client configuration (VAULT_CACERT, VAULT_CLIENT_CERT, VAULT_SKIP_VERIFY…): %w", vc.Error))
+	}
+	switch f.Auth {
+	case "token":
+		switch {
+		case f.TokenFile != "":
+			errs = append(errs, nonEmptyFile("-vault-token-file", f.TokenFile))
+		case env["VAULT_TOKEN"] == "":
+			errs = append(errs, errors.New("-vault-auth=token: no Vault token: set -vault-token-file (SIGNERD_VAULT_TOKEN_FILE) or VAULT_TOKEN, or use -vault-auth=approle or kubernetes"))
+		}
+	case "approle":
+		if f.AppRoleSecretIDFile != "" {
+			errs = append(errs, nonEmptyFile("-vault-approle-secret-id-file", f.AppRoleSecretIDFile))
+		}
+	case "kubernetes":
+		errs = append(errs, nonEmptyFile("-vault-k8s-token-file", f.K8sTokenFile))
+	default:
+		return nil, errors.Join(errs...) // validate names the bad -vault-auth
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	build, err := f.AuthConfig().Builder()
+	if err != nil {
+		return nil, fmt.Errorf("-vault-auth=%s: %w", f.Auth, err)
+	}
+	return build, nil
+}
+
+func nonEmptyFile(flagName, path string) error {
+	b, err := os.ReadFile(path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: %w", flagName, err)
+	case strings.TrimSpace(string(b)) == "":
+		return fmt.Errorf("%s %s: file is empty", flagName, path)
+	}
+	return nil
+}
+
+// checkAuditSink checks that a file audit sink can be appended to, without
+// creating it: serve opens (and creates) it.
+func checkAuditSink(dest string) error {
+	switch dest {
+	case "", "stdout", "stderr":
+		return nil
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND, 0)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("-audit-log: %w", err)
+	}
+	dir := filepath.Dir(dest)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("-audit-log %s: directory %s does not exist", dest, dir)
+	}
+	return nil
+}
+
+// notChecked lists what -check-config cannot check without dialing out or
+// running: start-up does these and fails fast, naming the setting.
+func notChecked(cfg config, env map[string]string) []string {
+	out := []string{"the listen addresses are free (bound at start)"}
+	if cfg.dev {
+		return out
+	}
+	addr := cmp.Or(cfg.vault.Addr, env["VAULT_ADDR"], "https://127.0.0.1:8200")
+	out = append(out,
+		fmt.Sprintf("Vault at %s: reachable, its TLS certificate trusted, and the login (-vault-auth=%s) accepted", addr, cfg.vault.Auth),
+		fmt.Sprintf("the Vault token may read the KV mount %q (and Transit %q for Transit products)", cfg.vault.kvMount, cfg.vault.transitMount),
+		"the platform's auth endpoints (reached on the first PreVerify or RegisterDevice call)")
+	if cfg.sec.jwksURL != "" {
+		out = append(out, fmt.Sprintf("-jwks-url %s: reachable and a valid JWKS", cfg.sec.jwksURL))
+	}
+	return out
+}
