@@ -13,6 +13,7 @@ import (
 // Vault's Transit engine (BYOK) and checks that Vault's HMAC of each sign
 // content is the platform's password, byte for byte.
 func TestTransitVectors(t *testing.T) {
+	shared := sharedVault(t)
 	ctx := context.Background()
 	v := rootVault(t, shared, nil)
 	tr, err := secrets.NewTransit(v.Client(), secrets.TransitConfig{})
