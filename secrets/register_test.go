@@ -78,6 +78,7 @@ func version(t *testing.T, path string) int {
 
 func TestRegistryCreate(t *testing.T) {
 	shared := sharedVault(t)
+	forgetKV(t, shared, "devices/a1RegCreate/dev-0001")
 	ctx := context.Background()
 	v := rootVault(t, shared, nil)
 	r := newRegistry(t, v, secrets.RegistryConfig{})
@@ -143,6 +144,7 @@ func TestRegistryCreate(t *testing.T) {
 // wins, the others get ErrExists, and the winner's secret is stored.
 func TestRegistryConcurrentCreate(t *testing.T) {
 	shared := sharedVault(t)
+	forgetKV(t, shared, "devices/a1RegRace/dev-0001")
 	ctx := context.Background()
 	r := newRegistry(t, rootVault(t, shared, nil), secrets.RegistryConfig{})
 	id := secrets.DeviceID{ProductKey: "a1RegRace", DeviceName: "dev-0001"}
@@ -238,6 +240,7 @@ func TestRegistryProductSecret(t *testing.T) {
 // secrets, but not overwrite, delete or list them.
 func TestRegistryPolicies(t *testing.T) {
 	shared := sharedVault(t)
+	forgetKV(t, shared, "products/a1Policy", "devices/a1Policy/existing-01", "devices/a1Policy/new-01")
 	ctx := context.Background()
 	kv := shared.Client.KVv2("iot")
 	if _, err := kv.Put(ctx, "products/a1Policy", map[string]any{"productSecret": "ps-0123456789"}); err != nil {

@@ -33,6 +33,21 @@ func sharedVault(t testing.TB) *vaulttest.Server {
 	return vaultOnce.Get(t)
 }
 
+// forgetKV deletes the KV v2 entries at paths (every version and the
+// metadata) from srv when the test ends: a test that creates entries on the
+// shared server must leave it as it found it, or a repeated run (-count)
+// finds them there already.
+func forgetKV(t *testing.T, srv *vaulttest.Server, paths ...string) {
+	t.Helper()
+	t.Cleanup(func() {
+		for _, p := range paths {
+			if err := srv.Client.KVv2("iot").DeleteMetadata(context.Background(), p); err != nil {
+				t.Errorf("clean up iot/%s: %v", p, err)
+			}
+		}
+	})
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	vaultOnce.Close(code != 0)
