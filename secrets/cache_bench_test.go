@@ -110,6 +110,7 @@ func BenchmarkCacheMiss(b *testing.B) {
 // must add next to nothing to the cold path. With the -parallel variants
 // at 16 callers the Vault client's connection pool takes part too.
 func BenchmarkVault(b *testing.B) {
+	shared := sharedVault(b)
 	const devices = 200
 	ctx := context.Background()
 	ids := benchIDs(devices)

@@ -28,6 +28,7 @@ func registrationPolicy(t *testing.T) string {
 // policyToken returns a token of shared with the given policies; the
 // registration policy is loaded as "signerd-registration".
 func policyToken(t *testing.T, policies ...string) string {
+	shared := sharedVault(t)
 	t.Helper()
 	ctx := context.Background()
 	if err := shared.Client.Sys().PutPolicyWithContext(ctx, "signerd-registration", registrationPolicy(t)); err != nil {
@@ -43,6 +44,7 @@ func policyToken(t *testing.T, policies ...string) string {
 }
 
 func tokenVault(t *testing.T, token string) *secrets.Vault {
+	shared := sharedVault(t)
 	t.Helper()
 	t.Setenv("VAULT_TOKEN", token)
 	v, err := secrets.NewVault(context.Background(), secrets.VaultConfig{Address: shared.Addr})
@@ -65,6 +67,7 @@ func newRegistry(t *testing.T, v *secrets.Vault, cfg secrets.RegistryConfig) *se
 // version returns the current version of a device's secret, from the
 // metadata (read with the root token).
 func version(t *testing.T, path string) int {
+	shared := sharedVault(t)
 	t.Helper()
 	m, err := shared.Client.KVv2("iot").GetMetadata(context.Background(), path)
 	if err != nil {
@@ -74,6 +77,8 @@ func version(t *testing.T, path string) int {
 }
 
 func TestRegistryCreate(t *testing.T) {
+	shared := sharedVault(t)
+	forgetKV(t, shared, "devices/a1RegCreate/dev-0001")
 	ctx := context.Background()
 	v := rootVault(t, shared, nil)
 	r := newRegistry(t, v, secrets.RegistryConfig{})
@@ -138,6 +143,8 @@ func TestRegistryCreate(t *testing.T) {
 // TestRegistryConcurrentCreate races writers of one device: exactly one
 // wins, the others get ErrExists, and the winner's secret is stored.
 func TestRegistryConcurrentCreate(t *testing.T) {
+	shared := sharedVault(t)
+	forgetKV(t, shared, "devices/a1RegRace/dev-0001")
 	ctx := context.Background()
 	r := newRegistry(t, rootVault(t, shared, nil), secrets.RegistryConfig{})
 	id := secrets.DeviceID{ProductKey: "a1RegRace", DeviceName: "dev-0001"}
@@ -171,6 +178,7 @@ func TestRegistryConcurrentCreate(t *testing.T) {
 }
 
 func TestRegistryProductSecret(t *testing.T) {
+	shared := sharedVault(t)
 	ctx := context.Background()
 	const value = "product-secret-that-must-not-leak"
 	kv := shared.Client.KVv2("iot")
@@ -231,6 +239,8 @@ func TestRegistryProductSecret(t *testing.T) {
 // registration policy signerd can read ProductSecrets and create device
 // secrets, but not overwrite, delete or list them.
 func TestRegistryPolicies(t *testing.T) {
+	shared := sharedVault(t)
+	forgetKV(t, shared, "products/a1Policy", "devices/a1Policy/existing-01", "devices/a1Policy/new-01")
 	ctx := context.Background()
 	kv := shared.Client.KVv2("iot")
 	if _, err := kv.Put(ctx, "products/a1Policy", map[string]any{"productSecret": "ps-0123456789"}); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/signerd/signerd/internal/vaulttest"
 	"github.com/signerd/signerd/internal/vectors"
 	"github.com/signerd/signerd/secrets"
 )
@@ -13,6 +14,7 @@ import (
 // Vault's Transit engine (BYOK) and checks that Vault's HMAC of each sign
 // content is the platform's password, byte for byte.
 func TestTransitVectors(t *testing.T) {
+	shared := sharedVault(t)
 	ctx := context.Background()
 	v := rootVault(t, shared, nil)
 	tr, err := secrets.NewTransit(v.Client(), secrets.TransitConfig{})
@@ -29,6 +31,7 @@ func TestTransitVectors(t *testing.T) {
 		if err := tr.Import(ctx, id, []byte(c.Input.DeviceSecret)); err != nil {
 			t.Fatalf("Import(%s): %v", id, err)
 		}
+		forgetTransitKey(t, shared, tr.KeyName(id))
 		got, err := tr.HMACHex(ctx, id, c.Expect.SignContent)
 		if err != nil {
 			t.Fatalf("HMACHex(%s): %v", id, err)
@@ -51,4 +54,21 @@ func TestTransitVectors(t *testing.T) {
 	if !errors.Is(err, secrets.ErrNotFound) {
 		t.Errorf("HMAC with a missing key = %v, want ErrNotFound", err)
 	}
+}
+
+// forgetTransitKey deletes the Transit key name from srv when the test
+// ends, so that a repeated run (-count) can import it again.
+func forgetTransitKey(t *testing.T, srv *vaulttest.Server, name string) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx := context.Background()
+		l := srv.Client.Logical()
+		if _, err := l.WriteWithContext(ctx, "transit/keys/"+name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
+			t.Errorf("clean up transit key %s: %v", name, err)
+			return
+		}
+		if _, err := l.DeleteWithContext(ctx, "transit/keys/"+name); err != nil {
+			t.Errorf("clean up transit key %s: %v", name, err)
+		}
+	})
 }

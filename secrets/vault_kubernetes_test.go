@@ -450,6 +450,7 @@ type k8sFixture struct {
 }
 
 func newK8sFixture(t *testing.T, ttl, maxTTL time.Duration) *k8sFixture {
+	shared := sharedVault(t)
 	t.Helper()
 	ctx := context.Background()
 	api := newKubeAPIServer(t)
@@ -497,6 +498,7 @@ func tokenFile(t *testing.T, jwt string) string {
 }
 
 func k8sVault(ctx context.Context, t *testing.T, jwt string, onRenew func(bool), logs *logBuffer) (*secrets.Vault, error) {
+	shared := sharedVault(t)
 	t.Helper()
 	auth, err := kubernetes.NewKubernetesAuth("signerd", kubernetes.WithServiceAccountTokenPath(tokenFile(t, jwt)))
 	if err != nil {
@@ -537,6 +539,7 @@ func (f *k8sFixture) checkReview(t *testing.T, i int, req apiRequest, want strin
 }
 
 func TestVaultKubernetesLogin(t *testing.T) {
+	shared := sharedVault(t)
 	ctx := context.Background()
 	f := newK8sFixture(t, time.Hour, 2*time.Hour)
 	if err := shared.PutDevice(ctx, "a1K8s", "dev-k8s", "k8s-secret"); err != nil {
@@ -601,6 +604,7 @@ func TestVaultKubernetesLogin(t *testing.T) {
 }
 
 func TestVaultKubernetesLoginRejected(t *testing.T) {
+	shared := sharedVault(t)
 	ctx := context.Background()
 	f := newK8sFixture(t, time.Hour, 2*time.Hour)
 
@@ -750,6 +754,7 @@ func TestVaultKubernetesLoginRejected(t *testing.T) {
 }
 
 func TestVaultKubernetesLoginRenewal(t *testing.T) {
+	shared := sharedVault(t)
 	ctx := context.Background()
 	if err := shared.PutDevice(ctx, "a1K8sRenew", "dev-k8s-renew", "k8s-renew-secret"); err != nil {
 		t.Fatal(err)

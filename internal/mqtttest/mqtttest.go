@@ -125,6 +125,10 @@ type Option func(*config)
 type config struct {
 	ca  *pkitest.CA
 	log *slog.Logger
+	// before and after are extra hooks around the broker's own, for this
+	// package's tests to hold a connection at a point of mochi's connect
+	// sequence (see export_test.go).
+	before, after []mqtt.Hook
 }
 
 // WithCA issues the broker's server certificate from ca (default: a new
@@ -141,13 +145,24 @@ type Broker struct {
 
 	tcpAddr, tlsAddr, wssAddr string
 
-	mu        sync.Mutex
-	secrets   map[Device][]byte
-	topology  map[Device]map[Device]bool // gateway → sub-devices
-	platform  *platformtest.Server
-	sessions  map[*mqtt.Client]Device // authenticated connections
-	online    map[Device]*mqtt.Client
-	subOnline map[Device]Device // sub-device → gateway
+	mu       sync.Mutex
+	secrets  map[Device][]byte
+	topology map[Device]map[Device]bool // gateway → sub-devices
+	platform *platformtest.Server
+
+	// sessions, online and subOnline are keyed by or point at the
+	// connection, never a client id or device alone: a connection that
+	// ends (kicked by a later login, or dropped) must take exactly its own
+	// entries with it.
+	sessions map[*mqtt.Client]Device // authenticated connections
+	// online is each device's latest accepted connection; an earlier one
+	// is kicked when it is replaced.
+	online map[Device]*mqtt.Client
+	// subOnline maps a sub-device to the gateway connection that logged
+	// it in: when that connection ends, the sub-device is offline, even if
+	// the gateway has logged in again over another connection.
+	subOnline map[Device]*mqtt.Client
+
 	logins    []Login
 	subLogins []SubDeviceLogin
 	published []Message
@@ -177,10 +192,13 @@ func Start(tb testing.TB, opts ...Option) *Broker {
 		topology:  make(map[Device]map[Device]bool),
 		sessions:  make(map[*mqtt.Client]Device),
 		online:    make(map[Device]*mqtt.Client),
-		subOnline: make(map[Device]Device),
+		subOnline: make(map[Device]*mqtt.Client),
 	}
-	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
-		tb.Fatal(err)
+	hooks := append(append(slices.Clone(cfg.before), &hook{b: b}), cfg.after...)
+	for _, h := range hooks {
+		if err := b.srv.AddHook(h, nil); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	tcp := listeners.NewTCP(listeners.Config{ID: ListenerTCP, Address: "127.0.0.1:0"})
 	tlsL := listeners.NewTCP(listeners.Config{ID: ListenerTLS, Address: "127.0.0.1:0", TLSConfig: tlsCfg})
@@ -284,15 +302,14 @@ func (b *Broker) Online(productKey, deviceName string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d := Device{productKey, deviceName}
-	_, sub := b.subOnline[d]
-	return b.online[d] != nil || sub
+	return live(b.online[d]) || live(b.subOnline[d])
 }
 
-func (b *Broker) record(l Login) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.logins = append(b.logins, l)
-}
+// live reports whether cl is an open connection. mochi does not call
+// OnDisconnect for a connection that fails after its login was accepted
+// but before its session started (such as a failed CONNACK write), so an
+// entry can outlive its connection; the connection's state is the truth.
+func live(cl *mqtt.Client) bool { return cl != nil && !cl.Closed() }
 
 // hashes are the sign methods, by the names the platform accepts (compared
 // in lower case: the clientId spells them hmacsha256, the sub-device login
@@ -499,18 +516,30 @@ func (h *hook) ID() string { return "mqtttest-platform" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
-		mqtt.OnDisconnect, mqtt.OnPublished,
+		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnPublished,
 	}, []byte{b})
 }
 
+// OnConnectAuthenticate checks the login and, when it is accepted, makes
+// this connection the device's online one and forces the earlier one
+// offline, as the platform does on a second login with the same
+// credentials. This must happen here, before mochi sends the CONNACK:
+// mochi calls OnSessionEstablished only after the CONNACK, so a client
+// that got its CONNACK first could reach OnSessionEstablished last, take
+// the device back and kick the newer connection.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	l := h.b.checkConnect(cl.Net.Listener, pk)
-	h.b.record(l)
+	var old *mqtt.Client
+	h.b.mu.Lock()
+	h.b.logins = append(h.b.logins, l)
 	if l.Accepted {
-		h.b.mu.Lock()
 		h.b.sessions[cl] = l.Device
-		h.b.mu.Unlock()
+		old = h.b.online[l.Device]
+		h.b.online[l.Device] = cl
+	}
+	h.b.mu.Unlock()
+	if old != nil && old != cl {
+		old.Stop(errKicked)
 	}
 	return l.Accepted
 }
@@ -522,22 +551,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, _ bool) bool {
 	return ok && topicAllowed(dev, topic)
 }
 
-// OnSessionEstablished forces the device's earlier connection offline, as
-// the platform does on a second login with the same credentials.
-func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	h.b.mu.Lock()
-	dev, ok := h.b.sessions[cl]
-	var old *mqtt.Client
-	if ok {
-		old = h.b.online[dev]
-		h.b.online[dev] = cl
-	}
-	h.b.mu.Unlock()
-	if old != nil && old != cl {
-		old.Stop(errKicked)
-	}
-}
-
+// OnDisconnect removes the entries of this connection only: a connection
+// kicked by a later login ends after its successor is online, and must
+// leave the successor's entries alone.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
@@ -548,10 +564,10 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	delete(h.b.sessions, cl)
 	if h.b.online[dev] == cl {
 		delete(h.b.online, dev)
-		for sub, gw := range h.b.subOnline {
-			if gw == dev {
-				delete(h.b.subOnline, sub)
-			}
+	}
+	for sub, gw := range h.b.subOnline {
+		if gw == cl {
+			delete(h.b.subOnline, sub)
 		}
 	}
 }
@@ -578,6 +594,6 @@ func (h *hook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 	default:
 		return
 	}
-	reply := h.b.subDeviceLogin(gw, pk, batch)
+	reply := h.b.subDeviceLogin(cl, gw, pk, batch)
 	_ = h.b.srv.Publish(pk.TopicName+"_reply", reply, false, 0)
 }

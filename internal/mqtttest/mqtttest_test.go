@@ -15,8 +15,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	mqttpackets "github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/signerd/signerd/internal/mqtttest"
 	"github.com/signerd/signerd/internal/vectors"
@@ -233,6 +238,150 @@ func TestSecondLoginKicksTheFirst(t *testing.T) {
 	}
 	if !b.Online(pk, dn) {
 		t.Error("device not online after the second login")
+	}
+}
+
+// holdFirstSession holds the first connection in OnSessionEstablished,
+// which mochi calls after it has sent the CONNACK, until release is
+// closed: the interleaving that let an earlier login kick a later one.
+type holdFirstSession struct {
+	mqtt.HookBase
+	once    sync.Once
+	release chan struct{}
+}
+
+func (h *holdFirstSession) ID() string { return "hold-first-session" }
+func (h *holdFirstSession) Provides(b byte) bool {
+	return b == mqtt.OnSessionEstablished
+}
+func (h *holdFirstSession) OnSessionEstablished(*mqtt.Client, mqttpackets.Packet) {
+	first := false
+	h.once.Do(func() { first = true })
+	if first {
+		<-h.release
+	}
+}
+
+// disconnected reports each connection's end after the broker's own
+// hook has dealt with it.
+type disconnected struct {
+	mqtt.HookBase
+	ids chan string
+}
+
+func (h *disconnected) ID() string           { return "disconnected" }
+func (h *disconnected) Provides(b byte) bool { return b == mqtt.OnDisconnect }
+func (h *disconnected) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	h.ids <- cl.ID
+}
+
+// The later login wins whatever order mochi runs the two connections'
+// session hooks in: here the first connection's OnSessionEstablished runs
+// only after the second login has completed.
+func TestSecondLoginKicksTheFirstWhateverTheHookOrder(t *testing.T) {
+	hold := &holdFirstSession{release: make(chan struct{})}
+	gone := &disconnected{ids: make(chan string, 4)}
+	b := mqtttest.Start(t, mqtttest.WithHooks(hold, gone))
+	b.AddDevice(pk, dn, secret)
+
+	lost1, lost2 := make(chan error, 1), make(chan error, 1)
+	first := creds(b, mqtttest.ListenerTLS, "hmacsha256")
+	first.OnLost = func(err error) { lost1 <- err }
+	c1, err := mqtttest.Connect(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Disconnect(0)
+	second := creds(b, mqtttest.ListenerTCP, "hmacmd5")
+	second.OnLost = func(err error) { lost2 <- err }
+	c2, err := mqtttest.Connect(second)
+	if err != nil {
+		close(hold.release)
+		t.Fatal(err)
+	}
+	defer c2.Disconnect(0)
+	close(hold.release)
+
+	select {
+	case <-lost1:
+	case <-lost2:
+		t.Fatal("the second connection was forced offline: the earlier login won")
+	case <-time.After(mqtttest.Timeout):
+		t.Fatal("neither connection was forced offline")
+	}
+	// Once the broker has seen the first connection end, the second
+	// must still be the device's online one.
+	select {
+	case id := <-gone.ids:
+		if id != first.ClientID {
+			t.Fatalf("connection %q ended, want the first, %q", id, first.ClientID)
+		}
+	case <-time.After(mqtttest.Timeout):
+		t.Fatal("the broker never saw the first connection end")
+	}
+	if err := mqtttest.RoundTrip(c2, "/"+pk+"/"+dn+"/user/update", []byte("still here")); err != nil {
+		t.Errorf("second connection: %v", err)
+	}
+	if !b.Online(pk, dn) {
+		t.Error("device not online after the first connection's end")
+	}
+}
+
+// A sub-device is online through the gateway connection that logged it
+// in: when a second login of the gateway kicks that connection, the
+// sub-device is offline until the new connection logs it in again, and
+// the kicked connection's end does not touch the new one's sub-devices.
+func TestGatewayReloginTakesItsSubDevicesOffline(t *testing.T) {
+	gone := &disconnected{ids: make(chan string, 4)}
+	b := mqtttest.Start(t, mqtttest.WithHooks(nil, gone))
+	b.AddDevice(pk, dn, secret)
+	b.AddDevice("a1SubPK", "sub-0001", "sub-secret-1-0123456789")
+	b.AddTopology(pk, dn, "a1SubPK", "sub-0001")
+	login := "/ext/session/" + pk + "/" + dn + "/combine/login"
+	body, _ := json.Marshal(map[string]any{"id": "1",
+		"params": subParams("a1SubPK", "sub-0001", "sub-secret-1-0123456789", "hmacSha256", sha256.New)})
+	subLogin := func(t *testing.T, cl paho.Client) {
+		t.Helper()
+		out, err := mqtttest.Request(cl, login, login+"_reply", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r reply
+		if err := json.Unmarshal(out, &r); err != nil || r.Code != mqtttest.CodeSuccess {
+			t.Fatalf("sub-device login reply %s: %v", out, err)
+		}
+	}
+
+	first := creds(b, mqtttest.ListenerTLS, "hmacsha256")
+	c1, err := mqtttest.Connect(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Disconnect(0)
+	subLogin(t, c1)
+	if !b.Online("a1SubPK", "sub-0001") {
+		t.Fatal("sub-device not online after its login")
+	}
+
+	c2, err := mqtttest.Connect(creds(b, mqtttest.ListenerTCP, "hmacmd5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Disconnect(0)
+	if b.Online("a1SubPK", "sub-0001") {
+		t.Error("sub-device still online after its gateway connection was kicked")
+	}
+	subLogin(t, c2)
+	select {
+	case id := <-gone.ids:
+		if id != first.ClientID {
+			t.Fatalf("connection %q ended, want the first, %q", id, first.ClientID)
+		}
+	case <-time.After(mqtttest.Timeout):
+		t.Fatal("the broker never saw the first connection end")
+	}
+	if !b.Online("a1SubPK", "sub-0001") || !b.Online(pk, dn) {
+		t.Error("the kicked connection's end took the new connection's devices offline")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -21,9 +22,10 @@ type replyDevice struct {
 }
 
 // subDeviceLogin checks one combine/login or combine/batch_login message
-// from the gateway gw and returns the reply. A batch succeeds or fails as a
-// whole; a failure's data lists the sub-devices that failed.
-func (b *Broker) subDeviceLogin(gw Device, pk packets.Packet, batch bool) []byte {
+// from the gateway gw over its connection conn and returns the reply. A
+// batch succeeds or fails as a whole; a failure's data lists the
+// sub-devices that failed.
+func (b *Broker) subDeviceLogin(conn *mqtt.Client, gw Device, pk packets.Packet, batch bool) []byte {
 	rec := SubDeviceLogin{Gateway: gw, Topic: pk.TopicName}
 	var id string
 	answer := func(code int, message string, data any) []byte {
@@ -117,8 +119,13 @@ func (b *Broker) subDeviceLogin(gw Device, pk packets.Packet, batch bool) []byte
 		return answer(code, message, failed)
 	}
 	b.mu.Lock()
-	for _, d := range rec.Devices {
-		b.subOnline[d] = gw
+	// A message handled after its connection was kicked must not take the
+	// sub-devices from the gateway's newer connection; OnDisconnect deletes
+	// the session under this lock, so a gone connection is seen here.
+	if _, ok := b.sessions[conn]; ok && live(conn) {
+		for _, d := range rec.Devices {
+			b.subOnline[d] = conn
+		}
 	}
 	b.mu.Unlock()
 	if !batch {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -128,6 +129,52 @@ func StartBareT(t testing.TB) *Server {
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// Shared is one Vault server for a package's tests, started by the first
+// test that asks for it. A package's TestMain must not start Vault itself:
+// then its tests that need no Vault could not run without SIGNERD_VAULT_BIN.
+type Shared struct {
+	once sync.Once
+	dir  string
+	srv  *Server
+	err  error
+}
+
+// Get returns the shared server, starting it on first use. A test that
+// needs Vault fails, never skips, when it cannot start: a missing
+// SIGNERD_VAULT_BIN must not pass as a green run.
+func (s *Shared) Get(t testing.TB) *Server {
+	t.Helper()
+	s.once.Do(func() {
+		if s.dir, s.err = os.MkdirTemp("", "signerd-vault-"); s.err != nil {
+			return
+		}
+		s.srv, s.err = Start(s.dir)
+	})
+	if s.err != nil {
+		t.Fatalf("this test needs a real Vault server: %v", s.err)
+	}
+	return s.srv
+}
+
+// Close stops the shared server if a test started it; TestMain calls it
+// after m.Run. When the tests failed, the server's log is kept and its
+// path printed; otherwise it is removed.
+func (s *Shared) Close(failed bool) {
+	s.once.Do(func() { s.err = errors.New("vaulttest: Shared.Get called after Close") })
+	if s.srv != nil {
+		s.srv.Stop()
+	}
+	if s.dir == "" {
+		return
+	}
+	log := filepath.Join(s.dir, "vault.log")
+	if _, err := os.Stat(log); err == nil && failed {
+		fmt.Fprintln(os.Stderr, "vault server log:", log)
+		return
+	}
+	_ = os.RemoveAll(s.dir)
 }
 
 func freePort() (int, error) {
