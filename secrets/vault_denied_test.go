@@ -82,6 +82,7 @@ func checkNamesDeniedPath(t *testing.T, err error, want string, denied []string)
 // next to the call (a Transit HMAC was reported as transit/keys/…).
 func TestVaultDenialNamesRequestPath(t *testing.T) {
 	ctx := context.Background()
+	shared := sharedVault(t)
 	rec := &deniedRecorder{}
 	client := &http.Client{Transport: rec}
 	vaultWith := func(t *testing.T, token string) *secrets.Vault {
