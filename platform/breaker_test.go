@@ -164,9 +164,9 @@ func TestBreakerIgnoresOneDevicesCodes(t *testing.T) {
 	if got := e.c.BreakerStates()[base]; got != "closed" {
 		t.Errorf("breaker %q after one device's codes, want closed", got)
 	}
-	f, err := signing.SignPreVerify([]byte(otherSecret), signing.PreVerifyRequest{
+	f, err := signing.SignPreVerify(signing.PreVerifyRequest{
 		ProductKey: pk, DeviceName: other, ClientID: pk + "." + other, Method: signing.MethodHMACSHA256,
-	})
+	}, signing.DeviceSecretMAC([]byte(otherSecret)))
 	if err != nil {
 		t.Fatal(err)
 	}

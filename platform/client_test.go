@@ -87,9 +87,9 @@ func newEnv(t *testing.T, cfg platform.Config, opts ...platformtest.Option) *env
 // signedForm signs the test device's form with signing.SignPreVerify.
 func signedForm(t *testing.T, devSecret string, m signing.Method, ts string) url.Values {
 	t.Helper()
-	f, err := signing.SignPreVerify([]byte(devSecret), signing.PreVerifyRequest{
+	f, err := signing.SignPreVerify(signing.PreVerifyRequest{
 		ProductKey: pk, DeviceName: dn, ClientID: pk + "." + dn, Timestamp: ts, Method: m,
-	})
+	}, signing.DeviceSecretMAC([]byte(devSecret)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func regEnv(t *testing.T, cfg platform.Config) *env {
 // signing.SignRegister.
 func registerForm(t *testing.T, ps, random string, m signing.Method) url.Values {
 	t.Helper()
-	f, err := signing.SignRegister([]byte(ps), signing.RegisterRequest{ProductKey: pk, DeviceName: dn, Random: random, Method: m})
+	f, err := signing.SignRegister(signing.RegisterRequest{ProductKey: pk, DeviceName: dn, Random: random, Method: m}, signing.ProductSecretMAC([]byte(ps)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,8 +89,36 @@ func (t *Transit) keyPath(id DeviceID, op string) string {
 // HMACHex returns the lower-case hex HMAC-SHA256 of content under the
 // device's Transit key, as the platform's hmacsha256 wants it.
 func (t *Transit) HMACHex(ctx context.Context, id DeviceID, content string) (string, error) {
+	raw, err := t.hmac(ctx, id, []byte(content))
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(raw), nil
+}
+
+// Check implements MACer: Transit's HMAC has SHA-2 and SHA-3 only, so of
+// the algorithms it serves HMACSHA256 alone.
+func (t *Transit) Check(productKey string, alg Algorithm) error {
+	if alg != HMACSHA256 {
+		return &AlgorithmError{ProductKey: productKey, Home: "Vault Transit", Offers: "SHA-2/SHA-3 only",
+			Algorithm: alg, Use: HMACSHA256}
+	}
+	return nil
+}
+
+// MAC implements MACer: Vault computes the HMAC under the device's Transit
+// key, which never leaves Vault.
+func (t *Transit) MAC(ctx context.Context, id DeviceID, alg Algorithm, content []byte) ([]byte, error) {
+	if err := t.Check(id.ProductKey, alg); err != nil {
+		return nil, err
+	}
+	return t.hmac(ctx, id, content)
+}
+
+// hmac returns the raw HMAC-SHA256 of content under the device's key.
+func (t *Transit) hmac(ctx context.Context, id DeviceID, content []byte) ([]byte, error) {
 	if strings.ContainsAny(id.ProductKey+id.DeviceName, "/?#%") {
-		return "", fmt.Errorf("device %q/%q: invalid name: %w", id.ProductKey, id.DeviceName, ErrNotFound)
+		return nil, fmt.Errorf("device %q/%q: invalid name: %w", id.ProductKey, id.DeviceName, ErrNotFound)
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
@@ -98,31 +126,31 @@ func (t *Transit) HMACHex(ctx context.Context, id DeviceID, content string) (str
 	path := t.keyPath(id, "hmac") + "/sha2-256"
 	loc := fmt.Sprintf("device %s (vault %s)", id, path)
 	s, err := t.client.Logical().WriteWithContext(ctx, path, map[string]any{
-		"input": base64.StdEncoding.EncodeToString([]byte(content)),
+		"input": base64.StdEncoding.EncodeToString(content),
 	})
 	if err != nil {
 		var re *vault.ResponseError
 		// Transit answers a missing key with 400 "encryption key not found".
 		if errors.As(err, &re) && re.StatusCode == 400 && strings.Contains(strings.Join(re.Errors, " "), "not found") {
-			return "", fmt.Errorf("device %s: transit key %s missing (vault %s): %w", id, t.KeyName(id), t.keyPath(id, "keys"), ErrNotFound)
+			return nil, fmt.Errorf("device %s: transit key %s missing (vault %s): %w", id, t.KeyName(id), t.keyPath(id, "keys"), ErrNotFound)
 		}
 		// classify names the request's path.
-		return "", fmt.Errorf("device %s: %w", id, classify(err))
+		return nil, fmt.Errorf("device %s: %w", id, classify(err))
 	}
 	if s == nil || s.Data == nil {
-		return "", fmt.Errorf("%s: empty transit answer: %w", loc, ErrUnavailable)
+		return nil, fmt.Errorf("%s: empty transit answer: %w", loc, ErrUnavailable)
 	}
 	mac, _ := s.Data["hmac"].(string)
 	// "vault:v{N}:{base64}"
 	parts := strings.SplitN(mac, ":", 3)
 	if len(parts) != 3 || parts[0] != "vault" {
-		return "", fmt.Errorf("%s: unexpected transit HMAC format: %w", loc, ErrUnavailable)
+		return nil, fmt.Errorf("%s: unexpected transit HMAC format: %w", loc, ErrUnavailable)
 	}
 	raw, err := base64.StdEncoding.DecodeString(parts[2])
 	if err != nil || len(raw) != sha256.Size {
-		return "", fmt.Errorf("%s: undecodable transit HMAC: %w", loc, ErrUnavailable)
+		return nil, fmt.Errorf("%s: undecodable transit HMAC: %w", loc, ErrUnavailable)
 	}
-	return hex.EncodeToString(raw), nil
+	return raw, nil
 }
 
 // Import brings a device's secret into Transit as an hmac key with Vault's

@@ -2,6 +2,7 @@ package secrets_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"testing"
 
@@ -12,7 +13,8 @@ import (
 
 // TestTransitVectors imports the hmacsha256 vectors' secrets into the real
 // Vault's Transit engine (BYOK) and checks that Vault's HMAC of each sign
-// content is the platform's password, byte for byte.
+// content is the platform's password, byte for byte, through HMACHex, the
+// Transit MACer and a Router that puts the product in Transit.
 func TestTransitVectors(t *testing.T) {
 	shared := sharedVault(t)
 	ctx := context.Background()
@@ -21,6 +23,7 @@ func TestTransitVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	router := secrets.NewRouter(secrets.NewLocalMACer(secrets.NewMemory()), tr, func(string) bool { return true })
 	n := 0
 	for _, c := range vectors.MustLoad() {
 		if c.Input.SignMethod != "hmacsha256" {
@@ -39,6 +42,14 @@ func TestTransitVectors(t *testing.T) {
 		if got != c.Expect.Password {
 			t.Errorf("%s: Transit HMAC = %s, want %s", id, got, c.Expect.Password)
 		}
+		// The MACer, alone and behind a Router that puts the product in
+		// Transit (the store is empty: a local lookup would fail).
+		for name, m := range map[string]secrets.MACer{"Transit": tr, "Router": router} {
+			raw, err := m.MAC(ctx, id, secrets.HMACSHA256, []byte(c.Expect.SignContent))
+			if err != nil || hex.EncodeToString(raw) != c.Expect.Password {
+				t.Errorf("%s.MAC(%s) = %x, %v; want %s", name, id, raw, err, c.Expect.Password)
+			}
+		}
 		// A second import must not replace the key.
 		if err := tr.Import(ctx, id, []byte("ffffffffffffffffffffffffffffffff")); !errors.Is(err, secrets.ErrExists) {
 			t.Errorf("re-import of %s = %v, want ErrExists", id, err)
@@ -53,6 +64,9 @@ func TestTransitVectors(t *testing.T) {
 	_, err = tr.HMACHex(ctx, secrets.DeviceID{ProductKey: "a1Nobody", DeviceName: "nobody-01"}, "x")
 	if !errors.Is(err, secrets.ErrNotFound) {
 		t.Errorf("HMAC with a missing key = %v, want ErrNotFound", err)
+	}
+	if _, err := router.MAC(ctx, secrets.DeviceID{ProductKey: "a1Nobody", DeviceName: "nobody-01"}, secrets.HMACSHA256, []byte("x")); !errors.Is(err, secrets.ErrNotFound) {
+		t.Errorf("Router.MAC with a missing Transit key = %v, want ErrNotFound", err)
 	}
 }
 

@@ -172,7 +172,13 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if errors.As(err, &pe) {
 		return platformToStatus(ctx, log, pe)
 	}
+	var algErr *secrets.AlgorithmError
+	var noHome *secrets.NoHomeError
 	switch {
+	case errors.As(err, &algErr):
+		return status.Error(codes.FailedPrecondition, algorithmMessage(algErr))
+	case errors.As(err, &noHome):
+		return status.Error(codes.FailedPrecondition, noHome.Error())
 	case errors.Is(err, secrets.ErrExists):
 		// The store's message names the device and storage path, never the value.
 		return status.Error(codes.AlreadyExists, err.Error())

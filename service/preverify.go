@@ -144,22 +144,7 @@ func (s *Server) fetchToken(ctx context.Context, key tokenKey, method signing.Me
 		Timestamp: strconv.FormatInt(now.UnixMilli(), 10), Method: method,
 	}
 	product := s.products.Lookup(key.productKey)
-	var form url.Values
-	var err error
-	if product.Transit {
-		if err := s.transitUsable(key.productKey, method); err != nil {
-			return token{}, err
-		}
-		var sign string
-		if sign, err = s.transit.HMACHex(ctx, id, signing.PreVerifySignContent(preq)); err == nil {
-			form, err = signing.PreVerifyForm(preq, sign)
-		}
-	} else {
-		var secret secrets.Secret
-		if secret, err = s.store.Lookup(ctx, id); err == nil {
-			form, err = signing.SignPreVerify(secret.Bytes(), preq)
-		}
-	}
+	form, err := signing.SignPreVerify(preq, s.mac(ctx, id))
 	if err != nil {
 		return token{}, err
 	}

@@ -173,6 +173,10 @@ func (p *Products) AuthBaseURLs() (byRegion, byProduct map[string]string) {
 	return byRegion, byProduct
 }
 
+// InTransit reports whether productKey's device keys are in Vault Transit
+// (its own setting or the defaults'), for secrets.NewRouter.
+func (p *Products) InTransit(productKey string) bool { return p.Lookup(productKey).Transit }
+
 // AnyTransit reports whether some product uses Transit mode.
 func (p *Products) AnyTransit() bool {
 	if p.Defaults.Transit {

@@ -136,9 +136,8 @@ func (s *Server) RegisterDevice(ctx context.Context, req *signerv1.RegisterDevic
 	}
 	id := secrets.DeviceID{ProductKey: req.GetProductKey(), DeviceName: req.GetDeviceName()}
 	product := s.products.Lookup(id.ProductKey)
-	if product.Transit {
-		return nil, status.Errorf(codes.FailedPrecondition,
-			"product %s keeps its device secrets in Vault Transit; RegisterDevice stores secrets in Vault KV only", id.ProductKey)
+	if err := s.keys.InStore(id.ProductKey); err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "%v; RegisterDevice stores secrets in Vault KV only", err)
 	}
 
 	call := r.calls.Add(1)
@@ -184,9 +183,9 @@ func (s *Server) register(ctx context.Context, id secrets.DeviceID, product Prod
 	if err != nil {
 		return registered{}, errProductSecret{err}
 	}
-	form, err := signing.SignRegister(ps.Bytes(), signing.RegisterRequest{
+	form, err := signing.SignRegister(signing.RegisterRequest{
 		ProductKey: id.ProductKey, DeviceName: id.DeviceName, Random: r.cfg.Random(), Method: r.cfg.Method,
-	})
+	}, signing.ProductSecretMAC(ps.Bytes()))
 	if err != nil {
 		return registered{}, err
 	}

@@ -452,7 +452,7 @@ func TestRegisterDeviceErrors(t *testing.T) {
 			f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultCode, Code: 460, Message: "request parameter error"})
 		}, wantCode: codes.InvalidArgument, wantMsg: "request parameter error", wantPlatform: 1},
 		{name: "Transit product", setup: func(*regFixture) {},
-			wantCode: codes.FailedPrecondition, wantMsg: "Transit"},
+			wantCode: codes.FailedPrecondition, wantMsg: "product " + regPK + " keeps its device secrets in Vault Transit; RegisterDevice stores secrets in Vault KV only"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
@@ -21,14 +19,13 @@ import (
 type Server struct {
 	signerv1.UnimplementedSignerServiceServer
 
-	store     secrets.Store
+	keys      Keys
 	products  *Products
 	now       func() time.Time
 	log       *slog.Logger
 	tokens    *tokenCache
 	authorize Authorizer
 	subAuth   SubDeviceAuthorizer
-	transit   TransitHMAC
 	registrar *registrar // RegisterDevice; nil when not enabled
 }
 
@@ -44,16 +41,19 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithLogger sets the logger for server-side faults.
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
-// New returns a Server that looks secrets up in store.
+// New returns a Server that looks secrets up in store, unless WithKeys
+// says where they live.
 func New(store secrets.Store, opts ...Option) *Server {
 	s := &Server{
-		store:    store,
 		products: &Products{},
 		now:      time.Now,
 		log:      slog.Default(),
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.keys == nil {
+		s.keys = secrets.NewRouter(secrets.NewLocalMACer(store), nil, s.products.InTransit)
 	}
 	return s
 }
@@ -73,20 +73,7 @@ func (s *Server) SignMqttConnect(ctx context.Context, req *signerv1.SignMqttConn
 	}
 
 	id := secrets.DeviceID{ProductKey: sreq.ProductKey, DeviceName: sreq.DeviceName}
-	var params signing.ConnectParams
-	if product.Transit {
-		if err := s.transitUsable(sreq.ProductKey, sreq.Method); err != nil {
-			return nil, err
-		}
-		params, err = signing.SignConnectWith(sreq, func(content string) (string, error) {
-			return s.transit.HMACHex(ctx, id, content)
-		})
-	} else {
-		var secret secrets.Secret
-		if secret, err = s.store.Lookup(ctx, id); err == nil {
-			params, err = signing.SignConnect(secret.Bytes(), sreq)
-		}
-	}
+	params, err := signing.SignConnect(sreq, s.mac(ctx, id))
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
@@ -103,28 +90,6 @@ func (s *Server) SignMqttConnect(ctx context.Context, req *signerv1.SignMqttConn
 		ProtocolVersion:  "3.1.1",
 		IssuedAt:         timestamppb.New(now),
 	}, nil
-}
-
-// TransitHMAC computes a device's HMAC-SHA256 in Vault Transit
-// (*secrets.Transit).
-type TransitHMAC interface {
-	HMACHex(ctx context.Context, id secrets.DeviceID, content string) (string, error)
-}
-
-// WithTransit enables Transit mode for the products whose settings ask for
-// it.
-func WithTransit(t TransitHMAC) Option { return func(s *Server) { s.transit = t } }
-
-// transitUsable explains why a Transit-mode product cannot serve method.
-func (s *Server) transitUsable(productKey string, m signing.Method) error {
-	if s.transit == nil {
-		return status.Errorf(codes.FailedPrecondition, "product %s is in Transit mode, but this server has no Vault Transit configured", productKey)
-	}
-	if m != signing.MethodHMACSHA256 {
-		return status.Errorf(codes.FailedPrecondition,
-			"product %s keeps its device secrets in Vault Transit, whose HMAC has SHA-2/SHA-3 only: use SIGN_METHOD_HMAC_SHA256, not %s", productKey, m)
-	}
-	return nil
 }
 
 // connectRequest validates req, applies the defaults and returns the request

@@ -59,11 +59,12 @@ func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDe
 				"permission denied: %s not assigned to gateway %s/%s for this caller", strings.Join(refused, ", "), gwPK, gwDN)
 		}
 	}
+	// A method a sub-device's key home cannot compute fails the call
+	// before any key is looked up.
 	for i, sub := range subs {
-		if s.products.Lookup(sub.ProductKey).Transit {
-			if err := s.transitUsable(sub.ProductKey, sub.Method); err != nil {
-				return nil, status.Errorf(status.Code(err), "sub_devices[%d]: %s", i, status.Convert(err).Message())
-			}
+		if err := s.keys.Check(sub.ProductKey, algorithm(sub.Method)); err != nil {
+			st := status.Convert(toStatus(ctx, s.log, err))
+			return nil, status.Errorf(st.Code(), "sub_devices[%d]: %s", i, st.Message())
 		}
 	}
 
@@ -108,20 +109,11 @@ func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDe
 	return resp, nil
 }
 
-// signSubDevice signs one validated, authorized sub-device, with the
-// secret from the store or, for a Transit-mode product, in Vault.
+// signSubDevice signs one validated, authorized sub-device with its key,
+// wherever that lives.
 func (s *Server) signSubDevice(ctx context.Context, r signing.SubDeviceLoginRequest) (signing.SubDeviceLoginParams, error) {
 	id := secrets.DeviceID{ProductKey: r.ProductKey, DeviceName: r.DeviceName}
-	if s.products.Lookup(r.ProductKey).Transit {
-		return signing.SignSubDeviceLoginWith(r, func(content string) (string, error) {
-			return s.transit.HMACHex(ctx, id, content)
-		})
-	}
-	secret, err := s.store.Lookup(ctx, id)
-	if err != nil {
-		return signing.SubDeviceLoginParams{}, err
-	}
-	return signing.SignSubDeviceLogin(secret.Bytes(), r)
+	return signing.SignSubDeviceLogin(r, s.mac(ctx, id))
 }
 
 // subDeviceRequests validates req, applies the defaults and returns one

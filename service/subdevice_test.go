@@ -286,25 +286,42 @@ func TestSignSubDeviceLoginStoreErrors(t *testing.T) {
 	}
 }
 
-// fakeTransit computes HMAC-SHA256 with secrets it holds, as Vault Transit
-// would, and counts its calls.
+// fakeTransit computes HMAC-SHA256 with keys it holds, as Vault Transit
+// would, and counts its calls. Which algorithms it serves is the real
+// Transit's answer.
 type fakeTransit struct {
 	mu    sync.Mutex
 	keys  map[secrets.DeviceID]string
 	calls int
 }
 
-func (f *fakeTransit) HMACHex(_ context.Context, id secrets.DeviceID, content string) (string, error) {
+// realTransit answers Check as Vault Transit does; Check does no I/O.
+var realTransit, _ = secrets.NewTransit(nil, secrets.TransitConfig{})
+
+func (f *fakeTransit) Check(productKey string, alg secrets.Algorithm) error {
+	return realTransit.Check(productKey, alg)
+}
+
+func (f *fakeTransit) MAC(_ context.Context, id secrets.DeviceID, alg secrets.Algorithm, content []byte) ([]byte, error) {
+	if err := f.Check(id.ProductKey, alg); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	k, ok := f.keys[id]
 	if !ok {
-		return "", secrets.ErrNotFound
+		return nil, secrets.ErrNotFound
 	}
 	m := hmac.New(sha256.New, []byte(k))
-	m.Write([]byte(content))
-	return hex.EncodeToString(m.Sum(nil)), nil
+	m.Write(content)
+	return m.Sum(nil), nil
+}
+
+// withTransit routes the products that products puts in Transit to tr and
+// the others to store, as cmd/signerd does.
+func withTransit(store secrets.Store, products *service.Products, tr secrets.MACer) service.Option {
+	return service.WithKeys(secrets.NewRouter(secrets.NewLocalMACer(store), tr, products.InTransit))
 }
 
 func TestSignSubDeviceLoginTransit(t *testing.T) {
@@ -314,7 +331,7 @@ func TestSignSubDeviceLoginTransit(t *testing.T) {
 	}
 	tr := &fakeTransit{keys: map[secrets.DeviceID]string{{ProductKey: "a1TransitPK", DeviceName: "vault-0001"}: "transit-key-0123456789"}}
 	store := subStore()
-	svc := service.New(store, service.WithProducts(products), service.WithTransit(tr), service.WithClock(fixedClock))
+	svc := service.New(store, service.WithProducts(products), withTransit(store, products, tr), service.WithClock(fixedClock))
 	req := &signerv1.SignSubDeviceLoginRequest{ProductKey: gwPK, DeviceName: gwDN,
 		SubDevices: append(subs(1), &signerv1.SubDevice{ProductKey: "a1TransitPK", DeviceName: "vault-0001"})}
 

@@ -28,7 +28,7 @@ func TestAllocations(t *testing.T) {
 		{"Validate", func() { _ = req.Validate() }, 0},
 		{"ConnectSignContent", func() { _ = signing.ConnectSignContent(req) }, 1},
 		{"HMACHex", func() { _, _ = signing.HMACHex(req.Method, secret, content) }, hmacAllocs + 2},
-		{"SignConnect", func() { _, _ = signing.SignConnect(secret, req) }, hmacAllocs + 4},
+		{"SignConnect", func() { _, _ = signing.SignConnect(req, signing.DeviceSecretMAC(secret)) }, hmacAllocs + 4},
 	}
 	for _, tc := range tests {
 		if got := testing.AllocsPerRun(100, tc.fn); got > tc.max {

@@ -26,7 +26,7 @@ func BenchmarkSignConnect(b *testing.B) {
 			req := benchRequest(m)
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := signing.SignConnect(secret, req); err != nil {
+				if _, err := signing.SignConnect(req, signing.DeviceSecretMAC(secret)); err != nil {
 					b.Fatal(err)
 				}
 			}

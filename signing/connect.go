@@ -1,8 +1,6 @@
 package signing
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 )
 
@@ -64,24 +62,26 @@ type ConnectParams struct {
 }
 
 // SignConnect validates req and returns the MQTT CONNECT credentials of the
-// device whose DeviceSecret is secret (the bytes of the secret string).
+// device, whose password mac computes over the sign content: with
+// [DeviceSecretMAC] when the DeviceSecret is at hand.
 //
 // Errors are *FieldError values naming the first invalid field (see
-// [ConnectRequest.Validate]), or the deviceSecret field if secret is empty.
-// They never contain the secret.
-func SignConnect(secret []byte, req ConnectRequest) (ConnectParams, error) {
+// [ConnectRequest.Validate]), mac's errors as they are, or an error if
+// the MAC is not the method's size. mac is not called for an invalid req.
+func SignConnect(req ConnectRequest, mac MAC) (ConnectParams, error) {
 	if err := req.Validate(); err != nil {
 		return ConnectParams{}, err
 	}
-	if err := checkSecret(fieldDeviceSecret, req.Method, secret); err != nil {
-		return ConnectParams{}, err
-	}
-	newHash, size := req.Method.newHash()
-	// One buffer holds the sign content and then the MAC, which macHex
-	// writes over it.
+	_, size := req.Method.newHash()
+	// One buffer holds the sign content and then the MAC, which mac may
+	// write over it.
 	msg := make([]byte, 0, max(connectContentLen(req), size))
 	msg = appendConnectContent(msg, req)
-	return assembleConnect(req, macHex(newHash, secret, msg)), nil
+	password, err := macHex(req.Method, mac, msg)
+	if err != nil {
+		return ConnectParams{}, err
+	}
+	return assembleConnect(req, password), nil
 }
 
 // assembleConnect frames the credentials of a validated req around
@@ -121,24 +121,4 @@ func mqttClientID(req ConnectRequest) string {
 	}
 	b.WriteByte('|')
 	return b.String()
-}
-
-// SignConnectWith is SignConnect for a key signerd does not hold: mac
-// computes the lower-case hex HMAC of the sign content elsewhere (Vault
-// Transit). Only req.Method's HMAC may be used; the result is checked to be
-// lower-case hex of that method's length, so a wrong answer never reaches a
-// device.
-func SignConnectWith(req ConnectRequest, mac func(content string) (string, error)) (ConnectParams, error) {
-	if err := req.Validate(); err != nil {
-		return ConnectParams{}, err
-	}
-	password, err := mac(ConnectSignContent(req))
-	if err != nil {
-		return ConnectParams{}, fmt.Errorf("signing: external HMAC: %w", err)
-	}
-	_, size := req.Method.newHash()
-	if len(password) != 2*size || strings.Trim(password, "0123456789abcdef") != "" {
-		return ConnectParams{}, errors.New("signing: external HMAC is not lower-case hex of the method's size")
-	}
-	return assembleConnect(req, password), nil
 }

@@ -15,7 +15,7 @@ func ExampleSignConnect() {
 		Method:     signing.MethodHMACSHA1,
 		Transport:  signing.TransportTLS,
 	}
-	p, err := signing.SignConnect([]byte("0123456789abcdef0123456789abcdef"), req)
+	p, err := signing.SignConnect(req, signing.DeviceSecretMAC([]byte("0123456789abcdef0123456789abcdef")))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -26,7 +26,7 @@ func ExampleSignConnect() {
 
 	// Invalid input is rejected before anything is signed.
 	req.ClientID = "dev-001|securemode=3|"
-	_, err = signing.SignConnect([]byte("0123456789abcdef0123456789abcdef"), req)
+	_, err = signing.SignConnect(req, signing.DeviceSecretMAC([]byte("0123456789abcdef0123456789abcdef")))
 	fmt.Println(err)
 	// Output:
 	// clientId: dev-001|securemode=2,signmethod=hmacsha1,timestamp=1700000000000|

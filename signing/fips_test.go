@@ -69,14 +69,14 @@ func TestFIPS140Only(t *testing.T) {
 		Transport:  signing.TransportTLS,
 	}
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	_, err := signing.SignConnect(secret, req)
+	_, err := signing.SignConnect(req, signing.DeviceSecretMAC(secret))
 	checkFieldError(t, "SignConnect(hmacsha1)", err, "signMethod", "signMethod: must be hmacsha256 in FIPS 140-only mode")
 
 	req.Method = signing.MethodHMACSHA256
-	_, err = signing.SignConnect(secret[:13], req)
+	_, err = signing.SignConnect(req, signing.DeviceSecretMAC(secret[:13]))
 	checkFieldError(t, "SignConnect(13-byte secret)", err, "deviceSecret", "deviceSecret: must be at least 14 bytes in FIPS 140-only mode")
 
-	got, err := signing.SignConnect(secret, req)
+	got, err := signing.SignConnect(req, signing.DeviceSecretMAC(secret))
 	if want := "18cf6aa9b2fadd36cc0833c68a44b0c2bafd8998ba1f917229e4a9b812ab0d2f"; err != nil || got.Password != want {
 		t.Errorf("SignConnect(hmacsha256) = %+v, %v; want password %q", got, err, want)
 	}

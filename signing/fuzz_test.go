@@ -115,7 +115,7 @@ func FuzzSignConnect(f *testing.F) {
 			Transport:  signing.Transport(transport),
 		}
 		secretCopy := bytes.Clone(secret)
-		got, err := signing.SignConnect(secret, req)
+		got, err := signing.SignConnect(req, signing.DeviceSecretMAC(secret))
 		if !bytes.Equal(secret, secretCopy) {
 			t.Fatalf("SignConnect modified the secret")
 		}
@@ -130,7 +130,7 @@ func FuzzSignConnect(f *testing.F) {
 			if len(secret) > 0 {
 				// The error must be the same for any other non-empty secret.
 				other := []byte("an entirely different secret value")
-				if _, err2 := signing.SignConnect(other, req); err2 == nil || err2.Error() != err.Error() {
+				if _, err2 := signing.SignConnect(req, signing.DeviceSecretMAC(other)); err2 == nil || err2.Error() != err.Error() {
 					t.Errorf("SignConnect error depends on the secret: %v vs %v", err, err2)
 				}
 			}

@@ -1,7 +1,6 @@
 package signing
 
 import (
-	"encoding/hex"
 	"net/url"
 )
 
@@ -25,9 +24,6 @@ const (
 	// PreVerifyVersion is the protocol version the platform documents.
 	PreVerifyVersion = "default"
 )
-
-// fieldSign names the sign in errors of [PreVerifyForm].
-const fieldSign = "sign"
 
 // PreVerifyRequest identifies a device whose HTTPS pre-verification form
 // is to be signed. Its fields follow the rules of [ConnectRequest]; there
@@ -93,54 +89,34 @@ func (r PreVerifyRequest) connect() ConnectRequest {
 // ([ConnectSignContent]).
 //
 // PreVerifySignContent does not validate req; call
-// [PreVerifyRequest.Validate] first. It exists so that the HMAC can be
-// computed elsewhere (for example by Vault Transit) and the form then
-// assembled with [PreVerifyForm]; [SignPreVerify] does all of it locally.
+// [PreVerifyRequest.Validate] first. [SignPreVerify] hands it to its MAC.
 func PreVerifySignContent(req PreVerifyRequest) string {
 	return ConnectSignContent(req.connect())
 }
 
 // SignPreVerify validates req and returns the platform's pre-verification
-// form for the device whose DeviceSecret is secret (the bytes of the secret
-// string): productKey, deviceName, clientId, timestamp (only if
-// req.Timestamp is set), signmethod, sign (lower-case hex HMAC of
-// [PreVerifySignContent]), resources=mqtt and version=default. Post it
+// form of the device: productKey, deviceName, clientId, timestamp (only if
+// req.Timestamp is set), signmethod, sign (lower-case hex of the MAC that
+// mac computes over [PreVerifySignContent]: with [DeviceSecretMAC] when the
+// DeviceSecret is at hand), resources=mqtt and version=default. Post it
 // form-encoded (url.Values.Encode) to the auth endpoint.
 //
 // Errors are *FieldError values naming the first invalid field (see
-// [PreVerifyRequest.Validate]), or the deviceSecret field if secret is
-// empty. They never contain the secret.
-func SignPreVerify(secret []byte, req PreVerifyRequest) (url.Values, error) {
+// [PreVerifyRequest.Validate]), mac's errors as they are, or an error if
+// the MAC is not the method's size. mac is not called for an invalid req.
+func SignPreVerify(req PreVerifyRequest, mac MAC) (url.Values, error) {
 	if err := req.Validate(); err != nil {
-		return nil, err
-	}
-	if err := checkSecret(fieldDeviceSecret, req.Method, secret); err != nil {
 		return nil, err
 	}
 	c := req.connect()
-	newHash, size := req.Method.newHash()
+	_, size := req.Method.newHash()
 	msg := make([]byte, 0, max(connectContentLen(c), size))
 	msg = appendConnectContent(msg, c)
-	return assemblePreVerify(req, macHex(newHash, secret, msg)), nil
-}
-
-// PreVerifyForm validates req and sign and returns the pre-verification
-// form of req carrying sign, for a sign computed elsewhere over
-// [PreVerifySignContent] (for example by Vault Transit). sign must be the
-// hex HMAC of req.Method (either case); the form carries it in lower case.
-//
-// Errors are *FieldError values naming the first invalid field of req, or
-// the sign field. They never contain the sign.
-func PreVerifyForm(req PreVerifyRequest, sign string) (url.Values, error) {
-	if err := req.Validate(); err != nil {
+	sign, err := macHex(req.Method, mac, msg)
+	if err != nil {
 		return nil, err
 	}
-	_, size := req.Method.newHash()
-	raw, err := hex.DecodeString(sign)
-	if err != nil || len(raw) != size {
-		return nil, fieldError(fieldSign, "must be the hex HMAC of the sign method")
-	}
-	return assemblePreVerify(req, hex.EncodeToString(raw)), nil
+	return assemblePreVerify(req, sign), nil
 }
 
 // assemblePreVerify builds the form of a validated req around sign.

@@ -92,7 +92,7 @@ func TestSignPreVerifyVectors(t *testing.T) {
 				t.Errorf("PreVerifySignContent(%+v) = %q, want %q", req, got, v.Expect.SignContent)
 			}
 			secret := []byte(v.Input.DeviceSecret)
-			form, err := signing.SignPreVerify(secret, req)
+			form, err := signing.SignPreVerify(req, signing.DeviceSecretMAC(secret))
 			if err != nil {
 				t.Fatalf("SignPreVerify: %v", err)
 			}
@@ -109,10 +109,11 @@ func TestSignPreVerifyVectors(t *testing.T) {
 			if ref := referenceHMAC(hashFor(t, v.Input.SignMethod), v.Input.DeviceSecret, content); form.Get("sign") != ref {
 				t.Errorf("sign = %q, reference HMAC over the form = %q", form.Get("sign"), ref)
 			}
-			// The Transit seam assembles the same form from the sign.
-			form2, err := signing.PreVerifyForm(req, strings.ToUpper(v.Expect.Password))
-			if err != nil || !reflect.DeepEqual(form2, want) {
-				t.Errorf("PreVerifyForm(%+v, upper-case password) = %v, %v; want %v, nil", req, form2, err, want)
+			// A MAC computed elsewhere (the Transit path) gives the same form.
+			var seen string
+			form2, err := signing.SignPreVerify(req, externalMAC(secret, &seen))
+			if err != nil || !reflect.DeepEqual(form2, want) || seen != v.Expect.SignContent {
+				t.Errorf("SignPreVerify(%+v, external MAC) = %v, %v (MAC saw %q); want %v, nil", req, form2, err, seen, want)
 			}
 		})
 		if v.Input.Timestamp != "" {
@@ -188,7 +189,7 @@ func TestSignPreVerify(t *testing.T) {
 			if got := signing.PreVerifySignContent(req); got != tc.wantContent {
 				t.Errorf("PreVerifySignContent = %q, want %q", got, tc.wantContent)
 			}
-			form, err := signing.SignPreVerify(secret, req)
+			form, err := signing.SignPreVerify(req, signing.DeviceSecretMAC(secret))
 			if err != nil {
 				t.Fatalf("SignPreVerify: %v", err)
 			}
@@ -210,14 +211,14 @@ func TestSignPreVerify(t *testing.T) {
 // TestSignPreVerifyFreshForm checks that each call returns its own form.
 func TestSignPreVerifyFreshForm(t *testing.T) {
 	req := signing.PreVerifyRequest{ProductKey: "pk1", DeviceName: "dev1", ClientID: "c", Method: signing.MethodHMACSHA256}
-	a, err := signing.SignPreVerify([]byte("s"), req)
+	a, err := signing.SignPreVerify(req, signing.DeviceSecretMAC([]byte("s")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := a.Encode()
 	a.Set("sign", "tampered")
 	a["productKey"][0] = "x"
-	b, err := signing.SignPreVerify([]byte("s"), req)
+	b, err := signing.SignPreVerify(req, signing.DeviceSecretMAC([]byte("s")))
 	if err != nil || b.Encode() != want {
 		t.Errorf("second SignPreVerify = %q, %v; want %q, nil", b.Encode(), err, want)
 	}
@@ -255,7 +256,7 @@ func TestSignPreVerifyErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := valid
 			tc.edit(&req)
-			form, err := signing.SignPreVerify(tc.secret, req)
+			form, err := signing.SignPreVerify(req, signing.DeviceSecretMAC(tc.secret))
 			if form != nil {
 				t.Errorf("SignPreVerify returned form %v alongside an error", form)
 			}
@@ -273,66 +274,14 @@ func TestSignPreVerifyErrors(t *testing.T) {
 	}
 }
 
-func TestPreVerifyForm(t *testing.T) {
-	req := signing.PreVerifyRequest{ProductKey: "a1FakePK01", DeviceName: "dev-001", ClientID: "dev-001", Method: signing.MethodHMACSHA256}
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	signed, err := signing.SignPreVerify(secret, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := signed.Get("sign")
-	sha1Sign := referenceHMAC(sha1.New, string(secret), signing.PreVerifySignContent(req))
-
-	tests := []struct {
-		name      string
-		req       signing.PreVerifyRequest
-		sign      string
-		want      url.Values
-		wantField string
-	}{
-		{"lower case", req, sign, signed, ""},
-		{"upper case is lowered", req, strings.ToUpper(sign), signed, ""},
-		{"empty", req, "", nil, "sign"},
-		{"odd length", req, sign[1:], nil, "sign"},
-		{"not hex", req, "zz" + sign[2:], nil, "sign"},
-		{"length of another method", req, sha1Sign, nil, "sign"},
-		{"invalid request", signing.PreVerifyRequest{ProductKey: "a1FakePK01", DeviceName: "dev-001", ClientID: "dev 001", Method: signing.MethodHMACSHA256}, sign, nil, "clientId"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := signing.PreVerifyForm(tc.req, tc.sign)
-			if tc.wantField != "" {
-				if got != nil {
-					t.Errorf("PreVerifyForm returned %v alongside an error", got)
-				}
-				var msg string
-				switch tc.wantField {
-				case "sign":
-					msg = "sign: must be the hex HMAC of the sign method"
-				case "clientId":
-					msg = errClientID
-				}
-				checkFieldError(t, "PreVerifyForm", err, tc.wantField, msg)
-				if err != nil && tc.sign != "" && strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tc.sign)) {
-					t.Errorf("error %q contains the sign", err)
-				}
-				return
-			}
-			if err != nil || !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("PreVerifyForm = %v, %v; want %v, nil", got, err, tc.want)
-			}
-		})
-	}
-}
-
 func ExampleSignPreVerify() {
-	form, err := signing.SignPreVerify([]byte("0123456789abcdef0123456789abcdef"), signing.PreVerifyRequest{
+	form, err := signing.SignPreVerify(signing.PreVerifyRequest{
 		ProductKey: "a1FakePK01",
 		DeviceName: "dev-001",
 		ClientID:   "dev-001",
 		Timestamp:  "1700000000000",
 		Method:     signing.MethodHMACSHA1,
-	})
+	}, signing.DeviceSecretMAC([]byte("0123456789abcdef0123456789abcdef")))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -74,31 +74,32 @@ func RegisterSignContent(req RegisterRequest) string {
 }
 
 // SignRegister validates req and returns the platform's dynamic
-// registration form for it, signed with the product's ProductSecret (the
-// bytes of the secret string): productKey, deviceName, random, signMethod
-// and sign, the lower-case hex HMAC of [RegisterSignContent]. Post it
-// form-encoded (url.Values.Encode) to the auth endpoint's
-// /auth/register/device.
+// registration form for it: productKey, deviceName, random, signMethod
+// and sign, the lower-case hex of the MAC that mac computes over
+// [RegisterSignContent] with the product's ProductSecret
+// ([ProductSecretMAC]). Post it form-encoded (url.Values.Encode) to the
+// auth endpoint's /auth/register/device.
 //
 // Errors are *FieldError values naming the first invalid field of req (see
-// [RegisterRequest.Validate]), or the productSecret field if productSecret
-// is empty. They never contain the secret.
-func SignRegister(productSecret []byte, req RegisterRequest) (url.Values, error) {
+// [RegisterRequest.Validate]), mac's errors as they are, or an error if
+// the MAC is not the method's size. mac is not called for an invalid req.
+func SignRegister(req RegisterRequest, mac MAC) (url.Values, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	if err := checkSecret(fieldProductSecret, req.Method, productSecret); err != nil {
-		return nil, err
-	}
-	newHash, size := req.Method.newHash()
+	_, size := req.Method.newHash()
 	content := RegisterSignContent(req)
 	msg := make([]byte, len(content), max(len(content), size))
 	copy(msg, content)
+	sign, err := macHex(req.Method, mac, msg)
+	if err != nil {
+		return nil, err
+	}
 	return url.Values{
 		FormProductKey:         {req.ProductKey},
 		FormDeviceName:         {req.DeviceName},
 		FormRandom:             {req.Random},
 		FormRegisterSignMethod: {req.Method.String()},
-		FormSign:               {macHex(newHash, productSecret, msg)},
+		FormSign:               {sign},
 	}, nil
 }

@@ -57,7 +57,7 @@ func TestSignRegister(t *testing.T) {
 			if got := signing.RegisterSignContent(req); got != content {
 				t.Errorf("RegisterSignContent = %q, want %q", got, content)
 			}
-			form, err := signing.SignRegister([]byte(productSecret), req)
+			form, err := signing.SignRegister(req, signing.ProductSecretMAC([]byte(productSecret)))
 			if err != nil {
 				t.Fatalf("SignRegister: %v", err)
 			}
@@ -70,6 +70,10 @@ func TestSignRegister(t *testing.T) {
 			}
 			if !reflect.DeepEqual(form, want) {
 				t.Errorf("SignRegister =\n%v\nwant\n%v", form, want)
+			}
+			var seen string
+			if ext, err := signing.SignRegister(req, externalMAC([]byte(productSecret), &seen)); err != nil || !reflect.DeepEqual(ext, want) || seen != content {
+				t.Errorf("SignRegister with an external MAC =\n%v, %v (MAC saw %q)\nwant\n%v", ext, err, seen, want)
 			}
 			// The rule applied to the form as submitted gives the same sign.
 			if got := registerFormContent(t, form); got != content {
@@ -88,7 +92,7 @@ func TestSignRegister(t *testing.T) {
 
 func TestSignRegisterEscaping(t *testing.T) {
 	req := signing.RegisterRequest{ProductKey: "a1PK", DeviceName: "mac:00-11_22.33@x", Random: "r1", Method: signing.MethodHMACSHA256}
-	form, err := signing.SignRegister([]byte("s3cr3t"), req)
+	form, err := signing.SignRegister(req, signing.ProductSecretMAC([]byte("s3cr3t")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +129,7 @@ func TestSignRegisterErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := good
 			tc.edit(&req)
-			form, err := signing.SignRegister([]byte(tc.secret), req)
+			form, err := signing.SignRegister(req, signing.ProductSecretMAC([]byte(tc.secret)))
 			var fe *signing.FieldError
 			if !errors.As(err, &fe) || fe.Field != tc.wantField {
 				t.Fatalf("SignRegister = %v, %v; want a FieldError for %s", form, err, tc.wantField)
@@ -141,7 +145,7 @@ func TestSignRegisterErrors(t *testing.T) {
 	// The longest random is fine.
 	req := good
 	req.Random = strings.Repeat("Z9", 32)
-	if _, err := signing.SignRegister([]byte(secret), req); err != nil {
+	if _, err := signing.SignRegister(req, signing.ProductSecretMAC([]byte(secret))); err != nil {
 		t.Errorf("64-character random: %v", err)
 	}
 }
@@ -150,9 +154,9 @@ func TestSignRegisterErrors(t *testing.T) {
 // ProductSecret or any part of it in the clear.
 func TestSignRegisterSecretNotInForm(t *testing.T) {
 	const secret = "ThisIsTheProductSecret0123456789"
-	form, err := signing.SignRegister([]byte(secret), signing.RegisterRequest{
+	form, err := signing.SignRegister(signing.RegisterRequest{
 		ProductKey: "a1PK", DeviceName: "dev-001", Random: "r", Method: signing.MethodHMACMD5,
-	})
+	}, signing.ProductSecretMAC([]byte(secret)))
 	if err != nil {
 		t.Fatal(err)
 	}

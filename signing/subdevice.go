@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // A gateway logs its sub-devices in over its own MQTT connection by
@@ -124,9 +123,8 @@ func (r SubDeviceLoginRequest) submitted() []Param {
 //
 //	clientId{c}deviceName{d}productKey{p}timestamp{t}
 //
-// It does not validate r; call [SubDeviceLoginRequest.Validate] first. It
-// exists so that the HMAC can be computed elsewhere (Vault Transit);
-// [SignSubDeviceLogin] does both steps locally.
+// It does not validate r; call [SubDeviceLoginRequest.Validate] first.
+// [SignSubDeviceLogin] hands it to its MAC.
 func SubDeviceSignContent(r SubDeviceLoginRequest) string {
 	all := r.submitted()
 	signed := make([]Param, 0, len(all))
@@ -139,39 +137,24 @@ func SubDeviceSignContent(r SubDeviceLoginRequest) string {
 }
 
 // SignSubDeviceLogin validates r and returns the params object with which a
-// gateway logs the sub-device in; secret is the sub-device's DeviceSecret.
+// gateway logs the sub-device in, whose sign mac computes over
+// [SubDeviceSignContent] with the sub-device's key: with [DeviceSecretMAC]
+// when its DeviceSecret is at hand.
 //
-// Errors are *FieldError values naming the first invalid field, or the
-// deviceSecret field if secret is empty. They never contain the secret.
-func SignSubDeviceLogin(secret []byte, r SubDeviceLoginRequest) (SubDeviceLoginParams, error) {
+// Errors are *FieldError values naming the first invalid field, mac's
+// errors as they are, or an error if the MAC is not the method's size.
+// mac is not called for an invalid r.
+func SignSubDeviceLogin(r SubDeviceLoginRequest, mac MAC) (SubDeviceLoginParams, error) {
 	if err := r.Validate(); err != nil {
 		return SubDeviceLoginParams{}, err
-	}
-	if err := checkSecret(fieldDeviceSecret, r.Method, secret); err != nil {
-		return SubDeviceLoginParams{}, err
-	}
-	sign, err := HMACHex(r.Method, secret, SubDeviceSignContent(r))
-	if err != nil {
-		return SubDeviceLoginParams{}, err
-	}
-	return assembleSubDevice(r, sign), nil
-}
-
-// SignSubDeviceLoginWith is SignSubDeviceLogin for a key signerd does not
-// hold: mac computes the lower-case hex HMAC of the sign content elsewhere
-// (Vault Transit). The result is checked to be lower-case hex of the
-// method's length, so a wrong answer never reaches a gateway.
-func SignSubDeviceLoginWith(r SubDeviceLoginRequest, mac func(content string) (string, error)) (SubDeviceLoginParams, error) {
-	if err := r.Validate(); err != nil {
-		return SubDeviceLoginParams{}, err
-	}
-	sign, err := mac(SubDeviceSignContent(r))
-	if err != nil {
-		return SubDeviceLoginParams{}, fmt.Errorf("signing: external HMAC: %w", err)
 	}
 	_, size := r.Method.newHash()
-	if len(sign) != 2*size || strings.Trim(sign, "0123456789abcdef") != "" {
-		return SubDeviceLoginParams{}, errors.New("signing: external HMAC is not lower-case hex of the method's size")
+	content := SubDeviceSignContent(r)
+	msg := make([]byte, len(content), max(len(content), size))
+	copy(msg, content)
+	sign, err := macHex(r.Method, mac, msg)
+	if err != nil {
+		return SubDeviceLoginParams{}, err
 	}
 	return assembleSubDevice(r, sign), nil
 }

@@ -40,7 +40,7 @@ func TestSignSubDeviceLogin(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := signing.SubDeviceLoginRequest{ProductKey: "a1SubPK01", DeviceName: "sensor-0001",
 				ClientID: "a1SubPK01.sensor-0001", Timestamp: "1700000000000", Method: tc.method, CleanSession: tc.clean}
-			got, err := signing.SignSubDeviceLogin([]byte(secret), req)
+			got, err := signing.SignSubDeviceLogin(req, signing.DeviceSecretMAC([]byte(secret)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,9 +79,14 @@ func TestSignSubDeviceLoginVectors(t *testing.T) {
 		if c := signing.SubDeviceSignContent(req); c != v.Expect.SignContent {
 			t.Errorf("%s/%s: content %q, want %q", v.Input.ProductKey, v.Input.DeviceName, c, v.Expect.SignContent)
 		}
-		got, err := signing.SignSubDeviceLogin([]byte(v.Input.DeviceSecret), req)
+		got, err := signing.SignSubDeviceLogin(req, signing.DeviceSecretMAC([]byte(v.Input.DeviceSecret)))
 		if err != nil || got.Sign != v.Expect.Password {
 			t.Errorf("%s/%s %s: sign %q, %v; want %q", v.Input.ProductKey, v.Input.DeviceName, v.Input.SignMethod, got.Sign, err, v.Expect.Password)
+		}
+		var seen string
+		ext, err := signing.SignSubDeviceLogin(req, externalMAC([]byte(v.Input.DeviceSecret), &seen))
+		if err != nil || ext != got || seen != v.Expect.SignContent {
+			t.Errorf("%s/%s %s with an external MAC: %+v, %v (MAC saw %q); want %+v", v.Input.ProductKey, v.Input.DeviceName, v.Input.SignMethod, ext, err, seen, got)
 		}
 	}
 	if n == 0 {
@@ -110,48 +115,12 @@ func TestSignSubDeviceLoginRejects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := ok
 			tc.mutate(&r)
-			_, err := signing.SignSubDeviceLogin([]byte(tc.secret), r)
+			_, err := signing.SignSubDeviceLogin(r, signing.DeviceSecretMAC([]byte(tc.secret)))
 			var fe *signing.FieldError
 			if !errors.As(err, &fe) || fe.Field != tc.field {
 				t.Errorf("SignSubDeviceLogin: %v, want a FieldError for %s", err, tc.field)
 			}
 		})
-	}
-}
-
-func TestSignSubDeviceLoginWith(t *testing.T) {
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	req := signing.SubDeviceLoginRequest{ProductKey: "a1SubPK01", DeviceName: "sensor-0001",
-		ClientID: "c1", Timestamp: "1700000000000", Method: signing.MethodHMACSHA256}
-	want, err := signing.SignSubDeviceLogin(secret, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen string
-	got, err := signing.SignSubDeviceLoginWith(req, func(content string) (string, error) {
-		seen = content
-		return signing.HMACHex(req.Method, secret, content)
-	})
-	if err != nil || got != want {
-		t.Errorf("SignSubDeviceLoginWith = %+v, %v; want %+v", got, err, want)
-	}
-	if seen != signing.SubDeviceSignContent(req) {
-		t.Errorf("mac saw %q, want the sign content", seen)
-	}
-	for name, mac := range map[string]func(string) (string, error){
-		"upper case": func(string) (string, error) { return strings.Repeat("A", 64), nil },
-		"too short":  func(string) (string, error) { return strings.Repeat("a", 40), nil },
-		"mac error":  func(string) (string, error) { return "", errors.New("vault down") },
-	} {
-		if _, err := signing.SignSubDeviceLoginWith(req, mac); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-	bad := req
-	bad.Timestamp = ""
-	called := false
-	if _, err := signing.SignSubDeviceLoginWith(bad, func(string) (string, error) { called = true; return "", nil }); err == nil || called {
-		t.Errorf("invalid request: err=%v, mac called=%v; want an error before the mac", err, called)
 	}
 }
 

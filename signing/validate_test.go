@@ -264,7 +264,7 @@ func TestSignConnectErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := valid
 			tc.modify(&req)
-			got, err := signing.SignConnect(tc.secret, req)
+			got, err := signing.SignConnect(req, signing.DeviceSecretMAC(tc.secret))
 			if got != (signing.ConnectParams{}) {
 				t.Errorf("SignConnect returned %+v alongside an error, want zero ConnectParams", got)
 			}

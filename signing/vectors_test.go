@@ -109,7 +109,7 @@ func TestSignConnectVectors(t *testing.T) {
 				t.Errorf("HMACHex(%v, secret, %q) = %q, %v; want %q, nil", req.Method, v.Expect.SignContent, gotPassword, err, v.Expect.Password)
 			}
 
-			got, err := signing.SignConnect(secret, req)
+			got, err := signing.SignConnect(req, signing.DeviceSecretMAC(secret))
 			want := signing.ConnectParams{
 				ClientID: v.Expect.ClientID,
 				Username: v.Expect.Username,
@@ -117,6 +117,13 @@ func TestSignConnectVectors(t *testing.T) {
 			}
 			if err != nil || got != want {
 				t.Errorf("SignConnect(secret, %+v) =\n%+v, %v\nwant\n%+v, nil", req, got, err, want)
+			}
+			// A MAC computed elsewhere (the Transit path) gives the same
+			// answer from the same sign content.
+			var seen string
+			got, err = signing.SignConnect(req, externalMAC(secret, &seen))
+			if err != nil || got != want || seen != v.Expect.SignContent {
+				t.Errorf("SignConnect(%+v, external MAC) =\n%+v, %v (MAC saw %q)\nwant\n%+v, nil", req, got, err, seen, want)
 			}
 		})
 	}
@@ -139,7 +146,7 @@ func TestSignConnectHandChecked(t *testing.T) {
 		Username: "dev-001&a1FakePK01",
 		Password: "d4a300da6b324e3b82d6868e6435c22bbcbba73b",
 	}
-	got, err := signing.SignConnect(secret, req)
+	got, err := signing.SignConnect(req, signing.DeviceSecretMAC(secret))
 	if err != nil || got != want {
 		t.Errorf("SignConnect(secret, %+v) =\n%+v, %v\nwant\n%+v, nil", req, got, err, want)
 	}
@@ -174,7 +181,7 @@ func TestSignConnectTransports(t *testing.T) {
 	for _, tc := range tests {
 		req := base
 		req.Transport = tc.transport
-		got, err := signing.SignConnect(secret, req)
+		got, err := signing.SignConnect(req, signing.DeviceSecretMAC(secret))
 		want := signing.ConnectParams{ClientID: tc.wantClientID, Username: "dev-001&a1FakePK01", Password: wantPassword}
 		if err != nil || got != want {
 			t.Errorf("SignConnect(secret, %+v) = %+v, %v; want %+v, nil", req, got, err, want)

@@ -60,7 +60,7 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 			if err != nil {
 				return fmt.Errorf("-vault-transit-mount: %w", err)
 			}
-			svcOpts = append(svcOpts, service.WithTransit(tr))
+			svcOpts = append(svcOpts, service.WithKeys(secrets.NewRouter(secrets.NewLocalMACer(store), tr, products.InTransit)))
 			log.Info("Transit mode enabled for some products: Vault computes their HMACs", "mount", cfg.vault.transitMount)
 		}
 	}

@@ -40,10 +40,10 @@ var signMethods = map[signing.Method]signerv1.SignMethod{
 // expect is the answer signerd must give for device i at timestamp ts.
 func (o *loadOptions) expect(i int, ts int64) signing.ConnectParams {
 	pk, dn := o.fleet.product, o.fleet.name(i)
-	p, _ := signing.SignConnect(o.fleet.secret(i), signing.ConnectRequest{
+	p, _ := signing.SignConnect(signing.ConnectRequest{
 		ProductKey: pk, DeviceName: dn, ClientID: pk + "." + dn,
 		Timestamp: strconv.FormatInt(ts, 10), Method: o.method, Transport: signing.TransportTLS,
-	})
+	}, signing.DeviceSecretMAC(o.fleet.secret(i)))
 	return p
 }
 
