@@ -1,6 +1,7 @@
-// Package signing computes the credentials an Alibaba Cloud IoT Platform
-// device presents when it logs in over MQTT, and resolves the MQTT endpoint
-// of a product.
+// Package signing holds the Alibaba Cloud IoT Platform's sign rules: the
+// credentials a device presents when it logs in over MQTT, the HTTPS
+// pre-verification and dynamic-registration forms, a gateway's sub-device
+// logins, and the MQTT endpoint of a product.
 //
 // A device logs in with an MQTT CONNECT whose fields are
 //
@@ -28,10 +29,13 @@
 // (GODEBUG=fips140=only), so that a request the runtime would refuse yields
 // an error instead of a panic.
 //
-// For the same reason, building the sign content ([ConnectSignContent],
-// [Content]) is separate from computing its HMAC ([HMACHex]): a caller whose
-// key lives elsewhere, such as in Vault Transit, can build the content here
-// and have the HMAC computed there.
+// For the same reason, the sign functions ([SignConnect], [SignPreVerify],
+// [SignRegister], [SignSubDeviceLogin]) do not hold keys: each takes a
+// [MAC] that computes the HMAC of the sign content it builds, and checks
+// the answer's size. The MAC may run in this process ([DeviceSecretMAC],
+// [ProductSecretMAC], for callers that have the secret) or elsewhere (the
+// service passes one that asks package secrets, which may ask Vault
+// Transit), so there is one function per message whatever the key's home.
 //
 // # Input validation
 //
