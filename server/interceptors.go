@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -36,27 +34,6 @@ type call struct {
 	reason    string
 	// retryAfter is the rate limiter's wait for a refused call.
 	retryAfter time.Duration
-
-	mu sync.Mutex
-	// deniedSubs are the sub-devices the policy refused, each with its
-	// reason, for their own audit records.
-	deniedSubs []deniedDevice
-}
-
-type deniedDevice struct {
-	productKey, deviceName, reason string
-}
-
-func (c *call) denySub(d deniedDevice) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.deniedSubs = append(c.deniedSubs, d)
-}
-
-func (c *call) subDenials() []deniedDevice {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.deniedSubs)
 }
 
 type callKey struct{}
@@ -155,84 +132,6 @@ type batchRequest interface {
 	GetRequests() []*signerv1.SignMqttConnectRequest
 }
 
-// ItemAuthorizer is the service's per-item authorization for batch RPCs:
-// the same policy, applied to each item's device.
-func ItemAuthorizer(p *auth.Policy) func(ctx context.Context, rpc, productKey, deviceName string) error {
-	return func(ctx context.Context, rpc, productKey, deviceName string) error {
-		id, ok := auth.FromContext(ctx)
-		if !ok {
-			return auth.ErrDenied
-		}
-		if id.Kind == auth.KindAnonymous {
-			return nil // -dev
-		}
-		return p.Authorize(id, rpc, productKey, deviceName)
-	}
-}
-
-// SubDeviceAuthorizer is the service's per-sub-device authorization of
-// SignSubDeviceLogin: the policy must assign each sub-device to the
-// gateway, for the gateway itself or a backend granted both products (see
-// auth.Policy.AuthorizeSubDevice). A denial's reason goes to the audit
-// record.
-func SubDeviceAuthorizer(p *auth.Policy) func(ctx context.Context, gwPK, gwDN, subPK, subDN string) error {
-	return func(ctx context.Context, gwPK, gwDN, subPK, subDN string) error {
-		id, ok := auth.FromContext(ctx)
-		if !ok {
-			return auth.ErrDenied
-		}
-		if id.Kind == auth.KindAnonymous {
-			return nil // -dev
-		}
-		if err := p.AuthorizeSubDevice(id, gwPK, gwDN, subPK, subDN); err != nil {
-			if c := callFrom(ctx); c != nil {
-				c.denySub(deniedDevice{subPK, subDN,
-					"policy: " + id.String() + " may not sign sub-device " + subPK + "/" + subDN + " for gateway " + gwPK + "/" + gwDN})
-			}
-			return err
-		}
-		return nil
-	}
-}
-
-// authorize decides before the service (and so the secret store) is reached.
-// "Not yours" and "does not exist" are indistinguishable: the store is never
-// asked on behalf of a caller that may not have the device.
-func authorize(p *auth.Policy) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		id, ok := auth.FromContext(ctx)
-		if !ok {
-			return nil, status.Error(codes.Unauthenticated, "authentication required")
-		}
-		if id.Kind == auth.KindAnonymous { // -dev only: the Authenticator admits none otherwise
-			return handler(ctx, req)
-		}
-		if _, ok := req.(batchRequest); ok {
-			// A batch is for callers granted it by name (or "*"); the
-			// service authorizes each item (before its lookup) with the
-			// same policy.
-			if rpc := path.Base(info.FullMethod); !p.MayCall(id, rpc) {
-				if c := callFrom(ctx); c != nil {
-					c.reason = "policy: " + id.String() + " may not call " + rpc
-				}
-				return nil, status.Error(codes.PermissionDenied, "permission denied")
-			}
-			return handler(ctx, req)
-		}
-		dr, ok := req.(deviceRequest)
-		if !ok {
-			return nil, status.Error(codes.PermissionDenied, "permission denied")
-		}
-		if err := p.Authorize(id, path.Base(info.FullMethod), dr.GetProductKey(), dr.GetDeviceName()); err != nil {
-			if c := callFrom(ctx); c != nil {
-				c.reason = "policy: " + id.String() + " may not call " + path.Base(info.FullMethod) + " for this device"
-			}
-			return nil, status.Error(codes.PermissionDenied, "permission denied")
-		}
-		return handler(ctx, req)
-	}
-}
-
 // limiter implements go-grpc-middleware's ratelimit.Limiter with a bucket
 // per caller (and a separate, stricter one for PreVerify, which costs a
 // platform round trip).
@@ -326,7 +225,12 @@ func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 		if dr, ok := req.(deviceRequest); ok {
 			r.ProductKey, r.DeviceName = dr.GetProductKey(), dr.GetDeviceName()
 		}
-		c := callFrom(ctx)
+		// The service's refusals carry the Authorizer's denials, each with
+		// its reason.
+		denials := auth.Denials(err)
+		if len(denials) > 0 && denials[0].Gateway == (auth.Device{}) {
+			r.Reason = denials[0].Reason
+		}
 
 		switch req := req.(type) {
 		case batchRequest:
@@ -338,7 +242,7 @@ func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 				return resp, err
 			}
 		case *signerv1.SignSubDeviceLoginRequest:
-			auditSubDevices(ctx, l, r, c, req, err)
+			auditSubDevices(ctx, l, r, denials, req, err)
 			return resp, err
 		}
 		setOutcome(&r, err)
@@ -405,16 +309,18 @@ func auditItems(ctx context.Context, l *audit.Logger, r audit.Record, items []*s
 // and, when an authenticated caller was denied, one per sub-device: each
 // sub-device the policy refused with its own reason, every other one with
 // the call's.
-func auditSubDevices(ctx context.Context, l *audit.Logger, r audit.Record, c *call, req *signerv1.SignSubDeviceLoginRequest, err error) {
-	var denied []deniedDevice
-	if c != nil {
-		denied = c.subDenials()
+func auditSubDevices(ctx context.Context, l *audit.Logger, r audit.Record, denials []*auth.Denial, req *signerv1.SignSubDeviceLoginRequest, err error) {
+	var denied []*auth.Denial
+	for _, d := range denials {
+		if d.Gateway != (auth.Device{}) {
+			denied = append(denied, d)
+		}
 	}
 	gw := r
 	if len(denied) > 0 {
 		names := make([]string, len(denied))
 		for i, d := range denied {
-			names[i] = d.productKey + "/" + d.deviceName
+			names[i] = d.Device.String()
 		}
 		gw.Reason = "policy: " + r.Caller + " may not sign sub-devices " + strings.Join(names, ", ") +
 			" for gateway " + req.GetProductKey() + "/" + req.GetDeviceName()
@@ -443,8 +349,8 @@ func auditSubDevices(ctx context.Context, l *audit.Logger, r audit.Record, c *ca
 		}
 		ir.Reason = gw.Reason
 		for _, d := range denied {
-			if d.productKey == sub.GetProductKey() && d.deviceName == sub.GetDeviceName() {
-				ir.Reason = d.reason
+			if d.Device == (auth.Device{ProductKey: sub.GetProductKey(), DeviceName: sub.GetDeviceName()}) {
+				ir.Reason = d.Reason
 				break
 			}
 		}

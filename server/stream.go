@@ -53,30 +53,6 @@ func shedStream(f *limits.InFlight, m *metrics.Metrics) grpc.StreamServerInterce
 	}
 }
 
-// authorizeStream admits a caller the policy grants the streaming RPC by
-// name (or "*"); the service then authorizes each item, before its lookup,
-// as the same RPC.
-func authorizeStream(p *auth.Policy) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		id, ok := auth.FromContext(ss.Context())
-		if !ok {
-			return status.Error(codes.Unauthenticated, "authentication required")
-		}
-		rpc := path.Base(info.FullMethod)
-		if id.Kind != auth.KindAnonymous && !p.MayCall(id, rpc) {
-			if c := callFrom(ss.Context()); c != nil {
-				c.reason = "policy: " + id.String() + " may not call " + rpc
-			}
-			// Read the request, only so that the audit record of every
-			// device it names says it was denied (the caller sent it
-			// already).
-			_ = ss.RecvMsg(new(signerv1.StreamSignMqttConnectRequest))
-			return status.Error(codes.PermissionDenied, "permission denied")
-		}
-		return handler(srv, ss)
-	}
-}
-
 // auditStream writes one record per streamed item, or one record for a
 // stream refused or failed before any item.
 func auditStream(l *audit.Logger) grpc.StreamServerInterceptor {
@@ -89,6 +65,9 @@ func auditStream(l *audit.Logger) grpc.StreamServerInterceptor {
 		w.mu.Lock()
 		sent, req := w.sent, w.req
 		w.mu.Unlock()
+		if ds := auth.Denials(err); len(ds) > 0 {
+			w.reason = ds[0].Reason
+		}
 		if sent == 0 && err != nil && req != nil && auditItems(ss.Context(), l, w.record(), req.GetRequests(), nil, err) {
 			return err
 		}
@@ -110,6 +89,8 @@ type auditingStream struct {
 	mu   sync.Mutex
 	req  *signerv1.StreamSignMqttConnectRequest
 	sent int
+	// reason is the Authorizer's, for a stream it refused as a whole.
+	reason string
 }
 
 func (w *auditingStream) RecvMsg(m any) error {
@@ -150,5 +131,9 @@ func (w *auditingStream) SendMsg(m any) error {
 }
 
 func (w *auditingStream) record() audit.Record {
-	return baseRecord(w.Context(), w.start, w.rpc)
+	r := baseRecord(w.Context(), w.start, w.rpc)
+	if w.reason != "" {
+		r.Reason = w.reason
+	}
+	return r
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
@@ -18,17 +19,13 @@ const MaxBatch = 1000
 // cold batch does not flood Vault.
 const batchConcurrency = 16
 
-// Authorizer decides whether the caller in ctx may call rpc for one device.
-// Batch RPCs call it per item, before that item's secret is looked up.
-type Authorizer func(ctx context.Context, rpc, productKey, deviceName string) error
-
-// WithAuthorizer sets the per-item authorizer of batch RPCs. Without one,
-// every item is denied: a server wired without authorization must fail
-// closed, not hand out every device.
-func WithAuthorizer(a Authorizer) Option { return func(s *Server) { s.authorize = a } }
-
 // BatchSignMqttConnect implements signerv1.SignerServiceServer.
 func (s *Server) BatchSignMqttConnect(ctx context.Context, req *signerv1.BatchSignMqttConnectRequest) (*signerv1.BatchSignMqttConnectResponse, error) {
+	// A batch is for callers granted it by name (or "*"); each item is then
+	// authorized as this RPC before its lookup.
+	if err := s.authz.AuthorizeCall(ctx, "BatchSignMqttConnect"); err != nil {
+		return nil, deny("permission denied", err)
+	}
 	items := req.GetRequests()
 	if len(items) == 0 || len(items) > MaxBatch {
 		return nil, invalidArgument([]violation{{field: "requests",
@@ -48,12 +45,12 @@ func (s *Server) signBatch(ctx context.Context, rpc string, items []*signerv1.Si
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(batchConcurrency)
 	for i, item := range items {
-		if s.authorize == nil || s.authorize(ctx, rpc, item.GetProductKey(), item.GetDeviceName()) != nil {
+		if s.authz.AuthorizeDevice(ctx, rpc, auth.Device{ProductKey: item.GetProductKey(), DeviceName: item.GetDeviceName()}) != nil {
 			results[i] = itemError(status.Error(codes.PermissionDenied, "permission denied"))
 			continue
 		}
 		g.Go(func() error {
-			resp, err := s.SignMqttConnect(gctx, item)
+			resp, err := s.signConnect(gctx, item)
 			if err != nil {
 				results[i] = itemError(err)
 			} else {
@@ -77,6 +74,9 @@ const MaxStream = 100_000
 // in chunks, each chunk signed concurrently and sent in request order.
 func (s *Server) StreamSignMqttConnect(req *signerv1.StreamSignMqttConnectRequest, stream signerv1.SignerService_StreamSignMqttConnectServer) error {
 	ctx := stream.Context()
+	if err := s.authz.AuthorizeCall(ctx, "StreamSignMqttConnect"); err != nil {
+		return deny("permission denied", err)
+	}
 	items := req.GetRequests()
 	if len(items) == 0 || len(items) > MaxStream {
 		return invalidArgument([]violation{{field: "requests",

@@ -124,6 +124,9 @@ type registered struct {
 // that gives up does not stop a flight that reached the platform: the
 // issued secret is still stored, and a retry gets ALREADY_EXISTS.
 func (s *Server) RegisterDevice(ctx context.Context, req *signerv1.RegisterDeviceRequest) (*signerv1.RegisterDeviceResponse, error) {
+	if err := s.authorizeDevice(ctx, "RegisterDevice", req.GetProductKey(), req.GetDeviceName()); err != nil {
+		return nil, err
+	}
 	r := s.registrar
 	if r == nil {
 		return nil, status.Error(codes.Unimplemented, "RegisterDevice is not enabled on this server (it needs Vault)")

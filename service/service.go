@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/signing"
@@ -26,8 +27,7 @@ type Server struct {
 	now       func() time.Time
 	log       *slog.Logger
 	tokens    *tokenCache
-	authorize Authorizer
-	subAuth   SubDeviceAuthorizer
+	authz     auth.Authorizer
 	transit   TransitHMAC
 	registrar *registrar // RegisterDevice; nil when not enabled
 }
@@ -44,7 +44,14 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithLogger sets the logger for server-side faults.
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
-// New returns a Server that looks secrets up in store.
+// WithAuthorizer sets the Authorizer asked about every device a call
+// touches, before its secret is looked up. Required: New panics without
+// one, so that no server is ever wired without authorization (tests that
+// want none pass auth.AllowAll and say so).
+func WithAuthorizer(a auth.Authorizer) Option { return func(s *Server) { s.authz = a } }
+
+// New returns a Server that looks secrets up in store. WithAuthorizer is
+// required.
 func New(store secrets.Store, opts ...Option) *Server {
 	s := &Server{
 		store:    store,
@@ -55,11 +62,49 @@ func New(store secrets.Store, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	if s.authz == nil {
+		panic("service.New: WithAuthorizer is required")
+	}
 	return s
+}
+
+// denied is the answer to a call the Authorizer refused:
+// PERMISSION_DENIED, carrying the Authorizer's *auth.Denial values for the
+// audit record (auth.Denials), which the caller never sees.
+type denied struct {
+	st      *status.Status
+	denials []error
+}
+
+func (e *denied) Error() string              { return e.st.Err().Error() }
+func (e *denied) GRPCStatus() *status.Status { return e.st }
+func (e *denied) Unwrap() []error            { return e.denials }
+
+// deny answers a refusal: msg for the caller, the denials for the audit.
+func deny(msg string, denials ...error) error {
+	return &denied{st: status.New(codes.PermissionDenied, msg), denials: denials}
+}
+
+// authorizeDevice asks the Authorizer about the one device a unary call
+// names; it runs first, before validation and lookup, so that a refused
+// caller learns nothing about the device or its request.
+func (s *Server) authorizeDevice(ctx context.Context, rpc, productKey, deviceName string) error {
+	if err := s.authz.AuthorizeDevice(ctx, rpc, auth.Device{ProductKey: productKey, DeviceName: deviceName}); err != nil {
+		return deny("permission denied", err)
+	}
+	return nil
 }
 
 // SignMqttConnect implements signerv1.SignerServiceServer.
 func (s *Server) SignMqttConnect(ctx context.Context, req *signerv1.SignMqttConnectRequest) (*signerv1.SignMqttConnectResponse, error) {
+	if err := s.authorizeDevice(ctx, "SignMqttConnect", req.GetProductKey(), req.GetDeviceName()); err != nil {
+		return nil, err
+	}
+	return s.signConnect(ctx, req)
+}
+
+// signConnect signs one authorized device's connect request.
+func (s *Server) signConnect(ctx context.Context, req *signerv1.SignMqttConnectRequest) (*signerv1.SignMqttConnectResponse, error) {
 	now := s.now()
 	sreq, transport, err := s.connectRequest(req, now)
 	if err != nil {

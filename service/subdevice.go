@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/signing"
@@ -21,22 +21,13 @@ import (
 // (the platform's batch_login limit).
 const MaxSubDevices = signing.MaxSubDeviceLogin
 
-// SubDeviceAuthorizer decides whether the caller in ctx may have the
-// SignSubDeviceLogin answer for the sub-device subPK/subDN, logged in by
-// the gateway gwPK/gwDN. It is called for every sub-device, before any
-// secret is looked up.
-type SubDeviceAuthorizer func(ctx context.Context, gwPK, gwDN, subPK, subDN string) error
-
-// WithSubDeviceAuthorizer sets the per-sub-device authorizer of
-// SignSubDeviceLogin. Without one, every sub-device is allowed (-dev).
-func WithSubDeviceAuthorizer(a SubDeviceAuthorizer) Option {
-	return func(s *Server) { s.subAuth = a }
-}
-
 // SignSubDeviceLogin implements signerv1.SignerServiceServer. The answer is
 // all or nothing: one invalid, forbidden or failing sub-device fails the
 // call, so that a gateway never publishes a partial login.
 func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDeviceLoginRequest) (*signerv1.SignSubDeviceLoginResponse, error) {
+	if err := s.authorizeDevice(ctx, "SignSubDeviceLogin", req.GetProductKey(), req.GetDeviceName()); err != nil {
+		return nil, err
+	}
 	subs, err := s.subDeviceRequests(req, s.now())
 	if err != nil {
 		return nil, err
@@ -47,17 +38,18 @@ func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDe
 	// of them: a refused caller learns nothing about which devices exist.
 	// All of them are asked, not just up to the first refusal, so that the
 	// answer and the audit name every refused one.
-	if s.subAuth != nil {
-		var refused []string
-		for i, sub := range subs {
-			if err := s.subAuth(ctx, gwPK, gwDN, sub.ProductKey, sub.DeviceName); err != nil {
-				refused = append(refused, fmt.Sprintf("sub_devices[%d]", i))
-			}
+	gw := auth.Device{ProductKey: gwPK, DeviceName: gwDN}
+	var refused []string
+	var denials []error
+	for i, sub := range subs {
+		if err := s.authz.AuthorizeSubDevice(ctx, gw, auth.Device{ProductKey: sub.ProductKey, DeviceName: sub.DeviceName}); err != nil {
+			refused = append(refused, fmt.Sprintf("sub_devices[%d]", i))
+			denials = append(denials, err)
 		}
-		if len(refused) > 0 {
-			return nil, status.Errorf(codes.PermissionDenied,
-				"permission denied: %s not assigned to gateway %s/%s for this caller", strings.Join(refused, ", "), gwPK, gwDN)
-		}
+	}
+	if len(refused) > 0 {
+		return nil, deny(fmt.Sprintf("permission denied: %s not assigned to gateway %s/%s for this caller",
+			strings.Join(refused, ", "), gwPK, gwDN), denials...)
 	}
 	for i, sub := range subs {
 		if s.products.Lookup(sub.ProductKey).Transit {
