@@ -127,11 +127,6 @@ type deviceRequest interface {
 	GetDeviceName() string
 }
 
-// batchRequest is a request naming many devices.
-type batchRequest interface {
-	GetRequests() []*signerv1.SignMqttConnectRequest
-}
-
 // limiter implements go-grpc-middleware's ratelimit.Limiter with a bucket
 // per caller (and a separate, stricter one for PreVerify, which costs a
 // platform round trip).
@@ -202,53 +197,87 @@ func shed(f *limits.InFlight, m *metrics.Metrics) grpc.UnaryServerInterceptor {
 	}
 }
 
-// auditCalls writes one audit record per SignerService call, whatever the
-// outcome, and one per device a call names beside its own: every issuance
-// and every denial names its device (see auditItems).
+// auditCalls is the unary side of the one audit point (see audit).
 func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := handler(ctx, req)
 		if l == nil {
-			return resp, err
+			return handler(ctx, req)
 		}
-		r := baseRecord(ctx, start, path.Base(info.FullMethod))
-		if md, ok := metadata.FromIncomingContext(ctx); ok && r.Transport == "rest" {
-			// The gateway appends the address it saw to whatever
-			// X-Forwarded-For the client sent: only the last entry is not
-			// the caller's own say-so.
-			if v := md.Get("x-forwarded-for"); len(v) > 0 {
-				hops := strings.Split(v[len(v)-1], ",")
-				r.Peer = strings.TrimSpace(hops[len(hops)-1])
-			}
-		}
+		start := time.Now()
+		ctx, outcomes := audit.Track(ctx)
+		resp, err := handler(ctx, req)
+		var dev auth.Device
 		if dr, ok := req.(deviceRequest); ok {
-			r.ProductKey, r.DeviceName = dr.GetProductKey(), dr.GetDeviceName()
+			dev = auth.Device{ProductKey: dr.GetProductKey(), DeviceName: dr.GetDeviceName()}
 		}
-		// The service's refusals carry the Authorizer's denials, each with
-		// its reason.
-		denials := auth.Denials(err)
-		if len(denials) > 0 && denials[0].Gateway == (auth.Device{}) {
-			r.Reason = denials[0].Reason
-		}
-
-		switch req := req.(type) {
-		case batchRequest:
-			var results []*signerv1.BatchSignMqttConnectResult
-			if out, ok := resp.(*signerv1.BatchSignMqttConnectResponse); ok && err == nil {
-				results = out.GetResults()
-			}
-			if auditItems(ctx, l, r, req.GetRequests(), results, err) {
-				return resp, err
-			}
-		case *signerv1.SignSubDeviceLoginRequest:
-			auditSubDevices(ctx, l, r, denials, req, err)
-			return resp, err
-		}
-		setOutcome(&r, err)
-		l.Write(ctx, r)
+		writeAudit(ctx, l, start, path.Base(info.FullMethod), dev, outcomes(), err)
 		return resp, err
 	}
+}
+
+// writeAudit is the one audit point: one record per device the service
+// decided about, from the outcomes it reported (each refusal's reason is
+// the Authorizer's), in the order it reported them. A call the service
+// never decided (refused before it: authentication, rate limit, overload,
+// a REST request the gateway could not forward) or answered as a whole
+// without naming a device (a batch of the wrong size) has one record, for
+// dev, the device its request names, if any.
+func writeAudit(ctx context.Context, l *audit.Logger, start time.Time, rpc string, dev auth.Device, outs []audit.Outcome, err error) {
+	r := baseRecord(ctx, start, rpc)
+	if md, ok := metadata.FromIncomingContext(ctx); ok && r.Transport == "rest" {
+		// The gateway appends the address it saw to whatever
+		// X-Forwarded-For the client sent: only the last entry is not
+		// the caller's own say-so.
+		if v := md.Get("x-forwarded-for"); len(v) > 0 {
+			hops := strings.Split(v[len(v)-1], ",")
+			r.Peer = strings.TrimSpace(hops[len(hops)-1])
+		}
+	}
+	if len(outs) == 0 {
+		outs = []audit.Outcome{{Device: dev, Err: err}}
+	}
+	for _, o := range outs {
+		ir := r
+		ir.ProductKey, ir.DeviceName = o.Device.ProductKey, o.Device.DeviceName
+		if reason := reasonOf(o); reason != "" {
+			ir.Reason = reason
+		}
+		setOutcome(&ir, o.Err)
+		l.Write(ctx, ir)
+	}
+}
+
+// reasonOf is an outcome's reason from the service's typed decision: its
+// own, the Authorizer's denial of this device, or, for a device refused
+// with others (the sub-devices of one gateway), the denials of them all.
+// "" leaves the call's (or, for a failure, the answer's message).
+func reasonOf(o audit.Outcome) string {
+	if o.Reason != "" {
+		return o.Reason
+	}
+	ds := auth.Denials(o.Err)
+	if len(ds) == 0 {
+		return ""
+	}
+	var subs []*auth.Denial
+	for _, d := range ds {
+		if d.Gateway == (auth.Device{}) {
+			continue
+		}
+		if d.Device == o.Device {
+			return d.Reason
+		}
+		subs = append(subs, d)
+	}
+	if len(subs) == 0 {
+		return ds[0].Reason
+	}
+	names := make([]string, len(subs))
+	for i, d := range subs {
+		names[i] = d.Device.String()
+	}
+	return "policy: " + subs[0].Caller + " may not sign sub-devices " + strings.Join(names, ", ") +
+		" for gateway " + subs[0].Gateway.String()
 }
 
 // baseRecord is a record of the call in ctx, before its outcome.
@@ -264,99 +293,6 @@ func baseRecord(ctx context.Context, start time.Time, rpc string) audit.Record {
 		}
 	}
 	return r
-}
-
-// maxAuditedItems bounds the records one refused call can produce
-// (StreamSignMqttConnect's own limit): a larger request is refused as a
-// whole and recorded once.
-const maxAuditedItems = 100_000
-
-// auditItems writes one record per item of a batch or stream and reports
-// whether it did. Items are recorded when the call was answered (each with
-// its own outcome), and when an authenticated caller was refused the whole
-// call by policy (each with the call's code and reason: a device calling a
-// batch RPC is denied every device it named). A call refused before its
-// caller was known, or for a reason that is not about its devices (rate
-// limit, bad input), is recorded once by the caller.
-func auditItems(ctx context.Context, l *audit.Logger, r audit.Record, items []*signerv1.SignMqttConnectRequest, results []*signerv1.BatchSignMqttConnectResult, err error) bool {
-	answered := err == nil && len(results) == len(items)
-	deniedWhole := status.Code(err) == codes.PermissionDenied && r.Caller != "unauthenticated"
-	if !(answered || deniedWhole) || len(items) == 0 || len(items) > maxAuditedItems {
-		return false
-	}
-	for i, item := range items {
-		ir := r
-		ir.ProductKey, ir.DeviceName = item.GetProductKey(), item.GetDeviceName()
-		itemErr := err
-		if answered {
-			if e := results[i].GetError(); e != nil {
-				itemErr = status.ErrorProto(e)
-			} else {
-				itemErr = nil
-			}
-		}
-		setOutcome(&ir, itemErr)
-		if answered && status.Code(itemErr) == codes.PermissionDenied {
-			ir.Reason = "policy: " + ir.Caller + " may not call " + ir.RPC + " for this device"
-		}
-		l.Write(ctx, ir)
-	}
-	return true
-}
-
-// auditSubDevices records a SignSubDeviceLogin. An answered call has one
-// record per sub-device signed for. A failed one has the gateway's record
-// and, when an authenticated caller was denied, one per sub-device: each
-// sub-device the policy refused with its own reason, every other one with
-// the call's.
-func auditSubDevices(ctx context.Context, l *audit.Logger, r audit.Record, denials []*auth.Denial, req *signerv1.SignSubDeviceLoginRequest, err error) {
-	var denied []*auth.Denial
-	for _, d := range denials {
-		if d.Gateway != (auth.Device{}) {
-			denied = append(denied, d)
-		}
-	}
-	gw := r
-	if len(denied) > 0 {
-		names := make([]string, len(denied))
-		for i, d := range denied {
-			names[i] = d.Device.String()
-		}
-		gw.Reason = "policy: " + r.Caller + " may not sign sub-devices " + strings.Join(names, ", ") +
-			" for gateway " + req.GetProductKey() + "/" + req.GetDeviceName()
-	}
-	if err != nil {
-		setOutcome(&gw, err)
-		l.Write(ctx, gw)
-	}
-
-	subs := req.GetSubDevices()
-	if len(subs) > maxAuditedItems {
-		return
-	}
-	deniedWhole := status.Code(err) == codes.PermissionDenied && r.Caller != "unauthenticated"
-	if err != nil && !deniedWhole {
-		return // recorded by the gateway's record: nothing was signed
-	}
-	for _, sub := range subs {
-		ir := r
-		ir.ProductKey, ir.DeviceName = sub.GetProductKey(), sub.GetDeviceName()
-		if err == nil {
-			ir.Reason = "sub-device of gateway " + req.GetProductKey() + "/" + req.GetDeviceName()
-			setOutcome(&ir, nil)
-			l.Write(ctx, ir)
-			continue
-		}
-		ir.Reason = gw.Reason
-		for _, d := range denied {
-			if d.Device == (auth.Device{ProductKey: sub.GetProductKey(), DeviceName: sub.GetDeviceName()}) {
-				ir.Reason = d.Reason
-				break
-			}
-		}
-		setOutcome(&ir, err)
-		l.Write(ctx, ir)
-	}
 }
 
 // setOutcome fills a record's code, outcome and (for failures) reason.

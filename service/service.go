@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
@@ -85,6 +86,11 @@ func deny(msg string, denials ...error) error {
 	return &denied{st: status.New(codes.PermissionDenied, msg), denials: denials}
 }
 
+// reportDevice reports the outcome of a call for its one device.
+func reportDevice(ctx context.Context, productKey, deviceName string, err error) {
+	audit.Report(ctx, audit.Outcome{Device: auth.Device{ProductKey: productKey, DeviceName: deviceName}, Err: err})
+}
+
 // authorizeDevice asks the Authorizer about the one device a unary call
 // names; it runs first, before validation and lookup, so that a refused
 // caller learns nothing about the device or its request.
@@ -96,7 +102,8 @@ func (s *Server) authorizeDevice(ctx context.Context, rpc, productKey, deviceNam
 }
 
 // SignMqttConnect implements signerv1.SignerServiceServer.
-func (s *Server) SignMqttConnect(ctx context.Context, req *signerv1.SignMqttConnectRequest) (*signerv1.SignMqttConnectResponse, error) {
+func (s *Server) SignMqttConnect(ctx context.Context, req *signerv1.SignMqttConnectRequest) (_ *signerv1.SignMqttConnectResponse, err error) {
+	defer func() { reportDevice(ctx, req.GetProductKey(), req.GetDeviceName(), err) }()
 	if err := s.authorizeDevice(ctx, "SignMqttConnect", req.GetProductKey(), req.GetDeviceName()); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/status"
 
+	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
@@ -24,7 +26,8 @@ const MaxSubDevices = signing.MaxSubDeviceLogin
 // SignSubDeviceLogin implements signerv1.SignerServiceServer. The answer is
 // all or nothing: one invalid, forbidden or failing sub-device fails the
 // call, so that a gateway never publishes a partial login.
-func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDeviceLoginRequest) (*signerv1.SignSubDeviceLoginResponse, error) {
+func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDeviceLoginRequest) (_ *signerv1.SignSubDeviceLoginResponse, err error) {
+	defer func() { reportSubDevices(ctx, req, err) }()
 	if err := s.authorizeDevice(ctx, "SignSubDeviceLogin", req.GetProductKey(), req.GetDeviceName()); err != nil {
 		return nil, err
 	}
@@ -98,6 +101,30 @@ func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDe
 		})
 	}
 	return resp, nil
+}
+
+// reportSubDevices reports a SignSubDeviceLogin: each sub-device signed for
+// when it succeeded; otherwise the gateway and, when refused, every
+// sub-device it named with the refusal (which carries each denial).
+func reportSubDevices(ctx context.Context, req *signerv1.SignSubDeviceLoginRequest, err error) {
+	gw := auth.Device{ProductKey: req.GetProductKey(), DeviceName: req.GetDeviceName()}
+	subs := req.GetSubDevices()
+	var outs []audit.Outcome
+	if err != nil {
+		outs = append(outs, audit.Outcome{Device: gw, Err: err})
+		if !errors.Is(err, auth.ErrDenied) || len(subs) > MaxStream {
+			audit.Report(ctx, outs...)
+			return
+		}
+	}
+	for _, sub := range subs {
+		o := audit.Outcome{Device: auth.Device{ProductKey: sub.GetProductKey(), DeviceName: sub.GetDeviceName()}, Err: err}
+		if err == nil {
+			o.Reason = "sub-device of gateway " + gw.String()
+		}
+		outs = append(outs, o)
+	}
+	audit.Report(ctx, outs...)
 }
 
 // signSubDevice signs one validated, authorized sub-device, with the
