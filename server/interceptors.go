@@ -5,18 +5,19 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"path"
 	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
@@ -25,15 +26,13 @@ import (
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
-// call is what the interceptors learn about one call, shared through the
-// context so that the outer audit interceptor sees what the inner ones
-// decided.
+// call is who made one call, shared through the context so that the
+// outer log and audit interceptors name the caller that authentication,
+// inside them, established. Why a call was refused is not kept here: each
+// refusal is a typed error (*auth.Error, *refusal, *auth.Denial).
 type call struct {
 	requestID string
 	identity  *auth.Identity
-	reason    string
-	// retryAfter is the rate limiter's wait for a refused call.
-	retryAfter time.Duration
 }
 
 type callKey struct{}
@@ -99,27 +98,33 @@ func logFields(ctx context.Context) logging.Fields {
 }
 
 // authenticate wraps the Authenticator for go-grpc-middleware's auth
-// interceptor and records the outcome for audit.
+// interceptor and records the caller for the log and audit; a refusal is
+// the Authenticator's *auth.Error, which the audit reads.
 func authenticate(a *auth.Authenticator) func(context.Context) (context.Context, error) {
 	return func(ctx context.Context) (context.Context, error) {
 		ctx, err := a.Authenticate(ctx)
-		c := callFrom(ctx)
-		if c == nil {
-			return ctx, err
-		}
 		if err != nil {
-			var ae *auth.Error
-			if errors.As(err, &ae) {
-				c.reason = ae.Cause.Error()
-			}
 			return ctx, err
 		}
-		if id, ok := auth.FromContext(ctx); ok {
-			c.identity = &id
+		if c := callFrom(ctx); c != nil {
+			if id, ok := auth.FromContext(ctx); ok {
+				c.identity = &id
+			}
 		}
 		return ctx, nil
 	}
 }
+
+// refusal is a call the server refused before the service for a reason of
+// its own (rate limit, overload): the caller's answer, and the reason for
+// the audit record.
+type refusal struct {
+	st     *status.Status
+	reason string
+}
+
+func (r *refusal) Error() string              { return r.st.Err().Error() }
+func (r *refusal) GRPCStatus() *status.Status { return r.st }
 
 // deviceRequest is every request that names one device.
 type deviceRequest interface {
@@ -127,9 +132,8 @@ type deviceRequest interface {
 	GetDeviceName() string
 }
 
-// limiter implements go-grpc-middleware's ratelimit.Limiter with a bucket
-// per caller (and a separate, stricter one for PreVerify, which costs a
-// platform round trip).
+// limiter limits calls with a bucket per caller (and a separate, stricter
+// one for PreVerify, which costs a platform round trip).
 type limiter struct {
 	general, backend, preVerify *limits.PerCaller
 	metrics                     *metrics.Metrics
@@ -151,17 +155,37 @@ func (l *limiter) Limit(ctx context.Context) error {
 	}
 	m, _ := grpc.Method(ctx)
 	rpc := path.Base(m)
-	if err := l.take(ctx, b, key, rpc); err != nil {
+	if err := l.take(b, m, key, rpc); err != nil {
 		return err
 	}
 	if rpc == "PreVerify" {
 		// PreVerify costs a platform round trip: a budget of its own.
-		return l.take(ctx, l.preVerify, key, rpc)
+		return l.take(l.preVerify, m, key, rpc)
 	}
 	return nil
 }
 
-func (l *limiter) take(ctx context.Context, b *limits.PerCaller, key, rpc string) error {
+// rateLimit refuses, with the limiter's *refusal, a call over its caller's
+// budget.
+func rateLimit(l *limiter) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := l.Limit(ctx); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+func rateLimitStream(l *limiter) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := l.Limit(ss.Context()); err != nil {
+			return err
+		}
+		return handler(srv, ss)
+	}
+}
+
+func (l *limiter) take(b *limits.PerCaller, method, key, rpc string) error {
 	if b == nil {
 		return nil
 	}
@@ -170,14 +194,18 @@ func (l *limiter) take(ctx context.Context, b *limits.PerCaller, key, rpc string
 		return nil
 	}
 	secs := limits.RetryAfterSeconds(wait)
-	if c := callFrom(ctx); c != nil {
-		c.reason = "rate limit"
-		c.retryAfter = wait // for withRetryInfo: the middleware's status drops details
-	}
 	if l.metrics != nil {
 		l.metrics.RateLimited(rpc, "rate_limit")
 	}
-	return fmt.Errorf("rate limit for %s exceeded; retry after %ds", key, secs)
+	// The message is the one go-grpc-middleware's ratelimit interceptor
+	// gave, which callers have seen; the wait is the status's RetryInfo.
+	st := status.Newf(codes.ResourceExhausted, "%s is rejected by grpc_ratelimit middleware, please retry later. rate limit for %s exceeded; retry after %ds", method, key, secs)
+	if wait > 0 {
+		if withRI, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
+			st = withRI
+		}
+	}
+	return &refusal{st: st, reason: "rate limit"}
 }
 
 // shed refuses calls beyond the in-flight cap at once.
@@ -187,14 +215,16 @@ func shed(f *limits.InFlight, m *metrics.Metrics) grpc.UnaryServerInterceptor {
 			if m != nil {
 				m.RateLimited(path.Base(info.FullMethod), "overloaded")
 			}
-			if c := callFrom(ctx); c != nil {
-				c.reason = "overloaded"
-			}
-			return nil, status.Error(codes.ResourceExhausted, "server overloaded; retry later")
+			return nil, overloaded()
 		}
 		defer f.Release()
 		return handler(ctx, req)
 	}
+}
+
+// overloaded is the refusal of a call beyond the in-flight cap.
+func overloaded() error {
+	return &refusal{st: status.New(codes.ResourceExhausted, "server overloaded; retry later"), reason: "overloaded"}
 }
 
 // auditCalls is the unary side of the one audit point (see audit).
@@ -255,6 +285,14 @@ func reasonOf(o audit.Outcome) string {
 	if o.Reason != "" {
 		return o.Reason
 	}
+	var rf *refusal
+	if errors.As(o.Err, &rf) {
+		return rf.reason
+	}
+	var ae *auth.Error
+	if errors.As(o.Err, &ae) {
+		return ae.Cause.Error()
+	}
 	ds := auth.Denials(o.Err)
 	if len(ds) == 0 {
 		return ""
@@ -287,7 +325,7 @@ func baseRecord(ctx context.Context, start time.Time, rpc string) audit.Record {
 		r.Peer = p.Addr.String()
 	}
 	if c := callFrom(ctx); c != nil {
-		r.RequestID, r.Reason = c.requestID, c.reason
+		r.RequestID = c.requestID
 		if c.identity != nil {
 			r.Caller, r.AuthMethod = c.identity.String(), c.identity.Method
 		}

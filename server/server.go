@@ -17,7 +17,6 @@ import (
 
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -360,7 +359,7 @@ func (s *Server) newGRPCServer(local bool, opts ...grpc.ServerOption) *grpc.Serv
 		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
 		selector.UnaryServerInterceptor(auditCalls(cfg.Audit), signer),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authenticate(cfg.Authenticator)), signer),
-		selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(lim), signer),
+		selector.UnaryServerInterceptor(rateLimit(lim), signer),
 		selector.UnaryServerInterceptor(shed(inflight, cfg.Metrics), signer),
 		selector.UnaryServerInterceptor(rejection, signer),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
@@ -376,7 +375,7 @@ func (s *Server) newGRPCServer(local bool, opts ...grpc.ServerOption) *grpc.Serv
 		logging.StreamServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
 		selector.StreamServerInterceptor(auditStream(cfg.Audit), signer),
 		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate(cfg.Authenticator)), signer),
-		selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), signer),
+		selector.StreamServerInterceptor(rateLimitStream(lim), signer),
 		selector.StreamServerInterceptor(shedStream(inflight, cfg.Metrics), signer),
 		selector.StreamServerInterceptor(rejectionStream, signer),
 		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),

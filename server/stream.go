@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
@@ -41,10 +39,7 @@ func shedStream(f *limits.InFlight, m *metrics.Metrics) grpc.StreamServerInterce
 			if m != nil {
 				m.RateLimited(path.Base(info.FullMethod), "overloaded")
 			}
-			if c := callFrom(ss.Context()); c != nil {
-				c.reason = "overloaded"
-			}
-			return status.Error(codes.ResourceExhausted, "server overloaded; retry later")
+			return overloaded()
 		}
 		defer f.Release()
 		return handler(srv, ss)
