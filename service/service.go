@@ -69,23 +69,6 @@ func New(store secrets.Store, opts ...Option) *Server {
 	return s
 }
 
-// denied is the answer to a call the Authorizer refused:
-// PERMISSION_DENIED, carrying the Authorizer's *auth.Denial values for the
-// audit record (auth.Denials), which the caller never sees.
-type denied struct {
-	st      *status.Status
-	denials []error
-}
-
-func (e *denied) Error() string              { return e.st.Err().Error() }
-func (e *denied) GRPCStatus() *status.Status { return e.st }
-func (e *denied) Unwrap() []error            { return e.denials }
-
-// deny answers a refusal: msg for the caller, the denials for the audit.
-func deny(msg string, denials ...error) error {
-	return &denied{st: status.New(codes.PermissionDenied, msg), denials: denials}
-}
-
 // reportDevice reports the outcome of a call for its one device.
 func reportDevice(ctx context.Context, productKey, deviceName string, err error) {
 	audit.Report(ctx, audit.Outcome{Device: auth.Device{ProductKey: productKey, DeviceName: deviceName}, Err: err})
