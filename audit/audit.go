@@ -5,6 +5,11 @@
 // A record says who asked for which device, how, and what happened. It
 // never holds a secret, password or token: the Record type has no field
 // that could carry one.
+//
+// Records are written from the service's own decisions: the server tracks
+// each call (Track), the service reports the typed Outcome of every device
+// it decided about (Report), and the server's one audit point writes one
+// record per outcome, or one for a call refused before the service.
 package audit
 
 import (
@@ -13,7 +18,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"sync"
 	"time"
+
+	"github.com/signerd/signerd/auth"
 )
 
 // Record is one audited call.
@@ -79,4 +88,49 @@ func (l *Logger) Write(ctx context.Context, r Record) {
 		slog.String("code", r.Code),
 		slog.String("reason", r.Reason),
 	)
+}
+
+// Outcome is the service's decision for one device a call touched, as the
+// service made it: the audit record is written from it, not rebuilt from
+// the messages of the call.
+type Outcome struct {
+	// Device is the device decided about; zero for the call as a whole
+	// (a stream that failed after some of its items were answered).
+	Device auth.Device
+	// Err is the device's answer: nil when issued; a refusal carries the
+	// Authorizer's *auth.Denial (auth.Denials).
+	Err error
+	// Reason, if set, is the decision's own reason (for instance, that a
+	// sub-device was signed for a gateway).
+	Reason string
+}
+
+type outcomesKey struct{}
+
+type outcomes struct {
+	mu   sync.Mutex
+	list []Outcome
+}
+
+// Track returns ctx carrying the record of one call's outcomes, and a
+// function returning the outcomes reported so far, in order.
+func Track(ctx context.Context) (context.Context, func() []Outcome) {
+	o := &outcomes{}
+	return context.WithValue(ctx, outcomesKey{}, o), func() []Outcome {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return slices.Clone(o.list)
+	}
+}
+
+// Report records the outcomes of the devices a call decided about, in the
+// order they are to be audited. Without Track it does nothing.
+func Report(ctx context.Context, outs ...Outcome) {
+	o, _ := ctx.Value(outcomesKey{}).(*outcomes)
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.list = append(o.list, outs...)
 }

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/signerd/signerd/audit"
+	"github.com/signerd/signerd/auth"
 )
 
 var record = audit.Record{
@@ -151,4 +154,32 @@ func TestOpen(t *testing.T) {
 	}
 	var nilLogger *audit.Logger
 	nilLogger.Write(context.Background(), record) // must not panic
+}
+
+// TestTrackReport: outcomes reported for a tracked call come back in the
+// order reported, from concurrent reporters too; reporting for an
+// untracked call is a no-op.
+func TestTrackReport(t *testing.T) {
+	audit.Report(context.Background(), audit.Outcome{Reason: "lost"}) // untracked: no panic, nothing kept
+	ctx, outcomes := audit.Track(context.Background())
+	if got := outcomes(); len(got) != 0 {
+		t.Fatalf("fresh call has outcomes %v", got)
+	}
+	audit.Report(ctx, audit.Outcome{Device: auth.Device{ProductKey: "a1P", DeviceName: "d1"}},
+		audit.Outcome{Device: auth.Device{ProductKey: "a1P", DeviceName: "d2"}, Err: errors.New("x")})
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); audit.Report(ctx, audit.Outcome{Reason: "concurrent"}) }()
+	}
+	wg.Wait()
+	got := outcomes()
+	if len(got) != 10 || got[0].Device.DeviceName != "d1" || got[1].Device.DeviceName != "d2" || got[1].Err == nil {
+		t.Errorf("outcomes %v, want d1, d2, then 8 more", got)
+	}
+	// The list handed out is a copy: later reports do not change it.
+	audit.Report(ctx, audit.Outcome{})
+	if len(got) != 10 || len(outcomes()) != 11 {
+		t.Errorf("outcomes list shared with the recorder")
+	}
 }

@@ -13,6 +13,9 @@
 //     expiry). The policy file grants each backend identity a set of
 //     productKeys and RPCs.
 //
-// Denials look the same whether or not the device exists, so that a caller
-// learns nothing about devices it may not have.
+// One Authorizer (NewAuthorizer, over the Policy) makes every authorization
+// decision; the service asks it about every device a call touches, before
+// any lookup. Its refusals are *Denial values carrying the reason for the
+// audit; to the caller they look the same whether or not the device exists,
+// so that a caller learns nothing about devices it may not have.
 package auth

@@ -97,6 +97,7 @@ func newBenchEnv(b *testing.B, mtls bool) *benchEnv {
 		PreVerifyLimit:   limits.NewPerCaller(1, 5, 0),
 		InFlight:         limits.NewInFlight(1000),
 	}
+	var policy *auth.Policy
 	if mtls {
 		ca := pkitest.NewCA(b, "bench CA")
 		serverCert := ca.Issue(b, pkitest.Options{CommonName: "signerd", Server: true})
@@ -110,17 +111,17 @@ func newBenchEnv(b *testing.B, mtls bool) *benchEnv {
 			Certs:     auth.CertConfig{DeviceURIScheme: "aliyun-iot"},
 			ClientCAs: func() *x509.CertPool { return pool },
 		})
-		cfg.Policy, err = auth.NewPolicy(auth.Grant{Identity: benchBackend, Products: []string{"*"}, RPCs: []string{"*"}})
+		policy, err = auth.NewPolicy(auth.Grant{Identity: benchBackend, Products: []string{"*"}, RPCs: []string{"*"}})
 	} else {
 		// As -dev: anonymous callers, no limits.
 		cfg.RateLimit, cfg.PreVerifyLimit, cfg.InFlight = limits.NewPerCaller(0, 0, 0), limits.NewPerCaller(0, 0, 0), limits.NewInFlight(0)
 		cfg.Authenticator = auth.NewAuthenticator(auth.Authenticator{AllowAnonymous: true})
-		cfg.Policy, err = auth.NewPolicy()
+		policy, err = auth.NewPolicy()
 	}
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg.Service = service.New(cache, service.WithLogger(log), service.WithAuthorizer(ItemAuthorizer(cfg.Policy)))
+	cfg.Service = service.New(cache, service.WithLogger(log), service.WithAuthorizer(auth.NewAuthorizer(policy)))
 	if env.srv, err = New(cfg); err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,11 @@
 //
 // The gateway reaches the gRPC server through an in-process connection, not
 // a second implementation and not a network hop: every REST call passes the
-// same interceptors (recovery, logging and, later, authentication and rate
-// limits) as a gRPC call.
+// same interceptors (request id, retry info, metrics, logging, audit,
+// authentication, rate limits, load shedding, recovery) as a gRPC call.
+//
+// Authorization is not an interceptor: the service asks its auth.Authorizer
+// about every device a call touches. The audit interceptors are the one
+// audit point: they write the records from the outcomes the service reports
+// (audit.Report), or one record for a call refused before the service.
 package server

@@ -173,8 +173,8 @@ func retryAfter(st *status.Status) (d time.Duration, ok bool) {
 
 // withRetryInfo is where every RESOURCE_EXHAUSTED and UNAVAILABLE answer
 // gets its google.rpc.RetryInfo (and gRPC callers a retry-after header):
-// the delay the status already names, else the one the rate limiter
-// computed for this call, else the default for the code.
+// the delay the status already names (the rate limiter's, for its
+// refusals), else the default for the code.
 func withRetryInfo(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -194,9 +194,6 @@ func withRetryInfo(ctx context.Context, err error) error {
 		}
 	}
 	if !has {
-		if c := callFrom(ctx); c != nil && c.retryAfter > 0 {
-			d = c.retryAfter
-		}
 		if withRI, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)}); derr == nil {
 			st = withRI
 		}

@@ -5,20 +5,19 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"path"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
@@ -27,36 +26,13 @@ import (
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
-// call is what the interceptors learn about one call, shared through the
-// context so that the outer audit interceptor sees what the inner ones
-// decided.
+// call is who made one call, shared through the context so that the
+// outer log and audit interceptors name the caller that authentication,
+// inside them, established. Why a call was refused is not kept here: each
+// refusal is a typed error (*auth.Error, *refusal, *auth.Denial).
 type call struct {
 	requestID string
 	identity  *auth.Identity
-	reason    string
-	// retryAfter is the rate limiter's wait for a refused call.
-	retryAfter time.Duration
-
-	mu sync.Mutex
-	// deniedSubs are the sub-devices the policy refused, each with its
-	// reason, for their own audit records.
-	deniedSubs []deniedDevice
-}
-
-type deniedDevice struct {
-	productKey, deviceName, reason string
-}
-
-func (c *call) denySub(d deniedDevice) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.deniedSubs = append(c.deniedSubs, d)
-}
-
-func (c *call) subDenials() []deniedDevice {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.deniedSubs)
 }
 
 type callKey struct{}
@@ -122,27 +98,33 @@ func logFields(ctx context.Context) logging.Fields {
 }
 
 // authenticate wraps the Authenticator for go-grpc-middleware's auth
-// interceptor and records the outcome for audit.
+// interceptor and records the caller for the log and audit; a refusal is
+// the Authenticator's *auth.Error, which the audit reads.
 func authenticate(a *auth.Authenticator) func(context.Context) (context.Context, error) {
 	return func(ctx context.Context) (context.Context, error) {
 		ctx, err := a.Authenticate(ctx)
-		c := callFrom(ctx)
-		if c == nil {
-			return ctx, err
-		}
 		if err != nil {
-			var ae *auth.Error
-			if errors.As(err, &ae) {
-				c.reason = ae.Cause.Error()
-			}
 			return ctx, err
 		}
-		if id, ok := auth.FromContext(ctx); ok {
-			c.identity = &id
+		if c := callFrom(ctx); c != nil {
+			if id, ok := auth.FromContext(ctx); ok {
+				c.identity = &id
+			}
 		}
 		return ctx, nil
 	}
 }
+
+// refusal is a call the server refused before the service for a reason of
+// its own (rate limit, overload): the caller's answer, and the reason for
+// the audit record.
+type refusal struct {
+	st     *status.Status
+	reason string
+}
+
+func (r *refusal) Error() string              { return r.st.Err().Error() }
+func (r *refusal) GRPCStatus() *status.Status { return r.st }
 
 // deviceRequest is every request that names one device.
 type deviceRequest interface {
@@ -150,92 +132,8 @@ type deviceRequest interface {
 	GetDeviceName() string
 }
 
-// batchRequest is a request naming many devices.
-type batchRequest interface {
-	GetRequests() []*signerv1.SignMqttConnectRequest
-}
-
-// ItemAuthorizer is the service's per-item authorization for batch RPCs:
-// the same policy, applied to each item's device.
-func ItemAuthorizer(p *auth.Policy) func(ctx context.Context, rpc, productKey, deviceName string) error {
-	return func(ctx context.Context, rpc, productKey, deviceName string) error {
-		id, ok := auth.FromContext(ctx)
-		if !ok {
-			return auth.ErrDenied
-		}
-		if id.Kind == auth.KindAnonymous {
-			return nil // -dev
-		}
-		return p.Authorize(id, rpc, productKey, deviceName)
-	}
-}
-
-// SubDeviceAuthorizer is the service's per-sub-device authorization of
-// SignSubDeviceLogin: the policy must assign each sub-device to the
-// gateway, for the gateway itself or a backend granted both products (see
-// auth.Policy.AuthorizeSubDevice). A denial's reason goes to the audit
-// record.
-func SubDeviceAuthorizer(p *auth.Policy) func(ctx context.Context, gwPK, gwDN, subPK, subDN string) error {
-	return func(ctx context.Context, gwPK, gwDN, subPK, subDN string) error {
-		id, ok := auth.FromContext(ctx)
-		if !ok {
-			return auth.ErrDenied
-		}
-		if id.Kind == auth.KindAnonymous {
-			return nil // -dev
-		}
-		if err := p.AuthorizeSubDevice(id, gwPK, gwDN, subPK, subDN); err != nil {
-			if c := callFrom(ctx); c != nil {
-				c.denySub(deniedDevice{subPK, subDN,
-					"policy: " + id.String() + " may not sign sub-device " + subPK + "/" + subDN + " for gateway " + gwPK + "/" + gwDN})
-			}
-			return err
-		}
-		return nil
-	}
-}
-
-// authorize decides before the service (and so the secret store) is reached.
-// "Not yours" and "does not exist" are indistinguishable: the store is never
-// asked on behalf of a caller that may not have the device.
-func authorize(p *auth.Policy) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		id, ok := auth.FromContext(ctx)
-		if !ok {
-			return nil, status.Error(codes.Unauthenticated, "authentication required")
-		}
-		if id.Kind == auth.KindAnonymous { // -dev only: the Authenticator admits none otherwise
-			return handler(ctx, req)
-		}
-		if _, ok := req.(batchRequest); ok {
-			// A batch is for callers granted it by name (or "*"); the
-			// service authorizes each item (before its lookup) with the
-			// same policy.
-			if rpc := path.Base(info.FullMethod); !p.MayCall(id, rpc) {
-				if c := callFrom(ctx); c != nil {
-					c.reason = "policy: " + id.String() + " may not call " + rpc
-				}
-				return nil, status.Error(codes.PermissionDenied, "permission denied")
-			}
-			return handler(ctx, req)
-		}
-		dr, ok := req.(deviceRequest)
-		if !ok {
-			return nil, status.Error(codes.PermissionDenied, "permission denied")
-		}
-		if err := p.Authorize(id, path.Base(info.FullMethod), dr.GetProductKey(), dr.GetDeviceName()); err != nil {
-			if c := callFrom(ctx); c != nil {
-				c.reason = "policy: " + id.String() + " may not call " + path.Base(info.FullMethod) + " for this device"
-			}
-			return nil, status.Error(codes.PermissionDenied, "permission denied")
-		}
-		return handler(ctx, req)
-	}
-}
-
-// limiter implements go-grpc-middleware's ratelimit.Limiter with a bucket
-// per caller (and a separate, stricter one for PreVerify, which costs a
-// platform round trip).
+// limiter limits calls with a bucket per caller (and a separate, stricter
+// one for PreVerify, which costs a platform round trip).
 type limiter struct {
 	general, backend, preVerify *limits.PerCaller
 	metrics                     *metrics.Metrics
@@ -257,17 +155,37 @@ func (l *limiter) Limit(ctx context.Context) error {
 	}
 	m, _ := grpc.Method(ctx)
 	rpc := path.Base(m)
-	if err := l.take(ctx, b, key, rpc); err != nil {
+	if err := l.take(b, m, key, rpc); err != nil {
 		return err
 	}
 	if rpc == "PreVerify" {
 		// PreVerify costs a platform round trip: a budget of its own.
-		return l.take(ctx, l.preVerify, key, rpc)
+		return l.take(l.preVerify, m, key, rpc)
 	}
 	return nil
 }
 
-func (l *limiter) take(ctx context.Context, b *limits.PerCaller, key, rpc string) error {
+// rateLimit refuses, with the limiter's *refusal, a call over its caller's
+// budget.
+func rateLimit(l *limiter) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := l.Limit(ctx); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+func rateLimitStream(l *limiter) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := l.Limit(ss.Context()); err != nil {
+			return err
+		}
+		return handler(srv, ss)
+	}
+}
+
+func (l *limiter) take(b *limits.PerCaller, method, key, rpc string) error {
 	if b == nil {
 		return nil
 	}
@@ -276,14 +194,18 @@ func (l *limiter) take(ctx context.Context, b *limits.PerCaller, key, rpc string
 		return nil
 	}
 	secs := limits.RetryAfterSeconds(wait)
-	if c := callFrom(ctx); c != nil {
-		c.reason = "rate limit"
-		c.retryAfter = wait // for withRetryInfo: the middleware's status drops details
-	}
 	if l.metrics != nil {
 		l.metrics.RateLimited(rpc, "rate_limit")
 	}
-	return fmt.Errorf("rate limit for %s exceeded; retry after %ds", key, secs)
+	// The message is the one go-grpc-middleware's ratelimit interceptor
+	// gave, which callers have seen; the wait is the status's RetryInfo.
+	st := status.Newf(codes.ResourceExhausted, "%s is rejected by grpc_ratelimit middleware, please retry later. rate limit for %s exceeded; retry after %ds", method, key, secs)
+	if wait > 0 {
+		if withRI, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
+			st = withRI
+		}
+	}
+	return &refusal{st: st, reason: "rate limit"}
 }
 
 // shed refuses calls beyond the in-flight cap at once.
@@ -293,58 +215,107 @@ func shed(f *limits.InFlight, m *metrics.Metrics) grpc.UnaryServerInterceptor {
 			if m != nil {
 				m.RateLimited(path.Base(info.FullMethod), "overloaded")
 			}
-			if c := callFrom(ctx); c != nil {
-				c.reason = "overloaded"
-			}
-			return nil, status.Error(codes.ResourceExhausted, "server overloaded; retry later")
+			return nil, overloaded()
 		}
 		defer f.Release()
 		return handler(ctx, req)
 	}
 }
 
-// auditCalls writes one audit record per SignerService call, whatever the
-// outcome, and one per device a call names beside its own: every issuance
-// and every denial names its device (see auditItems).
+// overloaded is the refusal of a call beyond the in-flight cap.
+func overloaded() error {
+	return &refusal{st: status.New(codes.ResourceExhausted, "server overloaded; retry later"), reason: "overloaded"}
+}
+
+// auditCalls is the unary side of the one audit point (see audit).
 func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := handler(ctx, req)
 		if l == nil {
-			return resp, err
+			return handler(ctx, req)
 		}
-		r := baseRecord(ctx, start, path.Base(info.FullMethod))
-		if md, ok := metadata.FromIncomingContext(ctx); ok && r.Transport == "rest" {
-			// The gateway appends the address it saw to whatever
-			// X-Forwarded-For the client sent: only the last entry is not
-			// the caller's own say-so.
-			if v := md.Get("x-forwarded-for"); len(v) > 0 {
-				hops := strings.Split(v[len(v)-1], ",")
-				r.Peer = strings.TrimSpace(hops[len(hops)-1])
-			}
-		}
+		start := time.Now()
+		ctx, outcomes := audit.Track(ctx)
+		resp, err := handler(ctx, req)
+		var dev auth.Device
 		if dr, ok := req.(deviceRequest); ok {
-			r.ProductKey, r.DeviceName = dr.GetProductKey(), dr.GetDeviceName()
+			dev = auth.Device{ProductKey: dr.GetProductKey(), DeviceName: dr.GetDeviceName()}
 		}
-		c := callFrom(ctx)
-
-		switch req := req.(type) {
-		case batchRequest:
-			var results []*signerv1.BatchSignMqttConnectResult
-			if out, ok := resp.(*signerv1.BatchSignMqttConnectResponse); ok && err == nil {
-				results = out.GetResults()
-			}
-			if auditItems(ctx, l, r, req.GetRequests(), results, err) {
-				return resp, err
-			}
-		case *signerv1.SignSubDeviceLoginRequest:
-			auditSubDevices(ctx, l, r, c, req, err)
-			return resp, err
-		}
-		setOutcome(&r, err)
-		l.Write(ctx, r)
+		writeAudit(ctx, l, start, path.Base(info.FullMethod), dev, outcomes(), err)
 		return resp, err
 	}
+}
+
+// writeAudit is the one audit point: one record per device the service
+// decided about, from the outcomes it reported (each refusal's reason is
+// the Authorizer's), in the order it reported them. A call the service
+// never decided (refused before it: authentication, rate limit, overload,
+// a REST request the gateway could not forward) or answered as a whole
+// without naming a device (a batch of the wrong size) has one record, for
+// dev, the device its request names, if any.
+func writeAudit(ctx context.Context, l *audit.Logger, start time.Time, rpc string, dev auth.Device, outs []audit.Outcome, err error) {
+	r := baseRecord(ctx, start, rpc)
+	if md, ok := metadata.FromIncomingContext(ctx); ok && r.Transport == "rest" {
+		// The gateway appends the address it saw to whatever
+		// X-Forwarded-For the client sent: only the last entry is not
+		// the caller's own say-so.
+		if v := md.Get("x-forwarded-for"); len(v) > 0 {
+			hops := strings.Split(v[len(v)-1], ",")
+			r.Peer = strings.TrimSpace(hops[len(hops)-1])
+		}
+	}
+	if len(outs) == 0 {
+		outs = []audit.Outcome{{Device: dev, Err: err}}
+	}
+	for _, o := range outs {
+		ir := r
+		ir.ProductKey, ir.DeviceName = o.Device.ProductKey, o.Device.DeviceName
+		if reason := reasonOf(o); reason != "" {
+			ir.Reason = reason
+		}
+		setOutcome(&ir, o.Err)
+		l.Write(ctx, ir)
+	}
+}
+
+// reasonOf is an outcome's reason from the service's typed decision: its
+// own, the Authorizer's denial of this device, or, for a device refused
+// with others (the sub-devices of one gateway), the denials of them all.
+// "" leaves the call's (or, for a failure, the answer's message).
+func reasonOf(o audit.Outcome) string {
+	if o.Reason != "" {
+		return o.Reason
+	}
+	var rf *refusal
+	if errors.As(o.Err, &rf) {
+		return rf.reason
+	}
+	var ae *auth.Error
+	if errors.As(o.Err, &ae) {
+		return ae.Cause.Error()
+	}
+	ds := auth.Denials(o.Err)
+	if len(ds) == 0 {
+		return ""
+	}
+	var subs []*auth.Denial
+	for _, d := range ds {
+		if d.Gateway == (auth.Device{}) {
+			continue
+		}
+		if d.Device == o.Device {
+			return d.Reason
+		}
+		subs = append(subs, d)
+	}
+	if len(subs) == 0 {
+		return ds[0].Reason
+	}
+	names := make([]string, len(subs))
+	for i, d := range subs {
+		names[i] = d.Device.String()
+	}
+	return "policy: " + subs[0].Caller + " may not sign sub-devices " + strings.Join(names, ", ") +
+		" for gateway " + subs[0].Gateway.String()
 }
 
 // baseRecord is a record of the call in ctx, before its outcome.
@@ -354,103 +325,12 @@ func baseRecord(ctx context.Context, start time.Time, rpc string) audit.Record {
 		r.Peer = p.Addr.String()
 	}
 	if c := callFrom(ctx); c != nil {
-		r.RequestID, r.Reason = c.requestID, c.reason
+		r.RequestID = c.requestID
 		if c.identity != nil {
 			r.Caller, r.AuthMethod = c.identity.String(), c.identity.Method
 		}
 	}
 	return r
-}
-
-// maxAuditedItems bounds the records one refused call can produce
-// (StreamSignMqttConnect's own limit): a larger request is refused as a
-// whole and recorded once.
-const maxAuditedItems = 100_000
-
-// auditItems writes one record per item of a batch or stream and reports
-// whether it did. Items are recorded when the call was answered (each with
-// its own outcome), and when an authenticated caller was refused the whole
-// call by policy (each with the call's code and reason: a device calling a
-// batch RPC is denied every device it named). A call refused before its
-// caller was known, or for a reason that is not about its devices (rate
-// limit, bad input), is recorded once by the caller.
-func auditItems(ctx context.Context, l *audit.Logger, r audit.Record, items []*signerv1.SignMqttConnectRequest, results []*signerv1.BatchSignMqttConnectResult, err error) bool {
-	answered := err == nil && len(results) == len(items)
-	deniedWhole := status.Code(err) == codes.PermissionDenied && r.Caller != "unauthenticated"
-	if !(answered || deniedWhole) || len(items) == 0 || len(items) > maxAuditedItems {
-		return false
-	}
-	for i, item := range items {
-		ir := r
-		ir.ProductKey, ir.DeviceName = item.GetProductKey(), item.GetDeviceName()
-		itemErr := err
-		if answered {
-			if e := results[i].GetError(); e != nil {
-				itemErr = status.ErrorProto(e)
-			} else {
-				itemErr = nil
-			}
-		}
-		setOutcome(&ir, itemErr)
-		if answered && status.Code(itemErr) == codes.PermissionDenied {
-			ir.Reason = "policy: " + ir.Caller + " may not call " + ir.RPC + " for this device"
-		}
-		l.Write(ctx, ir)
-	}
-	return true
-}
-
-// auditSubDevices records a SignSubDeviceLogin. An answered call has one
-// record per sub-device signed for. A failed one has the gateway's record
-// and, when an authenticated caller was denied, one per sub-device: each
-// sub-device the policy refused with its own reason, every other one with
-// the call's.
-func auditSubDevices(ctx context.Context, l *audit.Logger, r audit.Record, c *call, req *signerv1.SignSubDeviceLoginRequest, err error) {
-	var denied []deniedDevice
-	if c != nil {
-		denied = c.subDenials()
-	}
-	gw := r
-	if len(denied) > 0 {
-		names := make([]string, len(denied))
-		for i, d := range denied {
-			names[i] = d.productKey + "/" + d.deviceName
-		}
-		gw.Reason = "policy: " + r.Caller + " may not sign sub-devices " + strings.Join(names, ", ") +
-			" for gateway " + req.GetProductKey() + "/" + req.GetDeviceName()
-	}
-	if err != nil {
-		setOutcome(&gw, err)
-		l.Write(ctx, gw)
-	}
-
-	subs := req.GetSubDevices()
-	if len(subs) > maxAuditedItems {
-		return
-	}
-	deniedWhole := status.Code(err) == codes.PermissionDenied && r.Caller != "unauthenticated"
-	if err != nil && !deniedWhole {
-		return // recorded by the gateway's record: nothing was signed
-	}
-	for _, sub := range subs {
-		ir := r
-		ir.ProductKey, ir.DeviceName = sub.GetProductKey(), sub.GetDeviceName()
-		if err == nil {
-			ir.Reason = "sub-device of gateway " + req.GetProductKey() + "/" + req.GetDeviceName()
-			setOutcome(&ir, nil)
-			l.Write(ctx, ir)
-			continue
-		}
-		ir.Reason = gw.Reason
-		for _, d := range denied {
-			if d.productKey == sub.GetProductKey() && d.deviceName == sub.GetDeviceName() {
-				ir.Reason = d.reason
-				break
-			}
-		}
-		setOutcome(&ir, err)
-		l.Write(ctx, ir)
-	}
 }
 
 // setOutcome fills a record's code, outcome and (for failures) reason.

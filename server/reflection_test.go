@@ -8,6 +8,7 @@ import (
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/server"
@@ -18,7 +19,7 @@ import (
 // so it is served only when Config.Reflection asks for it.
 func TestReflectionIsASetting(t *testing.T) {
 	for _, on := range []bool{false, true} {
-		ts := start(t, server.Config{Service: service.New(secrets.NewMemory()), Reflection: on})
+		ts := start(t, server.Config{Service: service.New(secrets.NewMemory(), service.WithAuthorizer(auth.AllowAll())), Reflection: on})
 		stream, err := rpb.NewServerReflectionClient(ts.conn).ServerReflectionInfo(context.Background())
 		if err != nil {
 			t.Fatal(err)

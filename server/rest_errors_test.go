@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/signerd/signerd/audit"
+	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/server"
@@ -192,7 +193,7 @@ func startRecorded(t testing.TB, cfg server.Config) *recordedServer {
 	if cfg.Service == nil {
 		store := secrets.NewMemory()
 		store.Put(secrets.DeviceID{ProductKey: "a1TestPK01", DeviceName: "dev-a-0001"}, []byte("0123456789abcdef0123456789abcdef"))
-		cfg.Service = service.New(store)
+		cfg.Service = service.New(store, service.WithAuthorizer(auth.AllowAll()))
 	}
 	return &recordedServer{testServer: start(t, cfg), audit: a,
 		good: map[string]string{"product_key": "a1TestPK01", "device_name": "dev-a-0001"}}

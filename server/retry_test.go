@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/limits"
 	"github.com/signerd/signerd/platform"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
@@ -94,7 +95,7 @@ func TestRetryAfter(t *testing.T) {
 		{
 			name: "rate limit",
 			cfg: func(*testing.T) server.Config {
-				return server.Config{Service: service.New(goodStore()), RateLimit: limits.NewPerCaller(1.0/3600, 1, 100)}
+				return server.Config{Service: service.New(goodStore(), service.WithAuthorizer(auth.AllowAll())), RateLimit: limits.NewPerCaller(1.0/3600, 1, 100)}
 			},
 			first: true, rest: restSign, grpc: grpcSign,
 			wantCode: codes.ResourceExhausted, minS: 3500, maxS: 3600,
@@ -102,7 +103,7 @@ func TestRetryAfter(t *testing.T) {
 		{
 			name: "forceRefresh twice",
 			cfg: func(*testing.T) server.Config {
-				svc := service.New(goodStore(), service.WithPreVerify(&fakePlatform{}, service.TokenConfig{ForceRefreshInterval: time.Hour}))
+				svc := service.New(goodStore(), service.WithAuthorizer(auth.AllowAll()), service.WithPreVerify(&fakePlatform{}, service.TokenConfig{ForceRefreshInterval: time.Hour}))
 				return server.Config{Service: svc}
 			},
 			first: true, rest: restForce, grpc: grpcForce,
@@ -110,7 +111,9 @@ func TestRetryAfter(t *testing.T) {
 		},
 		{
 			name: "Vault down",
-			cfg:  func(*testing.T) server.Config { return server.Config{Service: service.New(downStore{})} },
+			cfg: func(*testing.T) server.Config {
+				return server.Config{Service: service.New(downStore{}, service.WithAuthorizer(auth.AllowAll()))}
+			},
 			rest: restSign, grpc: grpcSign,
 			wantCode: codes.Unavailable, minS: 5, maxS: 5,
 		},
@@ -118,7 +121,7 @@ func TestRetryAfter(t *testing.T) {
 			name: "platform unavailable",
 			cfg: func(*testing.T) server.Config {
 				p := &fakePlatform{err: fmt.Errorf("post auth: %w", &platform.Error{Kind: platform.ErrUnavailable, HTTPStatus: 503, Attempts: 3})}
-				return server.Config{Service: service.New(goodStore(), service.WithPreVerify(p, service.TokenConfig{}))}
+				return server.Config{Service: service.New(goodStore(), service.WithAuthorizer(auth.AllowAll()), service.WithPreVerify(p, service.TokenConfig{}))}
 			},
 			rest: restPre, grpc: grpcPre,
 			wantCode: codes.Unavailable, minS: 5, maxS: 5,
@@ -163,7 +166,7 @@ func TestRetryAfter(t *testing.T) {
 	})
 
 	t.Run("not ready", func(t *testing.T) {
-		ts := start(t, server.Config{Service: service.New(goodStore()),
+		ts := start(t, server.Config{Service: service.New(goodStore(), service.WithAuthorizer(auth.AllowAll())),
 			Ready: func(context.Context) error { return secrets.ErrUnavailable }})
 		a := doREST(t, ts.base, http.MethodGet, "/readyz", "", nil)
 		if a.httpStatus != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "5" {

@@ -260,15 +260,14 @@ backends:
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := service.New(s.store, service.WithLogger(logger), service.WithAuthorizer(server.ItemAuthorizer(policy)),
-		service.WithSubDeviceAuthorizer(server.SubDeviceAuthorizer(policy)))
+	svc := service.New(s.store, service.WithLogger(logger), service.WithAuthorizer(auth.NewAuthorizer(policy)))
 	s.srv, err = server.New(server.Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		Service: svc, Logger: logger,
 		TLS:           &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.GetCertificate, ClientAuth: tls.RequestClientCert},
-		Authenticator: s.authn, Policy: policy,
-		Audit:     audit.New(s.audit),
-		RateLimit: o.rate, BackendRateLimit: o.backendRate,
+		Authenticator: s.authn,
+		Audit:         audit.New(s.audit),
+		RateLimit:     o.rate, BackendRateLimit: o.backendRate,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,6 @@ import (
 
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -74,8 +73,6 @@ type Config struct {
 	// Authenticator establishes every SignerService caller's identity.
 	// Required: -dev uses one that admits anonymous callers.
 	Authenticator *auth.Authenticator
-	// Policy authorizes callers; required.
-	Policy *auth.Policy
 	// Audit receives one record per SignerService call; nil disables.
 	Audit *audit.Logger
 	// RateLimit limits each device (and anonymous) caller, BackendRateLimit
@@ -111,8 +108,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("server: Config.Service is nil")
 	}
-	if cfg.Authenticator == nil || cfg.Policy == nil {
-		return nil, errors.New("server: Config.Authenticator and Config.Policy are required")
+	if cfg.Authenticator == nil {
+		return nil, errors.New("server: Config.Authenticator is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -321,11 +318,14 @@ func ignoreClosed(err error) error {
 // the order a call meets them:
 //
 //	request id → retry info → metrics → log → audit → authenticate → rate limit → shed
-//	→ (gateway refusal) → authorize → recover → service
+//	→ (gateway refusal) → recover → service
 //
-// Audit is outside authentication so that refused callers are recorded;
-// authorization is the last gate before the service, so the secret store is
-// never touched for a caller that may not have the device. Retry info is
+// Audit is outside authentication so that refused callers are recorded.
+// Authorization is not an interceptor: the service asks its one
+// auth.Authorizer about every device a call touches (the request's, each
+// batch or stream item, each sub-device) before that device's secret is
+// looked up, and its refusals carry the Authorizer's *auth.Denial for the
+// audit record. Retry info is
 // outermost but for the request id, so that every RESOURCE_EXHAUSTED and
 // UNAVAILABLE, whichever link made it, leaves with a RetryInfo. Only the
 // in-process server (local), which only the gateway reaches, answers the
@@ -359,10 +359,9 @@ func (s *Server) newGRPCServer(local bool, opts ...grpc.ServerOption) *grpc.Serv
 		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
 		selector.UnaryServerInterceptor(auditCalls(cfg.Audit), signer),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authenticate(cfg.Authenticator)), signer),
-		selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(lim), signer),
+		selector.UnaryServerInterceptor(rateLimit(lim), signer),
 		selector.UnaryServerInterceptor(shed(inflight, cfg.Metrics), signer),
 		selector.UnaryServerInterceptor(rejection, signer),
-		selector.UnaryServerInterceptor(authorize(cfg.Policy), signer),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 	))
 	measureStream := passThroughStream
@@ -376,10 +375,9 @@ func (s *Server) newGRPCServer(local bool, opts ...grpc.ServerOption) *grpc.Serv
 		logging.StreamServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
 		selector.StreamServerInterceptor(auditStream(cfg.Audit), signer),
 		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate(cfg.Authenticator)), signer),
-		selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(lim), signer),
+		selector.StreamServerInterceptor(rateLimitStream(lim), signer),
 		selector.StreamServerInterceptor(shedStream(inflight, cfg.Metrics), signer),
 		selector.StreamServerInterceptor(rejectionStream, signer),
-		selector.StreamServerInterceptor(authorizeStream(cfg.Policy), signer),
 		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 	),
 		// A 100,000-device stream request is ~6 MB.

@@ -94,13 +94,8 @@ func (h *notifyHandler) WithGroup(name string) slog.Handler {
 }
 
 // anonymous is -dev's authentication: every caller admitted.
-func anonymous(t testing.TB) (*auth.Authenticator, *auth.Policy) {
-	t.Helper()
-	p, err := auth.NewPolicy()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return auth.NewAuthenticator(auth.Authenticator{AllowAnonymous: true}), p
+func anonymous() *auth.Authenticator {
+	return auth.NewAuthenticator(auth.Authenticator{AllowAnonymous: true})
 }
 
 // start runs a server for cfg on ephemeral loopback ports until the test
@@ -110,7 +105,7 @@ func start(t testing.TB, cfg server.Config) *testServer {
 	logs := &logBuffer{}
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	if cfg.Authenticator == nil {
-		cfg.Authenticator, cfg.Policy = anonymous(t)
+		cfg.Authenticator = anonymous()
 	}
 	shuttingDown := make(chan struct{})
 	cfg.Logger = slog.New(&notifyHandler{
@@ -162,7 +157,7 @@ func newVectorServer(t *testing.T) (*testServer, []vectors.Case) {
 	for _, c := range cs {
 		store.Put(secrets.DeviceID{ProductKey: c.Input.ProductKey, DeviceName: c.Input.DeviceName}, []byte(c.Input.DeviceSecret))
 	}
-	svc := service.New(store, service.WithClock(func() time.Time { return clock }))
+	svc := service.New(store, service.WithAuthorizer(auth.AllowAll()), service.WithClock(func() time.Time { return clock }))
 	return start(t, server.Config{Service: svc}), cs
 }
 
@@ -590,7 +585,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		{name: "openapi", path: "/openapi.json", wantCode: 200, wantBody: []string{`"swagger"`, ":signMqttConnect"}},
 		{name: "unknown path", path: "/nope", wantCode: 404},
 	}
-	svc := service.New(secrets.NewMemory())
+	svc := service.New(secrets.NewMemory(), service.WithAuthorizer(auth.AllowAll()))
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := start(t, server.Config{Service: svc, Ready: tc.ready})
@@ -628,7 +623,7 @@ func TestHTTPEndpoints(t *testing.T) {
 func TestOpenAPI(t *testing.T) {
 	store := secrets.NewMemory()
 	store.Put(secrets.DeviceID{ProductKey: "a1PK", DeviceName: "dev1"}, []byte("s3cr3t"))
-	ts := start(t, server.Config{Service: service.New(store)})
+	ts := start(t, server.Config{Service: service.New(store, service.WithAuthorizer(auth.AllowAll()))})
 	resp, err := http.Get(ts.base + "/openapi.json")
 	if err != nil {
 		t.Fatal(err)
@@ -681,7 +676,7 @@ func TestOpenAPI(t *testing.T) {
 }
 
 func TestGRPCHealth(t *testing.T) {
-	ts := start(t, server.Config{Service: service.New(secrets.NewMemory())})
+	ts := start(t, server.Config{Service: service.New(secrets.NewMemory(), service.WithAuthorizer(auth.AllowAll()))})
 	hc := healthpb.NewHealthClient(ts.conn)
 	for _, svc := range []string{"", "signer.v1.SignerService"} {
 		resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
@@ -702,11 +697,10 @@ func TestNewErrors(t *testing.T) {
 		t.Error("New without a Service succeeded")
 	}
 	// A port in use is reported, naming the address.
-	ts := start(t, server.Config{Service: service.New(secrets.NewMemory())})
+	ts := start(t, server.Config{Service: service.New(secrets.NewMemory(), service.WithAuthorizer(auth.AllowAll()))})
 	taken := ts.srv.HTTPAddr().String()
-	a, p := anonymous(t)
-	_, err := server.New(server.Config{Service: service.New(secrets.NewMemory()), GRPCAddr: "127.0.0.1:0", HTTPAddr: taken,
-		Authenticator: a, Policy: p})
+	_, err := server.New(server.Config{Service: service.New(secrets.NewMemory(), service.WithAuthorizer(auth.AllowAll())), GRPCAddr: "127.0.0.1:0", HTTPAddr: taken,
+		Authenticator: anonymous()})
 	if err == nil || !strings.Contains(err.Error(), taken) {
 		t.Errorf("New on a taken HTTP address = %v, want an error naming %s", err, taken)
 	}

@@ -3,18 +3,14 @@ package server
 import (
 	"context"
 	"path"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/limits"
 	"github.com/signerd/signerd/metrics"
-	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
 // The stream interceptors apply the unary chain's rules to server-streaming
@@ -43,112 +39,24 @@ func shedStream(f *limits.InFlight, m *metrics.Metrics) grpc.StreamServerInterce
 			if m != nil {
 				m.RateLimited(path.Base(info.FullMethod), "overloaded")
 			}
-			if c := callFrom(ss.Context()); c != nil {
-				c.reason = "overloaded"
-			}
-			return status.Error(codes.ResourceExhausted, "server overloaded; retry later")
+			return overloaded()
 		}
 		defer f.Release()
 		return handler(srv, ss)
 	}
 }
 
-// authorizeStream admits a caller the policy grants the streaming RPC by
-// name (or "*"); the service then authorizes each item, before its lookup,
-// as the same RPC.
-func authorizeStream(p *auth.Policy) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		id, ok := auth.FromContext(ss.Context())
-		if !ok {
-			return status.Error(codes.Unauthenticated, "authentication required")
-		}
-		rpc := path.Base(info.FullMethod)
-		if id.Kind != auth.KindAnonymous && !p.MayCall(id, rpc) {
-			if c := callFrom(ss.Context()); c != nil {
-				c.reason = "policy: " + id.String() + " may not call " + rpc
-			}
-			// Read the request, only so that the audit record of every
-			// device it names says it was denied (the caller sent it
-			// already).
-			_ = ss.RecvMsg(new(signerv1.StreamSignMqttConnectRequest))
-			return status.Error(codes.PermissionDenied, "permission denied")
-		}
-		return handler(srv, ss)
-	}
-}
-
-// auditStream writes one record per streamed item, or one record for a
-// stream refused or failed before any item.
+// auditStream is the streaming side of the one audit point (see
+// writeAudit).
 func auditStream(l *audit.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if l == nil {
 			return handler(srv, ss)
 		}
-		w := &auditingStream{ServerStream: ss, l: l, rpc: path.Base(info.FullMethod), start: time.Now()}
-		err := handler(srv, w)
-		w.mu.Lock()
-		sent, req := w.sent, w.req
-		w.mu.Unlock()
-		if sent == 0 && err != nil && req != nil && auditItems(ss.Context(), l, w.record(), req.GetRequests(), nil, err) {
-			return err
-		}
-		if sent == 0 || err != nil {
-			r := w.record()
-			setOutcome(&r, err)
-			l.Write(ss.Context(), r)
-		}
+		start := time.Now()
+		ctx, outcomes := audit.Track(ss.Context())
+		err := handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+		writeAudit(ctx, l, start, path.Base(info.FullMethod), auth.Device{}, outcomes(), err)
 		return err
 	}
-}
-
-type auditingStream struct {
-	grpc.ServerStream
-	l     *audit.Logger
-	rpc   string
-	start time.Time
-
-	mu   sync.Mutex
-	req  *signerv1.StreamSignMqttConnectRequest
-	sent int
-}
-
-func (w *auditingStream) RecvMsg(m any) error {
-	err := w.ServerStream.RecvMsg(m)
-	if r, ok := m.(*signerv1.StreamSignMqttConnectRequest); ok && err == nil {
-		w.mu.Lock()
-		w.req = r
-		w.mu.Unlock()
-	}
-	return err
-}
-
-func (w *auditingStream) SendMsg(m any) error {
-	err := w.ServerStream.SendMsg(m)
-	item, ok := m.(*signerv1.StreamSignMqttConnectResponse)
-	if !ok || err != nil {
-		return err
-	}
-	w.mu.Lock()
-	w.sent++
-	req := w.req
-	w.mu.Unlock()
-	r := w.record()
-	if req != nil && int(item.GetIndex()) < len(req.GetRequests()) {
-		it := req.GetRequests()[item.GetIndex()]
-		r.ProductKey, r.DeviceName = it.GetProductKey(), it.GetDeviceName()
-	}
-	var itemErr error
-	if e := item.GetError(); e != nil {
-		itemErr = status.ErrorProto(e)
-	}
-	setOutcome(&r, itemErr)
-	if status.Code(itemErr) == codes.PermissionDenied {
-		r.Reason = "policy: " + r.Caller + " may not call " + r.RPC + " for this device"
-	}
-	w.l.Write(w.Context(), r)
-	return nil
-}
-
-func (w *auditingStream) record() audit.Record {
-	return baseRecord(w.Context(), w.start, w.rpc)
 }

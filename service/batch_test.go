@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/service"
@@ -58,15 +60,15 @@ func TestBatchSignMqttConnectMixed(t *testing.T) {
 			}
 		}
 	}
-	authz := func(_ context.Context, rpc, pk, _ string) error {
+	authz := fakeAuthz{device: func(_ context.Context, rpc string, dev auth.Device) error {
 		if rpc != "BatchSignMqttConnect" {
 			return fmt.Errorf("rpc %q", rpc)
 		}
-		if pk == "a1Forbidden" {
+		if dev.ProductKey == "a1Forbidden" {
 			return errors.New("denied")
 		}
 		return nil
-	}
+	}}
 	svc := service.New(store, service.WithAuthorizer(authz))
 	resp, err := svc.BatchSignMqttConnect(context.Background(), &signerv1.BatchSignMqttConnectRequest{Requests: reqs})
 	if err != nil {
@@ -75,7 +77,7 @@ func TestBatchSignMqttConnectMixed(t *testing.T) {
 	if len(resp.GetResults()) != len(reqs) {
 		t.Fatalf("%d results for %d requests", len(resp.GetResults()), len(reqs))
 	}
-	single := service.New(mem)
+	single := service.New(mem, service.WithAuthorizer(auth.AllowAll()))
 	for i, r := range resp.GetResults() {
 		got := codes.Code(r.GetError().GetCode())
 		if got != want[i] {
@@ -103,7 +105,7 @@ func TestBatchSignMqttConnectMixed(t *testing.T) {
 }
 
 func TestBatchSignMqttConnectSize(t *testing.T) {
-	svc := service.New(secrets.NewMemory())
+	svc := service.New(secrets.NewMemory(), service.WithAuthorizer(auth.AllowAll()))
 	for _, n := range []int{0, 1001} {
 		reqs := make([]*signerv1.SignMqttConnectRequest, n)
 		for i := range reqs {
@@ -116,16 +118,42 @@ func TestBatchSignMqttConnectSize(t *testing.T) {
 	}
 }
 
-func TestBatchWithoutAuthorizerFailsClosed(t *testing.T) {
+// TestNewWithoutAuthorizerPanics: authorization is not optional. A service
+// wired without an Authorizer must not start, rather than deny batch items
+// but allow sub-devices (or anything else) by default.
+func TestNewWithoutAuthorizerPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("service.New without WithAuthorizer did not panic")
+		}
+	}()
+	service.New(secrets.NewMemory())
+}
+
+// TestBatchAndStreamCallGate: a caller refused the batch or stream RPC as a
+// whole gets PERMISSION_DENIED for the call, carrying the Authorizer's
+// denial, and no item is authorized or looked up.
+func TestBatchAndStreamCallGate(t *testing.T) {
 	mem := secrets.NewMemory()
 	mem.Put(secrets.DeviceID{ProductKey: "a1Good", DeviceName: "dev-0001"}, []byte("s"))
-	resp, err := service.New(mem).BatchSignMqttConnect(context.Background(), &signerv1.BatchSignMqttConnectRequest{
-		Requests: []*signerv1.SignMqttConnectRequest{{ProductKey: "a1Good", DeviceName: "dev-0001"}},
-	})
-	if err != nil {
-		t.Fatal(err)
+	denial := &auth.Denial{Reason: "no"}
+	var asked []string
+	svc := service.New(mem, service.WithAuthorizer(fakeAuthz{
+		call: func(_ context.Context, rpc string) error { asked = append(asked, rpc); return denial },
+		device: func(context.Context, string, auth.Device) error {
+			t.Error("an item of a refused call was authorized")
+			return nil
+		},
+	}))
+	items := []*signerv1.SignMqttConnectRequest{{ProductKey: "a1Good", DeviceName: "dev-0001"}}
+	_, err := svc.BatchSignMqttConnect(context.Background(), &signerv1.BatchSignMqttConnectRequest{Requests: items})
+	if status.Code(err) != codes.PermissionDenied || status.Convert(err).Message() != "permission denied" {
+		t.Errorf("refused batch: %v, want PERMISSION_DENIED \"permission denied\"", err)
 	}
-	if c := codes.Code(resp.GetResults()[0].GetError().GetCode()); c != codes.PermissionDenied {
-		t.Errorf("item without an authorizer: %v, want PERMISSION_DENIED", c)
+	if ds := auth.Denials(err); len(ds) != 1 || ds[0] != denial {
+		t.Errorf("refused batch carries denials %v, want the Authorizer's", ds)
+	}
+	if !slices.Equal(asked, []string{"BatchSignMqttConnect"}) {
+		t.Errorf("call gate asked for %v", asked)
 	}
 }

@@ -5,4 +5,9 @@
 // Both transports end here: gRPC directly and REST through grpc-gateway in
 // front of the same gRPC server, so there is exactly one implementation of
 // every rule. Errors are mapped to gRPC status codes in one place, errors.go.
+//
+// Every device a call touches is first put to the one auth.Authorizer (the
+// request's device, each batch or stream item, the gateway and each
+// sub-device), before its secret is looked up; and the service reports each
+// device's outcome (audit.Report), from which the server writes the audit.
 package service

@@ -202,3 +202,20 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.Internal, "internal error")
 	}
 }
+
+// denied is the answer to a call the Authorizer refused:
+// PERMISSION_DENIED, carrying the Authorizer's *auth.Denial values for the
+// audit record (auth.Denials), which the caller never sees.
+type denied struct {
+	st      *status.Status
+	denials []error
+}
+
+func (e *denied) Error() string              { return e.st.Err().Error() }
+func (e *denied) GRPCStatus() *status.Status { return e.st }
+func (e *denied) Unwrap() []error            { return e.denials }
+
+// deny answers a refusal: msg for the caller, the denials for the audit.
+func deny(msg string, denials ...error) error {
+	return &denied{st: status.New(codes.PermissionDenied, msg), denials: denials}
+}

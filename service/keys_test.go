@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/platform"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
@@ -80,7 +81,7 @@ func TestKeyHomeRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			store := subStore()
 			tr := &fakeTransit{keys: map[secrets.DeviceID]string{{ProductKey: pk, DeviceName: "vault-0001"}: "transit-key-0123456789"}}
-			opts := []service.Option{service.WithProducts(products), service.WithClock(fixedClock),
+			opts := []service.Option{service.WithAuthorizer(auth.AllowAll()), service.WithProducts(products), service.WithClock(fixedClock),
 				service.WithPreVerify(refusingPlatform{t}, service.TokenConfig{})}
 			if tc.transit {
 				opts = append(opts, withTransit(store, products, tr))
@@ -106,7 +107,7 @@ func TestKeyRouting(t *testing.T) {
 	}
 	store := subStore()
 	tr := &fakeTransit{keys: map[secrets.DeviceID]string{{ProductKey: pk, DeviceName: "vault-0001"}: "transit-key-0123456789"}}
-	svc := service.New(store, service.WithProducts(products), withTransit(store, products, tr), service.WithClock(fixedClock))
+	svc := service.New(store, service.WithAuthorizer(auth.AllowAll()), service.WithProducts(products), withTransit(store, products, tr), service.WithClock(fixedClock))
 	tests := []struct {
 		pk, dn, secret    string
 		wantStore, wantTr int64

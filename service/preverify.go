@@ -88,7 +88,11 @@ type tokenCache struct {
 }
 
 // PreVerify implements signerv1.SignerServiceServer.
-func (s *Server) PreVerify(ctx context.Context, req *signerv1.PreVerifyRequest) (*signerv1.PreVerifyResponse, error) {
+func (s *Server) PreVerify(ctx context.Context, req *signerv1.PreVerifyRequest) (_ *signerv1.PreVerifyResponse, err error) {
+	defer func() { reportDevice(ctx, req.GetProductKey(), req.GetDeviceName(), err) }()
+	if err := s.authorizeDevice(ctx, "PreVerify", req.GetProductKey(), req.GetDeviceName()); err != nil {
+		return nil, err
+	}
 	if s.tokens == nil {
 		return nil, status.Error(codes.Unimplemented, "PreVerify is not enabled on this server")
 	}

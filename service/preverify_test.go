@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/platform"
 	"github.com/signerd/signerd/platform/platformtest"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
@@ -69,7 +70,7 @@ func newPV(t *testing.T, tc service.TokenConfig) *pvFixture {
 	store.Put(secrets.DeviceID{ProductKey: pvPK, DeviceName: pvDN}, []byte(pvSecret))
 	clock := &pvClock{t: time.Unix(1_800_000_000, 0)}
 	logs := &bytes.Buffer{}
-	svc := service.New(store, service.WithClock(clock.now), service.WithPreVerify(client, tc),
+	svc := service.New(store, service.WithAuthorizer(auth.AllowAll()), service.WithClock(clock.now), service.WithPreVerify(client, tc),
 		service.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
 	return &pvFixture{svc: svc, emu: emu, clock: clock, logs: logs, store: store}
 }

@@ -123,7 +123,11 @@ type registered struct {
 // ALREADY_EXISTS (the device is registered, by another call). A caller
 // that gives up does not stop a flight that reached the platform: the
 // issued secret is still stored, and a retry gets ALREADY_EXISTS.
-func (s *Server) RegisterDevice(ctx context.Context, req *signerv1.RegisterDeviceRequest) (*signerv1.RegisterDeviceResponse, error) {
+func (s *Server) RegisterDevice(ctx context.Context, req *signerv1.RegisterDeviceRequest) (_ *signerv1.RegisterDeviceResponse, err error) {
+	defer func() { reportDevice(ctx, req.GetProductKey(), req.GetDeviceName(), err) }()
+	if err := s.authorizeDevice(ctx, "RegisterDevice", req.GetProductKey(), req.GetDeviceName()); err != nil {
+		return nil, err
+	}
 	r := s.registrar
 	if r == nil {
 		return nil, status.Error(codes.Unimplemented, "RegisterDevice is not enabled on this server (it needs Vault)")

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/metrics"
 	"github.com/signerd/signerd/platform"
 	"github.com/signerd/signerd/platform/platformtest"
@@ -168,6 +169,7 @@ func newReg(t *testing.T, cfg service.RegistrationConfig, opts ...service.Option
 		cfg.Forget = reg.forget
 	}
 	opts = append([]service.Option{
+		service.WithAuthorizer(auth.AllowAll()),
 		service.WithClock(clock.now),
 		service.WithLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 		service.WithRegistration(pf, reg, cfg),
@@ -494,7 +496,7 @@ func TestRegisterDeviceErrors(t *testing.T) {
 func TestRegisterDeviceOutcomeUnknown(t *testing.T) {
 	m := metrics.New()
 	f := newReg(t, service.RegistrationConfig{})
-	f.svc = service.New(f.reg,
+	f.svc = service.New(f.reg, service.WithAuthorizer(auth.AllowAll()),
 		service.WithClock(f.clock.now),
 		service.WithLogger(slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 		service.WithRegistration(m.InstrumentRegistrar(f.pf), f.reg, service.RegistrationConfig{Forget: f.reg.forget}))
@@ -567,7 +569,7 @@ func TestRegisterDeviceValidation(t *testing.T) {
 }
 
 func TestRegisterDeviceNotEnabled(t *testing.T) {
-	svc := service.New(secrets.NewMemory())
+	svc := service.New(secrets.NewMemory(), service.WithAuthorizer(auth.AllowAll()))
 	_, err := svc.RegisterDevice(context.Background(), &signerv1.RegisterDeviceRequest{ProductKey: regPK, DeviceName: regDN})
 	if status.Code(err) != codes.Unimplemented {
 		t.Errorf("RegisterDevice without registration = %v, want UNIMPLEMENTED", err)

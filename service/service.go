@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/signerd/signerd/audit"
+	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/signing"
@@ -24,8 +26,7 @@ type Server struct {
 	now       func() time.Time
 	log       *slog.Logger
 	tokens    *tokenCache
-	authorize Authorizer
-	subAuth   SubDeviceAuthorizer
+	authz     auth.Authorizer
 	registrar *registrar // RegisterDevice; nil when not enabled
 }
 
@@ -41,8 +42,14 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithLogger sets the logger for server-side faults.
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
+// WithAuthorizer sets the Authorizer asked about every device a call
+// touches, before its secret is looked up. Required: New panics without
+// one, so that no server is ever wired without authorization (tests that
+// want none pass auth.AllowAll and say so).
+func WithAuthorizer(a auth.Authorizer) Option { return func(s *Server) { s.authz = a } }
+
 // New returns a Server that looks secrets up in store, unless WithKeys
-// says where they live.
+// says where they live. WithAuthorizer is required.
 func New(store secrets.Store, opts ...Option) *Server {
 	s := &Server{
 		products: &Products{},
@@ -52,14 +59,41 @@ func New(store secrets.Store, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	if s.authz == nil {
+		panic("service.New: WithAuthorizer is required")
+	}
 	if s.keys == nil {
 		s.keys = secrets.NewRouter(secrets.NewLocalMACer(store), nil, s.products.InTransit)
 	}
 	return s
 }
 
+// reportDevice reports the outcome of a call for its one device.
+func reportDevice(ctx context.Context, productKey, deviceName string, err error) {
+	audit.Report(ctx, audit.Outcome{Device: auth.Device{ProductKey: productKey, DeviceName: deviceName}, Err: err})
+}
+
+// authorizeDevice asks the Authorizer about the one device a unary call
+// names; it runs first, before validation and lookup, so that a refused
+// caller learns nothing about the device or its request.
+func (s *Server) authorizeDevice(ctx context.Context, rpc, productKey, deviceName string) error {
+	if err := s.authz.AuthorizeDevice(ctx, rpc, auth.Device{ProductKey: productKey, DeviceName: deviceName}); err != nil {
+		return deny("permission denied", err)
+	}
+	return nil
+}
+
 // SignMqttConnect implements signerv1.SignerServiceServer.
-func (s *Server) SignMqttConnect(ctx context.Context, req *signerv1.SignMqttConnectRequest) (*signerv1.SignMqttConnectResponse, error) {
+func (s *Server) SignMqttConnect(ctx context.Context, req *signerv1.SignMqttConnectRequest) (_ *signerv1.SignMqttConnectResponse, err error) {
+	defer func() { reportDevice(ctx, req.GetProductKey(), req.GetDeviceName(), err) }()
+	if err := s.authorizeDevice(ctx, "SignMqttConnect", req.GetProductKey(), req.GetDeviceName()); err != nil {
+		return nil, err
+	}
+	return s.signConnect(ctx, req)
+}
+
+// signConnect signs one authorized device's connect request.
+func (s *Server) signConnect(ctx context.Context, req *signerv1.SignMqttConnectRequest) (*signerv1.SignMqttConnectResponse, error) {
 	now := s.now()
 	sreq, transport, err := s.connectRequest(req, now)
 	if err != nil {

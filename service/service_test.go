@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/internal/vectors"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
@@ -158,7 +159,7 @@ func vectorStore(cs []vectors.Case) *secrets.Memory {
 func TestSignMqttConnectVectors(t *testing.T) {
 	cs := loadVectors(t)
 	log, logs := newLogger()
-	svc := service.New(vectorStore(cs), service.WithClock(fixedClock), service.WithLogger(log))
+	svc := service.New(vectorStore(cs), service.WithAuthorizer(auth.AllowAll()), service.WithClock(fixedClock), service.WithLogger(log))
 	for i, c := range cs {
 		t.Run(fmt.Sprintf("%02d_%s_mode%d", i, c.Input.SignMethod, c.Input.SecureMode), func(t *testing.T) {
 			req := vectorRequest(t, c)
@@ -212,7 +213,7 @@ func TestSignMqttConnectDefaults(t *testing.T) {
 	)
 	store := secrets.NewMemory()
 	store.Put(secrets.DeviceID{ProductKey: pk, DeviceName: dn}, []byte(secret))
-	svc := service.New(store, service.WithClock(fixedClock))
+	svc := service.New(store, service.WithAuthorizer(auth.AllowAll()), service.WithClock(fixedClock))
 
 	// want is the full answer for the given request-dependent parts.
 	want := func(clientID, securemode, method string, newHash func() hash.Hash, ts string, tr signerv1.Transport, uri string, port int32) *signerv1.SignMqttConnectResponse {
@@ -328,7 +329,7 @@ func TestSignMqttConnectUsesClock(t *testing.T) {
 	store.Put(secrets.DeviceID{ProductKey: "a1PK", DeviceName: "dev1"}, []byte("s3cr3t"))
 	now := time.UnixMilli(1_000_000_000_001).UTC()
 	calls := 0
-	svc := service.New(store, service.WithClock(func() time.Time { calls++; return now }))
+	svc := service.New(store, service.WithAuthorizer(auth.AllowAll()), service.WithClock(func() time.Time { calls++; return now }))
 	got, err := svc.SignMqttConnect(context.Background(), &signerv1.SignMqttConnectRequest{ProductKey: "a1PK", DeviceName: "dev1"})
 	if err != nil {
 		t.Fatal(err)
@@ -370,7 +371,7 @@ products:
 	for _, pk := range []string{"a1Other", "a1Inst", "a1Host", "a1Keep", "a1Region"} {
 		store.Put(secrets.DeviceID{ProductKey: pk, DeviceName: "dev1"}, []byte("s3cr3t"))
 	}
-	svc := service.New(store, service.WithClock(fixedClock), service.WithProducts(products))
+	svc := service.New(store, service.WithAuthorizer(auth.AllowAll()), service.WithClock(fixedClock), service.WithProducts(products))
 
 	tcp, tls, wss := signerv1.Transport_TRANSPORT_TCP, signerv1.Transport_TRANSPORT_TLS, signerv1.Transport_TRANSPORT_WEBSOCKET_TLS
 	tests := []struct {
@@ -536,7 +537,7 @@ func TestSignMqttConnectBadInput(t *testing.T) {
 	long := strings.Repeat("P", 32)
 	mem.Put(secrets.DeviceID{ProductKey: long, DeviceName: strings.Repeat("d", 32)}, []byte("s3cr3t-value"))
 	store := &countingStore{Store: mem}
-	svc := service.New(store, service.WithClock(fixedClock))
+	svc := service.New(store, service.WithAuthorizer(auth.AllowAll()), service.WithClock(fixedClock))
 
 	// req is a valid request changed by mod.
 	req := func(mod func(r *signerv1.SignMqttConnectRequest)) *signerv1.SignMqttConnectRequest {
@@ -631,7 +632,7 @@ func TestSignMqttConnectBadInput(t *testing.T) {
 func TestSignMqttConnectUnknownDevice(t *testing.T) {
 	cs := loadVectors(t)
 	log, logs := newLogger()
-	svc := service.New(vectorStore(cs), service.WithClock(fixedClock), service.WithLogger(log))
+	svc := service.New(vectorStore(cs), service.WithAuthorizer(auth.AllowAll()), service.WithClock(fixedClock), service.WithLogger(log))
 	c := cs[0]
 	tests := []struct {
 		name string
@@ -698,7 +699,7 @@ func TestSignMqttConnectStoreErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			log, logs := newLogger()
-			svc := service.New(tc.store, service.WithClock(fixedClock), service.WithLogger(log))
+			svc := service.New(tc.store, service.WithAuthorizer(auth.AllowAll()), service.WithClock(fixedClock), service.WithLogger(log))
 			got, err := svc.SignMqttConnect(context.Background(), &signerv1.SignMqttConnectRequest{ProductKey: id.ProductKey, DeviceName: id.DeviceName})
 			st, ok := status.FromError(err)
 			if !ok || st.Code() != tc.wantCode {
@@ -720,7 +721,7 @@ func TestSignMqttConnectStoreErrors(t *testing.T) {
 func TestSignMqttConnectContext(t *testing.T) {
 	store := secrets.NewMemory()
 	store.Put(secrets.DeviceID{ProductKey: "a1PK", DeviceName: "dev1"}, []byte("s3cr3t"))
-	svc := service.New(store, service.WithClock(fixedClock))
+	svc := service.New(store, service.WithAuthorizer(auth.AllowAll()), service.WithClock(fixedClock))
 
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()

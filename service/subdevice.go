@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -9,9 +10,10 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/signerd/signerd/audit"
+	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/signing"
@@ -21,22 +23,14 @@ import (
 // (the platform's batch_login limit).
 const MaxSubDevices = signing.MaxSubDeviceLogin
 
-// SubDeviceAuthorizer decides whether the caller in ctx may have the
-// SignSubDeviceLogin answer for the sub-device subPK/subDN, logged in by
-// the gateway gwPK/gwDN. It is called for every sub-device, before any
-// secret is looked up.
-type SubDeviceAuthorizer func(ctx context.Context, gwPK, gwDN, subPK, subDN string) error
-
-// WithSubDeviceAuthorizer sets the per-sub-device authorizer of
-// SignSubDeviceLogin. Without one, every sub-device is allowed (-dev).
-func WithSubDeviceAuthorizer(a SubDeviceAuthorizer) Option {
-	return func(s *Server) { s.subAuth = a }
-}
-
 // SignSubDeviceLogin implements signerv1.SignerServiceServer. The answer is
 // all or nothing: one invalid, forbidden or failing sub-device fails the
 // call, so that a gateway never publishes a partial login.
-func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDeviceLoginRequest) (*signerv1.SignSubDeviceLoginResponse, error) {
+func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDeviceLoginRequest) (_ *signerv1.SignSubDeviceLoginResponse, err error) {
+	defer func() { reportSubDevices(ctx, req, err) }()
+	if err := s.authorizeDevice(ctx, "SignSubDeviceLogin", req.GetProductKey(), req.GetDeviceName()); err != nil {
+		return nil, err
+	}
 	subs, err := s.subDeviceRequests(req, s.now())
 	if err != nil {
 		return nil, err
@@ -47,17 +41,18 @@ func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDe
 	// of them: a refused caller learns nothing about which devices exist.
 	// All of them are asked, not just up to the first refusal, so that the
 	// answer and the audit name every refused one.
-	if s.subAuth != nil {
-		var refused []string
-		for i, sub := range subs {
-			if err := s.subAuth(ctx, gwPK, gwDN, sub.ProductKey, sub.DeviceName); err != nil {
-				refused = append(refused, fmt.Sprintf("sub_devices[%d]", i))
-			}
+	gw := auth.Device{ProductKey: gwPK, DeviceName: gwDN}
+	var refused []string
+	var denials []error
+	for i, sub := range subs {
+		if err := s.authz.AuthorizeSubDevice(ctx, gw, auth.Device{ProductKey: sub.ProductKey, DeviceName: sub.DeviceName}); err != nil {
+			refused = append(refused, fmt.Sprintf("sub_devices[%d]", i))
+			denials = append(denials, err)
 		}
-		if len(refused) > 0 {
-			return nil, status.Errorf(codes.PermissionDenied,
-				"permission denied: %s not assigned to gateway %s/%s for this caller", strings.Join(refused, ", "), gwPK, gwDN)
-		}
+	}
+	if len(refused) > 0 {
+		return nil, deny(fmt.Sprintf("permission denied: %s not assigned to gateway %s/%s for this caller",
+			strings.Join(refused, ", "), gwPK, gwDN), denials...)
 	}
 	// A method a sub-device's key home cannot compute fails the call
 	// before any key is looked up.
@@ -107,6 +102,30 @@ func (s *Server) SignSubDeviceLogin(ctx context.Context, req *signerv1.SignSubDe
 		})
 	}
 	return resp, nil
+}
+
+// reportSubDevices reports a SignSubDeviceLogin: each sub-device signed for
+// when it succeeded; otherwise the gateway and, when refused, every
+// sub-device it named with the refusal (which carries each denial).
+func reportSubDevices(ctx context.Context, req *signerv1.SignSubDeviceLoginRequest, err error) {
+	gw := auth.Device{ProductKey: req.GetProductKey(), DeviceName: req.GetDeviceName()}
+	subs := req.GetSubDevices()
+	var outs []audit.Outcome
+	if err != nil {
+		outs = append(outs, audit.Outcome{Device: gw, Err: err})
+		if !errors.Is(err, auth.ErrDenied) || len(subs) > MaxStream {
+			audit.Report(ctx, outs...)
+			return
+		}
+	}
+	for _, sub := range subs {
+		o := audit.Outcome{Device: auth.Device{ProductKey: sub.GetProductKey(), DeviceName: sub.GetDeviceName()}, Err: err}
+		if err == nil {
+			o.Reason = "sub-device of gateway " + gw.String()
+		}
+		outs = append(outs, o)
+	}
+	audit.Report(ctx, outs...)
 }
 
 // signSubDevice signs one validated, authorized sub-device with its key,

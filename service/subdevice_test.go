@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
 	"slices"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/signerd/signerd/auth"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/service"
@@ -73,7 +73,7 @@ func TestSignSubDeviceLogin(t *testing.T) {
 	for _, tm := range methods {
 		for _, n := range []int{1, 3, 50} {
 			t.Run(fmt.Sprintf("%s/%d", tm.m, n), func(t *testing.T) {
-				svc := service.New(subStore(), service.WithClock(fixedClock))
+				svc := service.New(subStore(), service.WithAuthorizer(auth.AllowAll()), service.WithClock(fixedClock))
 				resp, err := svc.SignSubDeviceLogin(context.Background(), &signerv1.SignSubDeviceLoginRequest{
 					ProductKey: gwPK, DeviceName: gwDN, SubDevices: subs(n), SignMethod: tm.m,
 				})
@@ -160,7 +160,7 @@ func checkPayload(t *testing.T, resp *signerv1.SignSubDeviceLoginResponse) {
 }
 
 func TestSignSubDeviceLoginOptions(t *testing.T) {
-	svc := service.New(subStore(), service.WithClock(fixedClock))
+	svc := service.New(subStore(), service.WithAuthorizer(auth.AllowAll()), service.WithClock(fixedClock))
 	resp, err := svc.SignSubDeviceLogin(context.Background(), &signerv1.SignSubDeviceLoginRequest{
 		ProductKey: gwPK, DeviceName: gwDN,
 		SubDevices:  []*signerv1.SubDevice{{ProductKey: subP, DeviceName: "sub-0007", ClientId: "mac-00:11:22"}},
@@ -206,10 +206,10 @@ func TestSignSubDeviceLoginBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			store := subStore()
 			authorized := 0
-			svc := service.New(store, service.WithSubDeviceAuthorizer(func(context.Context, string, string, string, string) error {
+			svc := service.New(store, service.WithAuthorizer(fakeAuthz{sub: func(context.Context, auth.Device, auth.Device) error {
 				authorized++
 				return nil
-			}))
+			}}))
 			_, err := svc.SignSubDeviceLogin(context.Background(), tc.req)
 			if got := badRequestFields(t, err); !slices.Equal(got, tc.fields) {
 				t.Errorf("fields %q, want %q", got, tc.fields)
@@ -225,15 +225,15 @@ func TestSignSubDeviceLoginAuthorization(t *testing.T) {
 	store := subStore()
 	var mu sync.Mutex
 	var asked [][4]string
-	svc := service.New(store, service.WithSubDeviceAuthorizer(func(_ context.Context, gpk, gdn, spk, sdn string) error {
+	svc := service.New(store, service.WithAuthorizer(fakeAuthz{sub: func(_ context.Context, gw, sub auth.Device) error {
 		mu.Lock()
 		defer mu.Unlock()
-		asked = append(asked, [4]string{gpk, gdn, spk, sdn})
-		if sdn == "sub-0003" || sdn == "sub-0004" {
-			return errors.New("not yours")
+		asked = append(asked, [4]string{gw.ProductKey, gw.DeviceName, sub.ProductKey, sub.DeviceName})
+		if sub.DeviceName == "sub-0003" || sub.DeviceName == "sub-0004" {
+			return &auth.Denial{Device: sub, Gateway: gw, Reason: "not yours"}
 		}
 		return nil
-	}))
+	}}))
 	_, err := svc.SignSubDeviceLogin(context.Background(), &signerv1.SignSubDeviceLoginRequest{
 		ProductKey: gwPK, DeviceName: gwDN, SubDevices: subs(5)})
 	msg := status.Convert(err).Message()
@@ -242,6 +242,14 @@ func TestSignSubDeviceLoginAuthorization(t *testing.T) {
 	}
 	if n := store.n.Load(); n != 0 {
 		t.Errorf("the store was asked %d times for a call with a forbidden sub-device", n)
+	}
+	// The answer carries each refused sub-device's denial, for the audit.
+	if ds := auth.Denials(err); len(ds) != 2 || ds[0].Device.DeviceName != "sub-0003" || ds[1].Device.DeviceName != "sub-0004" {
+		t.Errorf("denials %v, want those of sub-0003 and sub-0004", ds)
+	}
+	// The answer carries each refused sub-device's denial, for the audit.
+	if ds := auth.Denials(err); len(ds) != 2 || ds[0].Device.DeviceName != "sub-0003" || ds[1].Device.DeviceName != "sub-0004" {
+		t.Errorf("denials %v, want those of sub-0003 and sub-0004", ds)
 	}
 	// Every sub-device is asked about, past the first refusal, so that each
 	// refused one is named (and audited by the server's authorizer).
@@ -264,14 +272,14 @@ func TestSignSubDeviceLoginStoreErrors(t *testing.T) {
 	reqWith := func(extra ...*signerv1.SubDevice) *signerv1.SignSubDeviceLoginRequest {
 		return &signerv1.SignSubDeviceLoginRequest{ProductKey: gwPK, DeviceName: gwDN, SubDevices: append(subs(2), extra...)}
 	}
-	svc := service.New(subStore())
+	svc := service.New(subStore(), service.WithAuthorizer(auth.AllowAll()))
 	_, err := svc.SignSubDeviceLogin(context.Background(), reqWith(&signerv1.SubDevice{ProductKey: subP, DeviceName: "nobody-01"}))
 	if status.Code(err) != codes.NotFound || !strings.Contains(status.Convert(err).Message(), "sub_devices[2]") {
 		t.Errorf("unknown sub-device: %v, want NOT_FOUND naming sub_devices[2]", err)
 	}
 
 	log, logs := newLogger()
-	down := service.New(errStore{err: fmt.Errorf("vault: %w", secrets.ErrUnavailable)}, service.WithLogger(log))
+	down := service.New(errStore{err: fmt.Errorf("vault: %w", secrets.ErrUnavailable)}, service.WithAuthorizer(auth.AllowAll()), service.WithLogger(log))
 	if _, err := down.SignSubDeviceLogin(context.Background(), reqWith()); status.Code(err) != codes.Unavailable {
 		t.Errorf("store down: %v, want UNAVAILABLE", err)
 	}
@@ -281,7 +289,7 @@ func TestSignSubDeviceLoginStoreErrors(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := service.New(errStore{err: context.Canceled}).SignSubDeviceLogin(ctx, reqWith()); status.Code(err) != codes.Canceled {
+	if _, err := service.New(errStore{err: context.Canceled}, service.WithAuthorizer(auth.AllowAll())).SignSubDeviceLogin(ctx, reqWith()); status.Code(err) != codes.Canceled {
 		t.Errorf("cancelled: %v, want CANCELED", err)
 	}
 }
@@ -331,7 +339,7 @@ func TestSignSubDeviceLoginTransit(t *testing.T) {
 	}
 	tr := &fakeTransit{keys: map[secrets.DeviceID]string{{ProductKey: "a1TransitPK", DeviceName: "vault-0001"}: "transit-key-0123456789"}}
 	store := subStore()
-	svc := service.New(store, service.WithProducts(products), withTransit(store, products, tr), service.WithClock(fixedClock))
+	svc := service.New(store, service.WithAuthorizer(auth.AllowAll()), service.WithProducts(products), withTransit(store, products, tr), service.WithClock(fixedClock))
 	req := &signerv1.SignSubDeviceLoginRequest{ProductKey: gwPK, DeviceName: gwDN,
 		SubDevices: append(subs(1), &signerv1.SubDevice{ProductKey: "a1TransitPK", DeviceName: "vault-0001"})}
 

@@ -28,7 +28,6 @@ func security(ctx context.Context, c config, as *assets, log *slog.Logger, cfg *
 	cfg.InFlight = limits.NewInFlight(s.maxInFlight)
 
 	policy := as.policy
-	cfg.Policy = policy
 
 	a := auth.Authenticator{
 		Certs:          auth.CertConfig{DeviceURIScheme: s.deviceURIScheme, DeviceCNSeparator: s.deviceCNSep},

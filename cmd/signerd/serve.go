@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 
+	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/metrics"
 	"github.com/signerd/signerd/platform"
 	"github.com/signerd/signerd/secrets"
@@ -88,8 +89,7 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 	}
 	defer closer.Close()
 	svcOpts = append(svcOpts, service.WithProducts(products), service.WithLogger(log),
-		service.WithAuthorizer(server.ItemAuthorizer(scfg.Policy)),
-		service.WithSubDeviceAuthorizer(server.SubDeviceAuthorizer(scfg.Policy)),
+		service.WithAuthorizer(auth.NewAuthorizer(a.policy)),
 		service.WithPreVerify(m.InstrumentPreVerifier(pv), service.TokenConfig{
 			RefreshMargin:        cfg.tokenRefreshMargin,
 			ForceRefreshInterval: cfg.forceRefreshInterval,

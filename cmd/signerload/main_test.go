@@ -101,9 +101,8 @@ func TestAgainstSignerd(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	srv, err := server.New(server.Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Logger: log,
-		Service:       service.New(mem, service.WithLogger(log), service.WithAuthorizer(server.ItemAuthorizer(policy))),
+		Service:       service.New(mem, service.WithLogger(log), service.WithAuthorizer(auth.NewAuthorizer(policy))),
 		Authenticator: auth.NewAuthenticator(auth.Authenticator{AllowAnonymous: true}),
-		Policy:        policy,
 	})
 	if err != nil {
 		t.Fatal(err)
