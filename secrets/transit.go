@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
@@ -30,6 +31,9 @@ type Transit struct {
 	mount   string
 	tmpl    string
 	timeout time.Duration
+
+	wrapMu  sync.Mutex
+	wrapKey *rsa.PublicKey // the mount's BYOK wrapping key, once read
 }
 
 // TransitConfig configures Transit.
@@ -159,31 +163,17 @@ func (t *Transit) hmac(ctx context.Context, id DeviceID, content []byte) ([]byte
 // wire only inside Vault's own envelope. An existing key is left untouched
 // and reported as ErrExists.
 func (t *Transit) Import(ctx context.Context, id DeviceID, secret []byte) error {
+	// The wrapping key first, on its own budget (see wrappingKey); then the
+	// import's requests on the usual one.
+	rsaPub, err := t.wrappingKey(ctx, id)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 4*t.timeout)
 	defer cancel()
 	keys := t.keyPath(id, "keys")
 	if existing, err := t.client.Logical().ReadWithContext(ctx, keys); err == nil && existing != nil {
 		return fmt.Errorf("device %s (vault %s): %w", id, keys, ErrExists)
-	}
-	ws, err := t.client.Logical().ReadWithContext(ctx, t.mount+"/wrapping_key")
-	if err != nil {
-		return fmt.Errorf("device %s: transit wrapping key: %w", id, classify(err))
-	}
-	if ws == nil {
-		return fmt.Errorf("transit wrapping key: nothing at %s/wrapping_key (is %s/ a Transit mount?): %w", t.mount, t.mount, ErrNotFound)
-	}
-	pemKey, _ := ws.Data["public_key"].(string)
-	block, _ := pem.Decode([]byte(pemKey))
-	if block == nil {
-		return errors.New("transit wrapping key: not PEM")
-	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return fmt.Errorf("transit wrapping key: %w", err)
-	}
-	rsaPub, ok := pub.(*rsa.PublicKey)
-	if !ok {
-		return errors.New("transit wrapping key: not RSA")
 	}
 	ephemeral := make([]byte, 32)
 	if _, err := rand.Read(ephemeral); err != nil {
@@ -212,4 +202,46 @@ func (t *Transit) Import(ctx context.Context, id DeviceID, secret []byte) error 
 		return fmt.Errorf("device %s: import: %w", id, classify(err))
 	}
 	return nil
+}
+
+// wrappingKeyTimeout bounds the read of a mount's wrapping key. Vault makes
+// that RSA-4096 key on the mount's first read, which takes seconds on a
+// small node and tens of seconds on a loaded one: the per-request budget
+// would report a healthy Vault as unavailable on a fresh mount's first
+// import.
+const wrappingKeyTimeout = 2 * time.Minute
+
+// wrappingKey reads the mount's BYOK wrapping key once and keeps it: it is
+// the same for every import, and one read per device would double an
+// import's round trips.
+func (t *Transit) wrappingKey(ctx context.Context, id DeviceID) (*rsa.PublicKey, error) {
+	t.wrapMu.Lock()
+	defer t.wrapMu.Unlock()
+	if t.wrapKey != nil {
+		return t.wrapKey, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, wrappingKeyTimeout)
+	defer cancel()
+	ws, err := t.client.Logical().ReadWithContext(ctx, t.mount+"/wrapping_key")
+	if err != nil {
+		return nil, fmt.Errorf("device %s: transit wrapping key: %w", id, classify(err))
+	}
+	if ws == nil {
+		return nil, fmt.Errorf("transit wrapping key: nothing at %s/wrapping_key (is %s/ a Transit mount?): %w", t.mount, t.mount, ErrNotFound)
+	}
+	pemKey, _ := ws.Data["public_key"].(string)
+	block, _ := pem.Decode([]byte(pemKey))
+	if block == nil {
+		return nil, errors.New("transit wrapping key: not PEM")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("transit wrapping key: %w", err)
+	}
+	rsaPub, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, errors.New("transit wrapping key: not RSA")
+	}
+	t.wrapKey = rsaPub
+	return rsaPub, nil
 }
