@@ -35,9 +35,9 @@ type result struct {
 // testHookDone, when set (by tests), is called after each device.
 var testHookDone func()
 
-func runImport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func runImport(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
 	start := time.Now()
-	cfg, err := parseImport(args, getenv, stderr)
+	cfg, err := parseImport(args, env, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}

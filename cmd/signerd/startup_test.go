@@ -215,6 +215,10 @@ func TestReflectionDefault(t *testing.T) {
 		{prodAuth, nil, false},
 		{append([]string{"-grpc-reflection"}, prodAuth...), nil, true},
 		{prodAuth, map[string]string{"SIGNERD_GRPC_REFLECTION": "true"}, true},
+		// The -config file is a source like the others: its setting is
+		// not overridden by the -dev default.
+		{[]string{"-dev", "-config", writeFile(t, "r.yaml", "grpc-reflection: false\n")}, nil, false},
+		{append([]string{"-config", writeFile(t, "r.yaml", "grpc-reflection: true\n")}, prodAuth...), nil, true},
 	}
 	for _, tc := range tests {
 		c, err := parseConfig(tc.args, tc.env, io.Discard)
