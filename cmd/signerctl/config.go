@@ -10,6 +10,7 @@ import (
 
 	"github.com/signerd/signerd/internal/settings"
 	"github.com/signerd/signerd/internal/vaultflags"
+	"github.com/signerd/signerd/secrets"
 )
 
 // envPrefix: every flag NAME can also be set as SIGNERCTL_NAME (upper case,
@@ -45,6 +46,9 @@ func (v *vaultFlags) validate() []error {
 	errs = append(errs, v.Login.Validate()...)
 	if v.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("-vault-timeout %s: must be positive", v.timeout))
+	}
+	if err := secrets.CheckPathTemplate(v.kvPath); err != nil {
+		errs = append(errs, fmt.Errorf("-vault-kv-path: %w", err))
 	}
 	if v.kvField == "" || v.kvMount == "" || v.transitMount == "" {
 		errs = append(errs, errors.New("-vault-kv-mount, -vault-kv-field, -vault-transit-mount: must not be empty"))

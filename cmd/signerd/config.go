@@ -213,6 +213,11 @@ func (c *config) validate() error {
 		if c.metricsAddr == "" {
 			c.metricsAddr = ":9100"
 		}
+		for _, a := range []struct{ name, addr string }{{"-grpc-addr", c.grpcAddr}, {"-http-addr", c.httpAddr}, {"-metrics-addr", c.metricsAddr}} {
+			if _, _, err := net.SplitHostPort(a.addr); err != nil && a.addr != "off" {
+				errs = append(errs, fmt.Errorf("%s %q: want host:port or :port (e.g. :9090)", a.name, a.addr))
+			}
+		}
 		if c.devSecrets != "" {
 			errs = append(errs, errors.New("-dev-secrets: only valid with -dev (outside -dev secrets come from Vault)"))
 		}
@@ -283,6 +288,9 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 func (v *vaultFlags) validate() []error {
 	var errs []error
+	if err := secrets.CheckPathTemplate(v.kvPath); err != nil {
+		errs = append(errs, fmt.Errorf("-vault-kv-path: %w", err))
+	}
 	if err := secrets.CheckProductTemplate(v.productPath); err != nil {
 		errs = append(errs, fmt.Errorf("-vault-product-path: %w", err))
 	}

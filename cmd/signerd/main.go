@@ -43,9 +43,9 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if err != nil || cfg.checkConfig {
 		log = nopLogger() // a bad -log-level is in cfgErr already
 	}
-	// -check-config and the real start load the same way: what the check
-	// passes, start-up reads the same way; only dialing out is left.
-	a, loadErr := loadAssets(cfg, env, log)
+	// -check-config and the real start both go through build: what the
+	// check passes, start-up builds the same way; only dialing out is left.
+	a, loadErr := build(cfg, env, log)
 	if err := errors.Join(cfgErr, loadErr); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}

@@ -56,10 +56,7 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 		}
 	}
 
-	pv, err := platformClient(cfg, products, a.platformCAs, log)
-	if err != nil {
-		return err
-	}
+	pv := a.platform
 	if registry != nil {
 		svcOpts = append(svcOpts, service.WithRegistration(m.InstrumentRegistrar(pv), registry, service.RegistrationConfig{Forget: forget}))
 	}
