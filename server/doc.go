@@ -5,6 +5,8 @@
 //
 // The gateway reaches the gRPC server through an in-process connection, not
 // a second implementation and not a network hop: every REST call passes the
-// same interceptors (recovery, logging and, later, authentication and rate
-// limits) as a gRPC call.
+// same interceptor chain as a gRPC call (request id, metrics, logging,
+// audit, authentication, rate limits, load shedding, recovery; built in one
+// place, newGRPCServer), and its gRPC status becomes the REST answer in
+// errors.go.
 package server
