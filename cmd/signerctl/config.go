@@ -10,7 +10,6 @@ import (
 
 	"github.com/signerd/signerd/internal/settings"
 	"github.com/signerd/signerd/internal/vaultflags"
-	"github.com/signerd/signerd/secrets"
 )
 
 // envPrefix: every flag NAME can also be set as SIGNERCTL_NAME (upper case,
@@ -21,9 +20,8 @@ const envPrefix = "SIGNERCTL_"
 // (but a longer -vault-timeout: an import writes, in bulk).
 type vaultFlags struct {
 	vaultflags.Login
-	kvMount, kvPath, kvField string
-	transitMount             string
-	timeout                  time.Duration
+	vaultflags.Layout
+	timeout time.Duration
 }
 
 func (v *vaultFlags) register(fs *flag.FlagSet) {
@@ -35,10 +33,7 @@ func (v *vaultFlags) register(fs *flag.FlagSet) {
 // registerLayout registers the flags saying where secrets go (all that
 // "signerctl policy" needs).
 func (v *vaultFlags) registerLayout(fs *flag.FlagSet) {
-	fs.StringVar(&v.kvMount, "vault-kv-mount", "iot", "KV v2 mount holding device secrets")
-	fs.StringVar(&v.kvPath, "vault-kv-path", "devices/{productKey}/{deviceName}", "path of a device's secret in the mount")
-	fs.StringVar(&v.kvField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
-	fs.StringVar(&v.transitMount, "vault-transit-mount", "transit", "Transit mount for -transit")
+	v.Layout.Register(fs, "Transit mount for -transit")
 }
 
 func (v *vaultFlags) validate() []error {
@@ -47,12 +42,7 @@ func (v *vaultFlags) validate() []error {
 	if v.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("-vault-timeout %s: must be positive", v.timeout))
 	}
-	if err := secrets.CheckPathTemplate(v.kvPath); err != nil {
-		errs = append(errs, fmt.Errorf("-vault-kv-path: %w", err))
-	}
-	if v.kvField == "" || v.kvMount == "" || v.transitMount == "" {
-		errs = append(errs, errors.New("-vault-kv-mount, -vault-kv-field, -vault-transit-mount: must not be empty"))
-	}
+	errs = append(errs, v.Layout.Validate()...)
 	return errs
 }
 

@@ -716,7 +716,7 @@ func TestUsage(t *testing.T) {
 	// The environment fills what the command line leaves out; the command line wins.
 	c, err := parseImport([]string{"-concurrency", "4", file},
 		map[string]string{"SIGNERCTL_CONCURRENCY": "8", "SIGNERCTL_VAULT_KV_MOUNT": "fleet", "SIGNERCTL_DRY_RUN": "true"}, &bytes.Buffer{})
-	if err != nil || c.concurrency != 4 || c.vault.kvMount != "fleet" || !c.dryRun {
+	if err != nil || c.concurrency != 4 || c.vault.KVMount != "fleet" || !c.dryRun {
 		t.Errorf("parseImport with env: %+v %v", c, err)
 	}
 	// One environment serves both commands: import's settings are not

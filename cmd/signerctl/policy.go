@@ -24,7 +24,7 @@ func runPolicy(args []string, env map[string]string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "signerctl policy:", err)
 		return exitUsage
 	}
-	p, err := importPolicy(v.kvMount, v.kvPath, v.transitMount, transit)
+	p, err := importPolicy(v.KVMount, v.KVPath, v.TransitMount, transit)
 	if err != nil {
 		fmt.Fprintln(stderr, "signerctl policy:", err)
 		return exitUsage

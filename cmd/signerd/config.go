@@ -60,9 +60,8 @@ type securityFlags struct {
 
 type vaultFlags struct {
 	vaultflags.Login
-	kvMount, kvPath, kvField  string
+	vaultflags.Layout
 	productPath, productField string
-	transitMount              string
 	timeout                   time.Duration
 }
 
@@ -139,12 +138,9 @@ func newFlagSet(c *config) *flag.FlagSet {
 
 	v := &c.vault
 	v.Login.Register(fs)
-	fs.StringVar(&v.kvMount, "vault-kv-mount", "iot", "KV v2 mount holding device secrets")
-	fs.StringVar(&v.kvPath, "vault-kv-path", "devices/{productKey}/{deviceName}", "path of a device's secret in the mount")
-	fs.StringVar(&v.kvField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
+	v.Layout.Register(fs, "Transit mount for products in Transit mode (products file: transit: true)")
 	fs.StringVar(&v.productPath, "vault-product-path", "products/{productKey}", "RegisterDevice: path of a product's ProductSecret in the KV mount (needs deploy/vault/policy-registration.hcl)")
 	fs.StringVar(&v.productField, "vault-product-field", "productSecret", "RegisterDevice: field of the secret holding the ProductSecret")
-	fs.StringVar(&v.transitMount, "vault-transit-mount", "transit", "Transit mount for products in Transit mode (products file: transit: true)")
 	fs.DurationVar(&v.timeout, "vault-timeout", 1500*time.Millisecond, "bound on one Vault request")
 
 	fs.StringVar(&c.platformCAFile, "platform-ca-file", "", "CA bundle (PEM) for the platform's auth endpoint instead of the system roots (private deployments, tests)")
@@ -288,9 +284,7 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 func (v *vaultFlags) validate() []error {
 	var errs []error
-	if err := secrets.CheckPathTemplate(v.kvPath); err != nil {
-		errs = append(errs, fmt.Errorf("-vault-kv-path: %w", err))
-	}
+	errs = append(errs, v.Layout.Validate()...)
 	if err := secrets.CheckProductTemplate(v.productPath); err != nil {
 		errs = append(errs, fmt.Errorf("-vault-product-path: %w", err))
 	}

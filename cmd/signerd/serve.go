@@ -46,13 +46,13 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 		}
 		if products.AnyTransit() {
 			tr, err := secrets.NewTransit(v.Client(), secrets.TransitConfig{
-				Mount: cfg.vault.transitMount, Timeout: cfg.vault.timeout,
+				Mount: cfg.vault.TransitMount, Timeout: cfg.vault.timeout,
 			})
 			if err != nil {
 				return fmt.Errorf("-vault-transit-mount: %w", err)
 			}
 			svcOpts = append(svcOpts, service.WithTransit(tr))
-			log.Info("Transit mode enabled for some products: Vault computes their HMACs", "mount", cfg.vault.transitMount)
+			log.Info("Transit mode enabled for some products: Vault computes their HMACs", "mount", cfg.vault.TransitMount)
 		}
 	}
 

@@ -26,9 +26,9 @@ func vaultStore(ctx context.Context, cfg config, newAuth func() (vault.AuthMetho
 		Namespace:    f.Namespace,
 		NewAuth:      newAuth,
 		TokenFile:    f.TokenFile,
-		Mount:        f.kvMount,
-		PathTemplate: f.kvPath,
-		Field:        f.kvField,
+		Mount:        f.KVMount,
+		PathTemplate: f.KVPath,
+		Field:        f.KVField,
 		Timeout:      f.timeout,
 		Logger:       log,
 		HTTPClient:   &http.Client{Transport: m.VaultTransport(secrets.VaultTransport(vaultIdleConns))},
@@ -51,7 +51,7 @@ func vaultStore(ctx context.Context, cfg config, newAuth func() (vault.AuthMetho
 		return nil, nil, err
 	}
 	m.CacheSize(c.Len)
-	log.Info("vault store ready", "mount", f.kvMount, "path", f.kvPath, "auth", f.Auth,
+	log.Info("vault store ready", "mount", f.KVMount, "path", f.KVPath, "auth", f.Auth,
 		"cache_size", cfg.cache.size, "cache_ttl", cfg.cache.ttl.String())
 	return v, c, nil
 }
