@@ -5,8 +5,10 @@
 //
 // The gateway reaches the gRPC server through an in-process connection, not
 // a second implementation and not a network hop: every REST call passes the
-// same interceptors (request id, retry info, metrics, logging, audit,
-// authentication, rate limits, load shedding, recovery) as a gRPC call.
+// same interceptor chain as a gRPC call (request id, retry info, metrics,
+// logging, audit, authentication, rate limits, load shedding, recovery;
+// built in one place, newGRPCServer), and its gRPC status becomes the REST
+// answer in errors.go.
 //
 // Authorization is not an interceptor: the service asks its auth.Authorizer
 // about every device a call touches. The audit interceptors are the one

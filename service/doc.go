@@ -4,7 +4,13 @@
 //
 // Both transports end here: gRPC directly and REST through grpc-gateway in
 // front of the same gRPC server, so there is exactly one implementation of
-// every rule. Errors are mapped to gRPC status codes in one place, errors.go.
+// every rule. Errors of the packages it calls (secrets, signing, platform,
+// a caller's cancelled context) are mapped to gRPC status codes in one
+// place, errors.go (toStatus, platformToStatus, invalidArgument); answers
+// that are the service's own decision (a feature this server was not given,
+// such as RegisterDevice without Vault: UNIMPLEMENTED; a product set up for
+// something the server lacks: FAILED_PRECONDITION) are made where it takes
+// that decision.
 //
 // Every device a call touches is first put to the one auth.Authorizer (the
 // request's device, each batch or stream item, the gateway and each

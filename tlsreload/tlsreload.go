@@ -9,6 +9,10 @@
 // unchanged. A file that cannot be read or parsed keeps the last good
 // material and is reported once through OnError, so a half-written update
 // never takes the listener down.
+//
+// ServerConfig is the TLS policy of signerd's listeners, serving a KeyPair:
+// the one place that says which versions, ciphers and client certificates
+// they take.
 package tlsreload
 
 import (

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/signerd/signerd/internal/vaultflags"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/signerd/signerd/internal/settings"
+	"github.com/signerd/signerd/internal/vaultflags"
 )
 
 // envPrefix: every flag NAME can also be set as SIGNERCTL_NAME (upper case,
@@ -18,9 +20,8 @@ const envPrefix = "SIGNERCTL_"
 // (but a longer -vault-timeout: an import writes, in bulk).
 type vaultFlags struct {
 	vaultflags.Login
-	kvMount, kvPath, kvField string
-	transitMount             string
-	timeout                  time.Duration
+	vaultflags.Layout
+	timeout time.Duration
 }
 
 func (v *vaultFlags) register(fs *flag.FlagSet) {
@@ -32,10 +33,7 @@ func (v *vaultFlags) register(fs *flag.FlagSet) {
 // registerLayout registers the flags saying where secrets go (all that
 // "signerctl policy" needs).
 func (v *vaultFlags) registerLayout(fs *flag.FlagSet) {
-	fs.StringVar(&v.kvMount, "vault-kv-mount", "iot", "KV v2 mount holding device secrets")
-	fs.StringVar(&v.kvPath, "vault-kv-path", "devices/{productKey}/{deviceName}", "path of a device's secret in the mount")
-	fs.StringVar(&v.kvField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
-	fs.StringVar(&v.transitMount, "vault-transit-mount", "transit", "Transit mount for -transit")
+	v.Layout.Register(fs, "Transit mount for -transit")
 }
 
 func (v *vaultFlags) validate() []error {
@@ -44,9 +42,7 @@ func (v *vaultFlags) validate() []error {
 	if v.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("-vault-timeout %s: must be positive", v.timeout))
 	}
-	if v.kvField == "" || v.kvMount == "" || v.transitMount == "" {
-		errs = append(errs, errors.New("-vault-kv-mount, -vault-kv-field, -vault-transit-mount: must not be empty"))
-	}
+	errs = append(errs, v.Layout.Validate()...)
 	return errs
 }
 
@@ -64,10 +60,23 @@ type importConfig struct {
 
 const maxConcurrency = 256
 
-// parseImport reads the flags, then fills every flag not given on the
-// command line from its environment variable, as signerd does.
-func parseImport(args []string, getenv func(string) string, stderr io.Writer) (importConfig, error) {
-	var c importConfig
+// command is how signerctl's settings are named in the environment. Its
+// subcommands share one environment: each one's variables are settings of
+// the others too (siblings), not unknown names.
+func command(self string) settings.Command {
+	c := settings.Command{Name: "signerctl", EnvPrefix: envPrefix, TakesArgs: true}
+	var ic importConfig
+	var v vaultFlags
+	var transit bool
+	for name, fs := range map[string]*flag.FlagSet{"import": newImportFlags(&ic, io.Discard), "policy": newPolicyFlags(&v, &transit, io.Discard)} {
+		if name != self {
+			c.Siblings = append(c.Siblings, fs)
+		}
+	}
+	return c
+}
+
+func newImportFlags(c *importConfig, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("signerctl import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&c.dryRun, "dry-run", false, "validate the file and report what would happen, writing nothing (reads Vault unless -offline)")
@@ -86,19 +95,29 @@ func parseImport(args []string, getenv func(string) string, stderr io.Writer) (i
 			"%sNAME (e.g. %sVAULT_ADDR). See docs/IMPORT.md.\n\n", envPrefix, envPrefix)
 		fs.PrintDefaults()
 	}
-	if err := parseWithEnv(fs, args, getenv); err != nil {
+	return fs
+}
+
+// parseImport reads the flags, then fills every flag not given on the
+// command line from its environment variable, as signerd does. It reports
+// every problem at once.
+func parseImport(args []string, env map[string]string, stderr io.Writer) (importConfig, error) {
+	var c importConfig
+	fs := newImportFlags(&c, stderr)
+	res, err := command("import").Load(fs, args, env)
+	if errors.Is(err, flag.ErrHelp) {
 		return c, err
 	}
-	if fs.NArg() != 1 {
-		for _, a := range fs.Args()[min(1, fs.NArg()):] {
+	errs := []error{err}
+	if len(res.Args) != 1 {
+		for _, a := range res.Args[min(1, len(res.Args)):] {
 			if strings.HasPrefix(a, "-") {
-				return c, fmt.Errorf("flag %s after FILE.csv: flags go before the file", a)
+				return c, errors.Join(err, fmt.Errorf("flag %s after FILE.csv: flags go before the file", a))
 			}
 		}
-		return c, fmt.Errorf("want exactly one FILE.csv argument, got %d (see signerctl import -h)", fs.NArg())
+		return c, errors.Join(err, fmt.Errorf("want exactly one FILE.csv argument, got %d (see signerctl import -h)", len(res.Args)))
 	}
-	c.file = fs.Arg(0)
-	var errs []error
+	c.file = res.Args[0]
 	if !c.offline {
 		errs = append(errs, c.vault.validate()...)
 	}
@@ -123,27 +142,4 @@ func parseImport(args []string, getenv func(string) string, stderr io.Writer) (i
 		errs = append(errs, fmt.Errorf("-progress-interval %s: must be positive", c.progressInterval))
 	}
 	return c, errors.Join(errs...)
-}
-
-// parseWithEnv parses args, then sets every flag not on the command line
-// from SIGNERCTL_NAME when that is set.
-func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] {
-			return
-		}
-		env := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(env); v != "" {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
 }

@@ -35,9 +35,9 @@ type result struct {
 // testHookDone, when set (by tests), is called after each device.
 var testHookDone func()
 
-func runImport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func runImport(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
 	start := time.Now()
-	cfg, err := parseImport(args, getenv, stderr)
+	cfg, err := parseImport(args, env, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -62,8 +62,8 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 
 	st := &store{
-		dryRun: cfg.dryRun, mount: cfg.vault.kvMount, trMount: cfg.vault.transitMount,
-		tmpl: cfg.vault.kvPath, field: cfg.vault.kvField, timeout: cfg.vault.timeout,
+		dryRun: cfg.dryRun, mount: cfg.vault.KVMount, trMount: cfg.vault.TransitMount,
+		tmpl: cfg.vault.KVPath, field: cfg.vault.KVField, timeout: cfg.vault.timeout,
 	}
 	if !cfg.offline && len(ex.devices) > 0 {
 		v, err := connect(ctx, cfg.vault, cfg.concurrency, stderr)
@@ -73,9 +73,9 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 			return exitUsage
 		}
 		defer v.Close()
-		st.v, st.kv = v, v.Client().KVv2(cfg.vault.kvMount)
+		st.v, st.kv = v, v.Client().KVv2(cfg.vault.KVMount)
 		if cfg.transit {
-			if st.transit, err = secrets.NewTransit(v.Client(), secrets.TransitConfig{Mount: cfg.vault.transitMount, Timeout: cfg.vault.timeout}); err != nil {
+			if st.transit, err = secrets.NewTransit(v.Client(), secrets.TransitConfig{Mount: cfg.vault.TransitMount, Timeout: cfg.vault.timeout}); err != nil {
 				fmt.Fprintln(stderr, "signerctl import:", err)
 				return exitUsage
 			}
@@ -115,7 +115,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	s := summary{
 		file: cfg.file, dryRun: cfg.dryRun, offline: cfg.offline, transit: cfg.transit,
 		rows: ex.rows, valid: len(ex.devices), bad: len(ex.bad), attempted: attempted,
-		kvWhere: cfg.vault.kvMount + "/" + cfg.vault.kvPath, trWhere: cfg.vault.transitMount,
+		kvWhere: cfg.vault.KVMount + "/" + cfg.vault.KVPath, trWhere: cfg.vault.TransitMount,
 		kv: &kvT, tr: &trT, elapsed: elapsed, interrupted: interrupted, stopped: stopped, maxErrors: cfg.maxErrors,
 	}
 	s.print(stdout)

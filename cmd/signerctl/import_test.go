@@ -33,7 +33,7 @@ type cli struct {
 func runCLI(t *testing.T, ctx context.Context, env map[string]string, args ...string) cli {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(ctx, args, func(k string) string { return env[k] }, &out, &errb)
+	code := run(ctx, args, env, &out, &errb)
 	return cli{code, out.String(), errb.String()}
 }
 
@@ -603,7 +603,7 @@ func TestImportLeastPrivilege(t *testing.T) {
 	srv, _ := vaultEnv(t)
 	ctx := context.Background()
 	var pol bytes.Buffer
-	if code := runPolicy([]string{"-transit"}, func(string) string { return "" }, &pol, os.Stderr); code != 0 {
+	if code := runPolicy([]string{"-transit"}, nil, &pol, os.Stderr); code != 0 {
 		t.Fatal("policy", code)
 	}
 	if err := srv.Client.Sys().PutPolicyWithContext(ctx, "signerctl-import", pol.String()); err != nil {
@@ -696,6 +696,12 @@ func TestUsage(t *testing.T) {
 		{[]string{"import", "-concurrency", "0", file}, nil, "-concurrency 0: must be between 1 and 256"},
 		{[]string{"import", file}, map[string]string{"SIGNERCTL_CONCURRENCY": "1000"}, "-concurrency 1000"},
 		{[]string{"import", file}, map[string]string{"SIGNERCTL_VAULT_AUTH": "ldap"}, `-vault-auth "ldap"`},
+		// The environment is checked as signerd's is: a misspelt
+		// variable, or a bad value, is an error that says what was meant.
+		{[]string{"import", file}, map[string]string{"SIGNERCTL_CONCURENCY": "4"}, "SIGNERCTL_CONCURENCY: not a signerctl setting; did you mean SIGNERCTL_CONCURRENCY?"},
+		{[]string{"import", file}, map[string]string{"SIGNERCTL_VAULT_TIMEOUT": "soon"}, `SIGNERCTL_VAULT_TIMEOUT: "soon" is not a duration`},
+		{[]string{"policy"}, map[string]string{"SIGNERCTL_VAULT_KV_MUONT": "x"}, "did you mean SIGNERCTL_VAULT_KV_MOUNT?"},
+		{[]string{"import", "-concurency", "4", file}, nil, "-concurency: no such flag; did you mean -concurrency?"},
 		{[]string{"import", "-vault-auth", "approle", file}, nil, "-vault-approle-role-id: required"},
 		{[]string{"import", "-offline", file}, nil, "-offline: only with -dry-run"},
 		{[]string{"import", "-progress", "fancy", file}, nil, `-progress "fancy"`},
@@ -708,11 +714,15 @@ func TestUsage(t *testing.T) {
 		}
 	}
 	// The environment fills what the command line leaves out; the command line wins.
-	c, err := parseImport([]string{"-concurrency", "4", file}, func(k string) string {
-		return map[string]string{"SIGNERCTL_CONCURRENCY": "8", "SIGNERCTL_VAULT_KV_MOUNT": "fleet", "SIGNERCTL_DRY_RUN": "true"}[k]
-	}, &bytes.Buffer{})
-	if err != nil || c.concurrency != 4 || c.vault.kvMount != "fleet" || !c.dryRun {
+	c, err := parseImport([]string{"-concurrency", "4", file},
+		map[string]string{"SIGNERCTL_CONCURRENCY": "8", "SIGNERCTL_VAULT_KV_MOUNT": "fleet", "SIGNERCTL_DRY_RUN": "true"}, &bytes.Buffer{})
+	if err != nil || c.concurrency != 4 || c.vault.KVMount != "fleet" || !c.dryRun {
 		t.Errorf("parseImport with env: %+v %v", c, err)
+	}
+	// One environment serves both commands: import's settings are not
+	// unknown to policy.
+	if r := runCLI(t, ctx, map[string]string{"SIGNERCTL_CONCURRENCY": "8", "SIGNERCTL_VAULT_ADDR": "http://x"}, "policy"); r.code != exitOK {
+		t.Errorf("policy with import's settings in the environment: exit %d, %s", r.code, r.stderr)
 	}
 	if r := runCLI(t, ctx, nil, "import", "-h"); r.code != exitOK || !strings.Contains(r.stderr, "-vault-kv-path") {
 		t.Errorf("-h: exit %d", r.code)
@@ -721,7 +731,7 @@ func TestUsage(t *testing.T) {
 
 func TestPolicy(t *testing.T) {
 	var out bytes.Buffer
-	code := runPolicy([]string{"-vault-kv-mount", "fleet/", "-vault-kv-path", "x/{productKey}/y/{deviceName}"}, func(string) string { return "" }, &out, &out)
+	code := runPolicy([]string{"-vault-kv-mount", "fleet/", "-vault-kv-path", "x/{productKey}/y/{deviceName}"}, nil, &out, &out)
 	if code != 0 || !strings.Contains(out.String(), `path "fleet/data/x/+/y/+"`) || strings.Contains(out.String(), "transit") {
 		t.Errorf("policy: %d\n%s", code, out.String())
 	}

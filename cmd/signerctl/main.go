@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/signerd/signerd/internal/settings"
 )
 
 // Exit statuses.
@@ -38,21 +40,21 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], settings.Environ(os.Environ()), os.Stdout, os.Stderr))
 }
 
 // run is main without the process: tests call it with their own arguments,
 // environment and outputs. It returns the exit status.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return exitUsage
 	}
 	switch args[0] {
 	case "import":
-		return runImport(ctx, args[1:], getenv, stdout, stderr)
+		return runImport(ctx, args[1:], env, stdout, stderr)
 	case "policy":
-		return runPolicy(args[1:], getenv, stdout, stderr)
+		return runPolicy(args[1:], env, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return exitOK

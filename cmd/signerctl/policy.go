@@ -11,31 +11,38 @@ import (
 // runPolicy prints the least-privilege Vault policy for "signerctl import"
 // with the same layout flags: create and read device secrets, never update
 // them, so that even the token cannot overwrite a device.
-func runPolicy(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func runPolicy(args []string, env map[string]string, stdout, stderr io.Writer) int {
 	var v vaultFlags
 	var transit bool
-	fs := flag.NewFlagSet("signerctl policy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.BoolVar(&transit, "transit", false, "include what -transit needs")
-	v.registerLayout(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: signerctl policy [flags]\n\nPrints the Vault policy (HCL) that \"signerctl import\" needs with the same flags.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := parseWithEnv(fs, args, getenv); err != nil {
+	fs := newPolicyFlags(&v, &transit, stderr)
+	c := command("policy")
+	c.TakesArgs = false
+	if _, err := c.Load(fs, args, env); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		fmt.Fprintln(stderr, "signerctl policy:", err)
 		return exitUsage
 	}
-	p, err := importPolicy(v.kvMount, v.kvPath, v.transitMount, transit)
+	p, err := importPolicy(v.KVMount, v.KVPath, v.TransitMount, transit)
 	if err != nil {
 		fmt.Fprintln(stderr, "signerctl policy:", err)
 		return exitUsage
 	}
 	fmt.Fprint(stdout, p)
 	return exitOK
+}
+
+func newPolicyFlags(v *vaultFlags, transit *bool, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("signerctl policy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(transit, "transit", false, "include what -transit needs")
+	v.registerLayout(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: signerctl policy [flags]\n\nPrints the Vault policy (HCL) that \"signerctl import\" needs with the same flags.\n\n")
+		fs.PrintDefaults()
+	}
+	return fs
 }
 
 // importPolicy renders the policy. Each path segment holding {productKey}

@@ -28,23 +28,16 @@ func connect(ctx context.Context, f vaultFlags, concurrency int, stderr io.Write
 	if err != nil {
 		return nil, fmt.Errorf("-vault-auth=%s: %w", f.Auth, err)
 	}
-	// vault/api's default transport, with its TLS settings from VAULT_*,
-	// but keeping a connection per worker instead of GOMAXPROCS+1 of them:
-	// otherwise most requests would open a new connection.
-	var hc *http.Client
-	if t, ok := vault.DefaultConfig().HttpClient.Transport.(*http.Transport); ok {
-		t.MaxIdleConnsPerHost = concurrency + 4
-		t.MaxIdleConns = max(t.MaxIdleConns, concurrency+4)
-		hc = &http.Client{Transport: t}
-	}
+	// A connection per worker, and a few for the Transit calls and retries.
+	hc := &http.Client{Transport: secrets.VaultTransport(concurrency + 4)}
 	v, err := secrets.NewVault(ctx, secrets.VaultConfig{
 		Address:      f.Addr,
 		Namespace:    f.Namespace,
 		NewAuth:      newAuth,
 		TokenFile:    f.TokenFile,
-		Mount:        f.kvMount,
-		PathTemplate: f.kvPath,
-		Field:        f.kvField,
+		Mount:        f.KVMount,
+		PathTemplate: f.KVPath,
+		Field:        f.KVField,
 		Timeout:      f.timeout,
 		HTTPClient:   hc,
 		Logger:       slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),

@@ -7,15 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/internal/settings"
 	"github.com/signerd/signerd/internal/vaultflags"
 	"github.com/signerd/signerd/secrets"
 )
@@ -65,9 +60,8 @@ type securityFlags struct {
 
 type vaultFlags struct {
 	vaultflags.Login
-	kvMount, kvPath, kvField  string
+	vaultflags.Layout
 	productPath, productField string
-	transitMount              string
 	timeout                   time.Duration
 }
 
@@ -78,14 +72,20 @@ type cacheFlags struct {
 
 const envPrefix = "SIGNERD_"
 
-// nonFlagEnv are SIGNERD_* variables that are not settings of signerd but
-// of its build and test scripts; a developer's shell may well export them.
-var nonFlagEnv = map[string]bool{"SIGNERD_VAULT_BIN": true, "SIGNERD_CACHE_DIR": true}
+// command is how signerd's settings are named in the environment and the
+// -config file.
+var command = settings.Command{
+	Name:      "signerd",
+	EnvPrefix: envPrefix,
+	// Variables of signerd's build and test scripts, not settings of
+	// signerd; a developer's shell may well export them.
+	Ignore:        map[string]bool{"SIGNERD_VAULT_BIN": true, "SIGNERD_CACHE_DIR": true},
+	ConfigFlag:    "config",
+	ConfigExample: "grpc-addr",
+}
 
 // envName is the environment variable of flag name.
-func envName(name string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-}
+func envName(name string) string { return command.EnvName(name) }
 
 // parseConfig reads flags, then fills every flag not given on the command
 // line from its environment variable (SIGNERD_ + upper-case name, dashes as
@@ -100,18 +100,13 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (config
 		fs.SetOutput(stderr)
 		fs.PrintDefaults()
 	}
-	errs, err := parseArgs(fs, args)
+	fs.Usage = usage
+	res, err := command.Load(fs, args, env)
 	if errors.Is(err, flag.ErrHelp) {
-		usage()
 		return c, err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	errs = append(errs, applyEnv(fs, env, set)...)
-	if c.configFile != "" {
-		errs = append(errs, applyConfigFile(fs, c.configFile, set)...)
-	}
-	if c.version && len(errs) == 0 {
+	set := res.Set
+	if c.version && err == nil {
 		return c, nil
 	}
 	if !set["grpc-reflection"] {
@@ -121,8 +116,7 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (config
 	}
 	// Flags that did not parse keep their defaults here, so that their
 	// own error is not followed by a second one about the default.
-	errs = append(errs, c.validate())
-	return c, errors.Join(errs...)
+	return c, errors.Join(err, c.validate())
 }
 
 func newFlagSet(c *config) *flag.FlagSet {
@@ -144,12 +138,9 @@ func newFlagSet(c *config) *flag.FlagSet {
 
 	v := &c.vault
 	v.Login.Register(fs)
-	fs.StringVar(&v.kvMount, "vault-kv-mount", "iot", "KV v2 mount holding device secrets")
-	fs.StringVar(&v.kvPath, "vault-kv-path", "devices/{productKey}/{deviceName}", "path of a device's secret in the mount")
-	fs.StringVar(&v.kvField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
+	v.Layout.Register(fs, "Transit mount for products in Transit mode (products file: transit: true)")
 	fs.StringVar(&v.productPath, "vault-product-path", "products/{productKey}", "RegisterDevice: path of a product's ProductSecret in the KV mount (needs deploy/vault/policy-registration.hcl)")
 	fs.StringVar(&v.productField, "vault-product-field", "productSecret", "RegisterDevice: field of the secret holding the ProductSecret")
-	fs.StringVar(&v.transitMount, "vault-transit-mount", "transit", "Transit mount for products in Transit mode (products file: transit: true)")
 	fs.DurationVar(&v.timeout, "vault-timeout", 1500*time.Millisecond, "bound on one Vault request")
 
 	fs.StringVar(&c.platformCAFile, "platform-ca-file", "", "CA bundle (PEM) for the platform's auth endpoint instead of the system roots (private deployments, tests)")
@@ -185,201 +176,6 @@ func newFlagSet(c *config) *flag.FlagSet {
 	return fs
 }
 
-// parseArgs parses the command line, going on past a bad flag so that
-// every bad flag is reported, not only the first. The flag package's own
-// messages ("parse error") do not say what was wanted: bad values get
-// setError's instead.
-func parseArgs(fs *flag.FlagSet, args []string) ([]error, error) {
-	var last *setError
-	restore := map[string]flag.Value{}
-	fs.VisitAll(func(f *flag.Flag) {
-		restore[f.Name] = f.Value
-		f.Value = &checkedValue{Value: f.Value, flag: f, last: &last}
-	})
-	defer fs.VisitAll(func(f *flag.Flag) { f.Value = restore[f.Name] })
-	fs.Usage = func() {} // usage is printed once, for -h only
-
-	var errs []error
-	var stray []string
-	for rest := args; ; {
-		last = nil
-		err := fs.Parse(rest)
-		next := fs.Args()
-		switch {
-		case err == nil && len(next) == 0:
-			if len(stray) > 0 {
-				errs = append(errs, fmt.Errorf("unexpected arguments %q: signerd takes flags only (a flag's value may need quotes, or a misplaced space split it)", stray))
-			}
-			return errs, nil
-		case err == nil:
-			// The flag package stops at the first non-flag: note it and
-			// go on, so that the flags after it are still read.
-			stray = append(stray, next[0])
-			next = next[1:]
-		case errors.Is(err, flag.ErrHelp):
-			return nil, err
-		case last != nil:
-			errs = append(errs, fmt.Errorf("-%s: %w", last.flag.Name, last))
-		default:
-			if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
-				err = fmt.Errorf("-%s: no such flag%s (signerd -h lists them)", name, didYouMean(fs, name, "-"))
-				// "-grpc-adr :1": the unknown flag's value would
-				// otherwise read as a stray argument.
-				if bad := rest[len(rest)-len(next)-1]; !strings.Contains(bad, "=") && len(next) > 0 && !strings.HasPrefix(next[0], "-") {
-					next = next[1:]
-				}
-			}
-			errs = append(errs, err)
-		}
-		rest = next
-	}
-}
-
-// checkedValue is a flag's value while the command line is parsed: it keeps
-// the last error for parseArgs, which the flag package would flatten.
-type checkedValue struct {
-	flag.Value
-	flag *flag.Flag
-	last **setError
-}
-
-func (v *checkedValue) Set(s string) error {
-	err := setFlag(v.flag, v.Value, s)
-	if err != nil {
-		*v.last = err
-		return err
-	}
-	return nil
-}
-
-func (v *checkedValue) IsBoolFlag() bool {
-	b, ok := v.Value.(interface{ IsBoolFlag() bool })
-	return ok && b.IsBoolFlag()
-}
-
-// setError is a value a flag does not take, with what it wants instead.
-type setError struct {
-	flag  *flag.Flag
-	value string
-	want  string
-}
-
-func (e *setError) Error() string { return fmt.Sprintf("%q is not %s", e.value, e.want) }
-
-// setFlag sets a flag's value to s from any source; a bad value's error
-// says what the flag wants, from its type and default.
-func setFlag(f *flag.Flag, v flag.Value, s string) *setError {
-	prev := v.String()
-	if v.Set(s) == nil {
-		return nil
-	}
-	// The flag package zeroes some values on a failed Set: keep the
-	// previous one, so that later checks do not report a zero nobody set.
-	_ = v.Set(prev)
-	return &setError{flag: f, value: s, want: wants(f, v)}
-}
-
-func wants(f *flag.Flag, v flag.Value) string {
-	g, _ := v.(flag.Getter)
-	if g == nil {
-		return "valid"
-	}
-	switch g.Get().(type) {
-	case bool:
-		return "a boolean (want true or false)"
-	case int:
-		return fmt.Sprintf("a whole number (want e.g. %s)", exampleOf(f, "10"))
-	case float64:
-		return fmt.Sprintf("a number (want e.g. %s)", exampleOf(f, "50"))
-	case time.Duration:
-		return fmt.Sprintf("a duration (want a number with a unit, e.g. %s; units ms, s, m, h)", exampleOf(f, "30s"))
-	}
-	return "valid"
-}
-
-func exampleOf(f *flag.Flag, fallback string) string {
-	switch f.DefValue {
-	case "", "0", "0s":
-		return fallback
-	}
-	return f.DefValue
-}
-
-// applyEnv sets every flag that the command line did not set from its
-// SIGNERD_* variable, and reports every SIGNERD_* variable that names no
-// flag: a misspelt variable in a manifest would otherwise leave its
-// setting at the default without a word.
-func applyEnv(fs *flag.FlagSet, env map[string]string, set map[string]bool) []error {
-	names := make([]string, 0, len(env))
-	for k := range env {
-		if strings.HasPrefix(k, envPrefix) {
-			names = append(names, k)
-		}
-	}
-	sort.Strings(names)
-	var errs []error
-	for _, k := range names {
-		flagName := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, envPrefix), "_", "-"))
-		f := fs.Lookup(flagName)
-		switch {
-		case nonFlagEnv[k]:
-			continue
-		case f == nil || envName(flagName) != k:
-			errs = append(errs, fmt.Errorf("%s: not a signerd setting%s (settings are SIGNERD_ + a flag name in upper case, dashes as underscores; signerd -h lists the flags)", k, didYouMean(fs, flagName, envPrefix)))
-			continue
-		case set[f.Name] || env[k] == "":
-			continue
-		}
-		if err := setFlag(f, f.Value, env[k]); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
-		}
-		set[f.Name] = true
-	}
-	return errs
-}
-
-// didYouMean suggests the flag closest to a misspelt name, spelt the way
-// the caller wrote it: "-" for a flag, SIGNERD_ for a variable, "" for a
-// -config setting.
-func didYouMean(fs *flag.FlagSet, name, style string) string {
-	best, bestDist := "", 3 // farther than 2 edits is a guess, not a typo
-	fs.VisitAll(func(f *flag.Flag) {
-		if d := editDistance(name, f.Name); d < bestDist {
-			best, bestDist = f.Name, d
-		}
-	})
-	switch {
-	case best == "":
-		return ""
-	case style == envPrefix:
-		best = envName(best)
-	default:
-		best = style + best
-	}
-	return fmt.Sprintf("; did you mean %s?", best)
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
 // validate applies the mode-dependent defaults and reports every problem.
 func (c *config) validate() error {
 	var errs []error
@@ -412,6 +208,11 @@ func (c *config) validate() error {
 		}
 		if c.metricsAddr == "" {
 			c.metricsAddr = ":9100"
+		}
+		for _, a := range []struct{ name, addr string }{{"-grpc-addr", c.grpcAddr}, {"-http-addr", c.httpAddr}, {"-metrics-addr", c.metricsAddr}} {
+			if _, _, err := net.SplitHostPort(a.addr); err != nil && a.addr != "off" {
+				errs = append(errs, fmt.Errorf("%s %q: want host:port or :port (e.g. :9090)", a.name, a.addr))
+			}
 		}
 		if c.devSecrets != "" {
 			errs = append(errs, errors.New("-dev-secrets: only valid with -dev (outside -dev secrets come from Vault)"))
@@ -483,6 +284,7 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 func (v *vaultFlags) validate() []error {
 	var errs []error
+	errs = append(errs, v.Layout.Validate()...)
 	if err := secrets.CheckProductTemplate(v.productPath); err != nil {
 		errs = append(errs, fmt.Errorf("-vault-product-path: %w", err))
 	}
@@ -531,50 +333,6 @@ func (s *securityFlags) validate() []error {
 	}
 	if s.preVerifyRate > 0 && s.preVerifyBurst < 1 {
 		errs = append(errs, errors.New("-preverify-rate-burst: must be at least 1 when -preverify-rate-limit is set"))
-	}
-	return errs
-}
-
-// applyConfigFile sets every flag named in the YAML file that neither the
-// command line nor the environment set. Unknown names are errors, so a
-// misspelt setting cannot silently fall back to its default.
-func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) []error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return []error{fmt.Errorf("-config: %w", err)}
-	}
-	var settings map[string]any
-	if err := yaml.Unmarshal(data, &settings); err != nil {
-		return []error{fmt.Errorf("-config %s: %w", path, err)}
-	}
-	names := make([]string, 0, len(settings))
-	for k := range settings {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var errs []error
-	for _, name := range names {
-		f := fs.Lookup(name)
-		switch {
-		case f == nil || name == "config":
-			errs = append(errs, fmt.Errorf("-config %s: unknown setting %q (settings are flag names, e.g. grpc-addr)%s", path, name, didYouMean(fs, name, "")))
-			continue
-		case set[name]:
-			continue
-		}
-		v := settings[name]
-		var s string
-		switch x := v.(type) {
-		case string:
-			s = x
-		case float64:
-			s = strconv.FormatFloat(x, 'f', -1, 64)
-		default:
-			s = fmt.Sprint(x)
-		}
-		if err := setFlag(f, f.Value, s); err != nil {
-			errs = append(errs, fmt.Errorf("-config %s: %s: %w", path, name, err))
-		}
 	}
 	return errs
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/signerd/signerd/internal/vectors"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
+	"github.com/signerd/signerd/secrets"
 )
 
 // signerdBin is the binary built once by TestMain.
@@ -384,9 +385,9 @@ func writeFile(t *testing.T, name, content string) string {
 // devSecretsFile writes the vectors' devices as a -dev-secrets file.
 func devSecretsFile(t *testing.T, cs []vectors.Case) string {
 	t.Helper()
-	list := make([]devSecret, 0, len(cs))
+	list := make([]secrets.DevEntry, 0, len(cs))
 	for _, c := range cs {
-		list = append(list, devSecret{ProductKey: c.Input.ProductKey, DeviceName: c.Input.DeviceName, DeviceSecret: c.Input.DeviceSecret})
+		list = append(list, secrets.DevEntry{ProductKey: c.Input.ProductKey, DeviceName: c.Input.DeviceName, DeviceSecret: c.Input.DeviceSecret})
 	}
 	b, err := json.Marshal(list)
 	if err != nil {

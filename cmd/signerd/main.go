@@ -11,31 +11,21 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
+
+	"github.com/signerd/signerd/internal/settings"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], environ(os.Environ()), os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], settings.Environ(os.Environ()), os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return // -h: the usage was asked for, not an error
 		}
 		fmt.Fprintln(os.Stderr, "signerd:", err)
 		os.Exit(2)
 	}
-}
-
-// environ turns os.Environ's KEY=value list into a map.
-func environ(kvs []string) map[string]string {
-	env := make(map[string]string, len(kvs))
-	for _, kv := range kvs {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	return env
 }
 
 // run is main without the process: tests call it with their own arguments,
@@ -53,9 +43,9 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if err != nil || cfg.checkConfig {
 		log = nopLogger() // a bad -log-level is in cfgErr already
 	}
-	// -check-config and the real start load the same way: what the check
-	// passes, start-up reads the same way; only dialing out is left.
-	a, loadErr := loadAssets(cfg, env, log)
+	// -check-config and the real start both go through build: what the
+	// check passes, start-up builds the same way; only dialing out is left.
+	a, loadErr := build(cfg, env, log)
 	if err := errors.Join(cfgErr, loadErr); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/limits"
 	"github.com/signerd/signerd/server"
+	"github.com/signerd/signerd/tlsreload"
 )
 
 // security builds TLS, authentication, authorization, limits and audit into
@@ -39,14 +39,7 @@ func security(ctx context.Context, c config, as *assets, log *slog.Logger, cfg *
 	}
 	if kp := as.keyPair; kp != nil {
 		kp.OnError = func(err error) { log.Error("TLS key pair reload failed; keeping the previous one", "error", err) }
-		cfg.TLS = &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			GetCertificate: kp.GetCertificate,
-			// Requested, not verified here: the authenticator verifies the
-			// chain per call against the current CA bundle, so a bad
-			// certificate gets UNAUTHENTICATED, not a broken handshake.
-			ClientAuth: tls.RequestClientCert,
-		}
+		cfg.TLS = tlsreload.ServerConfig(kp)
 	} else {
 		log.Warn("-insecure: serving plaintext; only safe behind a TLS-terminating proxy you trust")
 	}

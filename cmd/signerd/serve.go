@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,12 +16,6 @@ import (
 	"github.com/signerd/signerd/server"
 	"github.com/signerd/signerd/service"
 	"github.com/signerd/signerd/signing"
-)
-
-// Demo device of -dev when no -dev-secrets file is given.
-const (
-	demoProductKey = "a1DemoProduct"
-	demoDeviceName = "demo-device-01"
 )
 
 // serve starts signerd from the loaded assets and serves until ctx ends.
@@ -56,20 +47,17 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 		}
 		if products.AnyTransit() {
 			tr, err := secrets.NewTransit(v.Client(), secrets.TransitConfig{
-				Mount: cfg.vault.transitMount, Timeout: cfg.vault.timeout,
+				Mount: cfg.vault.TransitMount, Timeout: cfg.vault.timeout,
 			})
 			if err != nil {
 				return fmt.Errorf("-vault-transit-mount: %w", err)
 			}
 			svcOpts = append(svcOpts, service.WithKeys(secrets.NewRouter(secrets.NewLocalMACer(store), tr, products.InTransit)))
-			log.Info("Transit mode enabled for some products: Vault computes their HMACs", "mount", cfg.vault.transitMount)
+			log.Info("Transit mode enabled for some products: Vault computes their HMACs", "mount", cfg.vault.TransitMount)
 		}
 	}
 
-	pv, err := platformClient(cfg, products, a.platformCAs, log)
-	if err != nil {
-		return err
-	}
+	pv := a.platform
 	if registry != nil {
 		svcOpts = append(svcOpts, service.WithRegistration(m.InstrumentRegistrar(pv), registry, service.RegistrationConfig{Forget: forget}))
 	}
@@ -111,60 +99,34 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 	return err
 }
 
-type devSecret struct {
-	ProductKey   string `json:"productKey"`
-	DeviceName   string `json:"deviceName"`
-	DeviceSecret string `json:"deviceSecret"`
-}
-
 // devStore builds the in-memory store of -dev: from a file, or one demo
 // device with a random secret (its identity is logged, its secret is not).
 // It also returns the first device, which the "try" log line names.
 func devStore(path string, log *slog.Logger) (*secrets.Memory, secrets.DeviceID, error) {
-	m := secrets.NewMemory()
 	if path == "" {
-		b := make([]byte, 16)
-		if _, err := rand.Read(b); err != nil {
+		m, err := secrets.NewDemo()
+		if err != nil {
 			return nil, secrets.DeviceID{}, err
 		}
-		demo := secrets.DeviceID{ProductKey: demoProductKey, DeviceName: demoDeviceName}
-		m.Put(demo, []byte(hex.EncodeToString(b)))
-		log.Info("dev store: one demo device with a random secret", "productKey", demoProductKey, "deviceName", demoDeviceName)
-		return m, demo, nil
+		d := secrets.DemoDevice
+		log.Info("dev store: one demo device with a random secret", "productKey", d.ProductKey, "deviceName", d.DeviceName)
+		return m, d, nil
 	}
-	var first secrets.DeviceID
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, first, fmt.Errorf("-dev-secrets: %w", err)
+		return nil, secrets.DeviceID{}, fmt.Errorf("-dev-secrets: %w", err)
 	}
-	var list []devSecret
-	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, first, fmt.Errorf("-dev-secrets %s: want a JSON array of {productKey, deviceName, deviceSecret}: %w", path, err)
-	}
-	if len(list) == 0 {
-		return nil, first, fmt.Errorf("-dev-secrets %s: no devices (want a JSON array of {productKey, deviceName, deviceSecret})", path)
-	}
-	var errs []error
-	for i, d := range list {
-		if err := errors.Join(signing.ValidateProductKey(d.ProductKey), signing.ValidateDeviceName(d.DeviceName)); err != nil {
-			errs = append(errs, fmt.Errorf("entry %d: %w", i, err))
-			continue
-		}
-		if d.DeviceSecret == "" {
-			errs = append(errs, fmt.Errorf("entry %d (%s/%s): deviceSecret is empty", i, d.ProductKey, d.DeviceName))
-			continue
-		}
-		id := secrets.DeviceID{ProductKey: d.ProductKey, DeviceName: d.DeviceName}
-		if m.Len() == 0 {
-			first = id
-		}
-		m.Put(id, []byte(d.DeviceSecret))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, first, fmt.Errorf("-dev-secrets %s:\n%w", path, err)
+	m, first, err := secrets.ParseDevFile(data, validDevice)
+	if err != nil {
+		return nil, first, fmt.Errorf("-dev-secrets %s: %w", path, err)
 	}
 	log.Info("dev store loaded", "file", path, "devices", m.Len())
 	return m, first, nil
+}
+
+// validDevice checks a device's names by the platform's rules.
+func validDevice(id secrets.DeviceID) error {
+	return errors.Join(signing.ValidateProductKey(id.ProductKey), signing.ValidateDeviceName(id.DeviceName))
 }
 
 // platformClient is the client of the platform's auth endpoint for PreVerify.

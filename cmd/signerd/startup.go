@@ -14,32 +14,36 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/platform"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/service"
 	"github.com/signerd/signerd/tlsreload"
 )
 
-// assets is everything start-up reads from files and the environment
-// before it dials anything. serve starts from them and -check-config stops
-// after loading them, so that a check that passes has read exactly what a
-// start reads; what is left can only fail on the network (notChecked).
+// assets is everything start-up makes from the configuration before it
+// dials anything: build makes them, serve starts from them, and
+// -check-config stops after build, so that a check that passes has done
+// exactly what a start does first; what is left can only fail on the
+// network or in the running process (notChecked). A start-up step that can
+// fail without the network belongs in build, not in serve.
 type assets struct {
-	products    *service.Products
-	platformCAs *x509.CertPool // nil: the system roots
-	policy      *auth.Policy
-	keyPair     *tlsreload.KeyPair
-	clientCAs   *tlsreload.CAPool
-	jwksFile    *auth.JWTVerifier // from -jwks-file; -jwks-url is fetched by serve
-	vaultAuth   func() (vault.AuthMethod, error)
-	devStore    *secrets.Memory
-	devDevice   secrets.DeviceID // one device of devStore, for the "try" log line
+	products  *service.Products
+	platform  *platform.Client // the platform's auth endpoints (PreVerify, RegisterDevice)
+	policy    *auth.Policy
+	keyPair   *tlsreload.KeyPair
+	clientCAs *tlsreload.CAPool
+	jwksFile  *auth.JWTVerifier // from -jwks-file; -jwks-url is fetched by serve
+	vaultAuth func() (vault.AuthMethod, error)
+	devStore  *secrets.Memory
+	devDevice secrets.DeviceID // one device of devStore, for the "try" log line
 }
 
-// loadAssets loads every file the configuration names and the Vault
-// credentials' source, and reports every problem at once. It does not stop
-// at settings that validate already refused: each file is still read, so
-// that one run lists everything to fix.
-func loadAssets(cfg config, env map[string]string, log *slog.Logger) (*assets, error) {
+// build loads every file the configuration names and the Vault
+// credentials' source, makes what start-up makes from them without dialing
+// out, and reports every problem at once. It does not stop at settings that
+// validate already refused: each file is still read, so that one run lists
+// everything to fix.
+func build(cfg config, env map[string]string, log *slog.Logger) (*assets, error) {
 	a := &assets{products: &service.Products{}}
 	var errs []error
 	add := func(err error) {
@@ -60,20 +64,23 @@ func loadAssets(cfg config, env map[string]string, log *slog.Logger) (*assets, e
 	if cfg.dev && a.products.AnyTransit() {
 		add(errors.New("-products: Transit mode needs Vault; -dev has no Vault (remove transit: true)"))
 	}
+	var platformCAs *x509.CertPool // nil: the system roots
 	if cfg.platformCAFile != "" {
 		pem, err := os.ReadFile(cfg.platformCAFile)
 		switch {
 		case err != nil:
 			add(fmt.Errorf("-platform-ca-file: %w", err))
 		default:
-			a.platformCAs = x509.NewCertPool()
-			if !a.platformCAs.AppendCertsFromPEM(pem) {
+			platformCAs = x509.NewCertPool()
+			if !platformCAs.AppendCertsFromPEM(pem) {
 				add(fmt.Errorf("-platform-ca-file %s: no PEM certificate found (want a PEM bundle of CA certificates)", cfg.platformCAFile))
 			}
 		}
 	}
-	s := cfg.sec
 	var err error
+	a.platform, err = platformClient(cfg, a.products, platformCAs, log)
+	add(err)
+	s := cfg.sec
 	if s.policyFile != "" {
 		data, rerr := os.ReadFile(s.policyFile)
 		if rerr == nil {
@@ -198,7 +205,7 @@ func notChecked(cfg config, env map[string]string) []string {
 	addr := cmp.Or(cfg.vault.Addr, env["VAULT_ADDR"], "https://127.0.0.1:8200")
 	out = append(out,
 		fmt.Sprintf("Vault at %s: reachable, its TLS certificate trusted, and the login (-vault-auth=%s) accepted", addr, cfg.vault.Auth),
-		fmt.Sprintf("the Vault token may read the KV mount %q (and Transit %q for Transit products)", cfg.vault.kvMount, cfg.vault.transitMount),
+		fmt.Sprintf("the Vault token may read the KV mount %q (and Transit %q for Transit products)", cfg.vault.KVMount, cfg.vault.TransitMount),
 		"the platform's auth endpoints (reached on the first PreVerify or RegisterDevice call)")
 	if cfg.sec.jwksURL != "" {
 		out = append(out, fmt.Sprintf("-jwks-url %s: reachable and a valid JWKS", cfg.sec.jwksURL))

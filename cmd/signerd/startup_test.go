@@ -117,6 +117,7 @@ func TestCheckConfigAgreesWithStart(t *testing.T) {
 	token := writeFile(t, "token", "s.not-a-real-token")
 	empty := writeFile(t, "empty", "")
 	notPEM := writeFile(t, "ca.pem", "not PEM")
+	authURL := writeFile(t, "products.yaml", "defaults:\n  authBaseUrl: http://iot-auth.example\n")
 	base := append(append([]string{}, tc.args...),
 		"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-metrics-addr", "off",
 		"-vault-addr", "http://127.0.0.1:1", "-vault-timeout", "200ms")
@@ -136,6 +137,11 @@ func TestCheckConfigAgreesWithStart(t *testing.T) {
 			"-vault-approle-secret-id-file", filepath.Join(dir, "missing")}, nil, "-vault-approle-secret-id-file"},
 		{"kubernetes token file missing", []string{"-vault-auth", "kubernetes", "-vault-k8s-role", "r",
 			"-vault-k8s-token-file", filepath.Join(dir, "missing")}, nil, "-vault-k8s-token-file"},
+		// Start-up steps that need no network are build's, so the check
+		// finds their problems too.
+		{"device path template", []string{"-vault-token-file", token, "-vault-kv-path", "devices/{deviceName}"}, nil, "-vault-kv-path"},
+		{"platform endpoint not https", []string{"-vault-token-file", token, "-products", authURL}, nil, "base URL must use https"},
+		{"listen address without a port", []string{"-vault-token-file", token, "-grpc-addr", "localhost"}, nil, `-grpc-addr "localhost"`},
 		{"audit log directory missing", []string{"-vault-token-file", token, "-audit-log", filepath.Join(dir, "no", "audit.log")}, nil, "-audit-log"},
 	}
 	for _, tt := range tests {
@@ -215,6 +221,10 @@ func TestReflectionDefault(t *testing.T) {
 		{prodAuth, nil, false},
 		{append([]string{"-grpc-reflection"}, prodAuth...), nil, true},
 		{prodAuth, map[string]string{"SIGNERD_GRPC_REFLECTION": "true"}, true},
+		// The -config file is a source like the others: its setting is
+		// not overridden by the -dev default.
+		{[]string{"-dev", "-config", writeFile(t, "r.yaml", "grpc-reflection: false\n")}, nil, false},
+		{append([]string{"-config", writeFile(t, "r.yaml", "grpc-reflection: true\n")}, prodAuth...), nil, true},
 	}
 	for _, tc := range tests {
 		c, err := parseConfig(tc.args, tc.env, io.Discard)

@@ -12,6 +12,10 @@ import (
 	"github.com/signerd/signerd/secrets"
 )
 
+// vaultIdleConns is how many connections to Vault stay open: concurrent
+// cache misses each need one.
+const vaultIdleConns = 64
+
 // vaultStore logs in to Vault and puts the cache in front of it. It fails
 // fast, naming the setting, when Vault cannot be reached or refuses the
 // credentials.
@@ -22,12 +26,12 @@ func vaultStore(ctx context.Context, cfg config, newAuth func() (vault.AuthMetho
 		Namespace:    f.Namespace,
 		NewAuth:      newAuth,
 		TokenFile:    f.TokenFile,
-		Mount:        f.kvMount,
-		PathTemplate: f.kvPath,
-		Field:        f.kvField,
+		Mount:        f.KVMount,
+		PathTemplate: f.KVPath,
+		Field:        f.KVField,
 		Timeout:      f.timeout,
 		Logger:       log,
-		HTTPClient:   &http.Client{Transport: m.VaultTransport(vaultTransport())},
+		HTTPClient:   &http.Client{Transport: m.VaultTransport(secrets.VaultTransport(vaultIdleConns))},
 		OnRenew:      m.TokenRenewed,
 	})
 	if err != nil {
@@ -47,20 +51,7 @@ func vaultStore(ctx context.Context, cfg config, newAuth func() (vault.AuthMetho
 		return nil, nil, err
 	}
 	m.CacheSize(c.Len)
-	log.Info("vault store ready", "mount", f.kvMount, "path", f.kvPath, "auth", f.Auth,
+	log.Info("vault store ready", "mount", f.KVMount, "path", f.KVPath, "auth", f.Auth,
 		"cache_size", cfg.cache.size, "cache_ttl", cfg.cache.ttl.String())
 	return v, c, nil
-}
-
-// vaultTransport is vault/api's default transport (it reads VAULT_CACERT,
-// VAULT_CLIENT_CERT, VAULT_SKIP_VERIFY… into it), so that instrumenting it
-// keeps the standard TLS configuration. vault/api keeps few idle
-// connections; concurrent cache misses would then each open a new one.
-func vaultTransport() http.RoundTripper {
-	vc := vault.DefaultConfig()
-	if t, ok := vc.HttpClient.Transport.(*http.Transport); ok {
-		t.MaxIdleConns = 128
-		t.MaxIdleConnsPerHost = 64
-	}
-	return vc.HttpClient.Transport
 }

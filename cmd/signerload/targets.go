@@ -378,16 +378,14 @@ func (f *vaultFlags) client(concurrency int, allowRemote bool) (*vault.Client, e
 	}
 	cfg.Address = f.addr
 	cfg.MaxRetries = 0
-	// vault/api's own transport (it carries VAULT_CACERT etc.), with more
-	// idle connections.
-	if tr, ok := cfg.HttpClient.Transport.(*http.Transport); ok {
-		tr = tr.Clone()
-		tr.Proxy = nil
-		tr.MaxIdleConnsPerHost = f.maxIdle
-		if tr.MaxIdleConnsPerHost <= 0 {
-			tr.MaxIdleConnsPerHost = concurrency
-		}
-		tr.MaxIdleConns = max(tr.MaxIdleConns, tr.MaxIdleConnsPerHost)
+	// vault/api's own transport (it carries VAULT_CACERT etc.), sized as
+	// signerd's and signerctl's are, with an idle connection per worker.
+	idle := f.maxIdle
+	if idle <= 0 {
+		idle = concurrency
+	}
+	if tr, ok := secrets.VaultTransport(idle).(*http.Transport); ok {
+		tr.Proxy = nil // a benchmark measures Vault, not a proxy on the way
 		cfg.HttpClient = &http.Client{Transport: tr}
 	}
 	c, err := vault.NewClient(cfg)

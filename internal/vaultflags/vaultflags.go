@@ -1,6 +1,7 @@
-// Package vaultflags holds the Vault connection and login flags that
-// signerd and signerctl share, so that both commands are configured, and
-// their settings checked, the same way.
+// Package vaultflags holds the Vault flags that signerd and signerctl
+// share (where Vault is, how to log in, where device secrets are in it), so
+// that both commands are configured, and their settings checked, the same
+// way.
 package vaultflags
 
 import (
@@ -62,4 +63,31 @@ func (l Login) AuthConfig() secrets.AuthConfig {
 		AppRoleRoleID: l.AppRoleRoleID, AppRoleSecretIDFile: l.AppRoleSecretIDFile, AppRoleMount: l.AppRoleMount,
 		KubernetesRole: l.K8sRole, KubernetesTokenFile: l.K8sTokenFile, KubernetesMount: l.K8sMount,
 	}
+}
+
+// Layout says where device secrets are in Vault.
+type Layout struct {
+	KVMount, KVPath, KVField string
+	TransitMount             string
+}
+
+// Register defines -vault-kv-mount, -vault-kv-path, -vault-kv-field and
+// -vault-transit-mount; transitUsage says what the command uses Transit for.
+func (l *Layout) Register(fs *flag.FlagSet, transitUsage string) {
+	fs.StringVar(&l.KVMount, "vault-kv-mount", "iot", "KV v2 mount holding device secrets")
+	fs.StringVar(&l.KVPath, "vault-kv-path", "devices/{productKey}/{deviceName}", "path of a device's secret in the mount")
+	fs.StringVar(&l.KVField, "vault-kv-field", "deviceSecret", "field of the secret holding the DeviceSecret")
+	fs.StringVar(&l.TransitMount, "vault-transit-mount", "transit", transitUsage)
+}
+
+// Validate reports every bad layout setting, naming its flag.
+func (l Layout) Validate() []error {
+	var errs []error
+	if err := secrets.CheckPathTemplate(l.KVPath); err != nil {
+		errs = append(errs, fmt.Errorf("-vault-kv-path: %w", err))
+	}
+	if l.KVField == "" || l.KVMount == "" || l.TransitMount == "" {
+		errs = append(errs, errors.New("-vault-kv-mount, -vault-kv-field, -vault-transit-mount: must not be empty"))
+	}
+	return errs
 }
