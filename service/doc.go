@@ -1,6 +1,7 @@
 // Package service implements signer.v1.SignerService: it turns a validated
-// request into a signed answer, with the device's secret looked up in a
-// secrets.Store and the platform's rules applied by package signing.
+// request into a signed answer: the device's MAC comes from a secrets.MACer
+// (a local key from the store, or Vault Transit, chosen per product by
+// secrets.Router) and the platform's rules are applied by package signing.
 //
 // Both transports end here: gRPC directly and REST through grpc-gateway in
 // front of the same gRPC server, so there is exactly one implementation of
