@@ -1,33 +1,20 @@
 package signing
 
-// FieldError reports an invalid input field. Field is the field's JSON
-// (camelCase) name, such as "productKey"; Reason describes the rule the value
-// broke. A FieldError never contains the offending value, so it is safe to
-// log or return to a client even when the value is a secret.
-type FieldError struct {
-	Field  string
-	Reason string
-}
+import "github.com/signerd/signerd/device"
 
-// Error returns the field name and the reason, such as
-// "productKey: must be 1–32 characters of [A-Za-z0-9]".
-func (e *FieldError) Error() string {
-	return e.Field + ": " + e.Reason
-}
+// FieldError reports an invalid input field. It is [device.FieldError], so
+// one errors.As finds the field of a bad name and of a bad signing input
+// alike; it never contains the offending value.
+type FieldError = device.FieldError
 
 // Length limits of the IoT Platform identifiers.
 const (
-	maxProductKeyLen = 32
-	minDeviceNameLen = 4
-	maxDeviceNameLen = 32
-	maxClientIDLen   = 64
-	maxTimestampLen  = 19
+	maxClientIDLen  = 64
+	maxTimestampLen = 19
 )
 
 // Field names, in their JSON (camelCase) form.
 const (
-	fieldProductKey   = "productKey"
-	fieldDeviceName   = "deviceName"
 	fieldClientID     = "clientId"
 	fieldTimestamp    = "timestamp"
 	fieldSignMethod   = "signMethod"
@@ -44,8 +31,6 @@ const (
 
 // Reasons. They describe the rule, never the value.
 const (
-	reasonProductKey = "must be 1–32 characters of [A-Za-z0-9]"
-	reasonDeviceName = "must be 4–32 characters of [A-Za-z0-9_.@:-]"
 	reasonClientID   = "must be 1–64 characters of [A-Za-z0-9_.:@-]"
 	reasonTimestamp  = "must be 1–19 decimal digits (milliseconds since the Unix epoch)"
 	reasonSignMethod = "must be one of hmacsha256, hmacsha1, hmacmd5"
@@ -67,13 +52,11 @@ const (
 	classDigit uint8 = 1 << iota
 	classLower
 	classUpper
-	classDeviceNamePunct // - _ . @ :
-	classClientIDPunct   // _ . : @ -
+	classClientIDPunct // _ . : @ -
 
-	classAlnum      = classDigit | classLower | classUpper
-	classDeviceName = classAlnum | classDeviceNamePunct
-	classClientID   = classAlnum | classClientIDPunct
-	classLabel      = classDigit | classLower // plus '-', checked separately
+	classAlnum    = classDigit | classLower | classUpper
+	classClientID = classAlnum | classClientIDPunct
+	classLabel    = classDigit | classLower // plus '-', checked separately
 )
 
 // charClass maps each byte to its character classes. Bytes outside the
@@ -87,9 +70,6 @@ var charClass = func() (t [256]uint8) {
 	}
 	for c := 'A'; c <= 'Z'; c++ {
 		t[c] |= classUpper
-	}
-	for _, c := range []byte("-_.@:") {
-		t[c] |= classDeviceNamePunct
 	}
 	for _, c := range []byte("_.:@-") {
 		t[c] |= classClientIDPunct
@@ -111,24 +91,12 @@ func matches(s string, minLen, maxLen int, mask uint8) bool {
 	return true
 }
 
-// ValidateProductKey checks that s is a ProductKey: 1–32 characters of
-// [A-Za-z0-9]. It returns nil or a *FieldError for the productKey field.
-func ValidateProductKey(s string) error {
-	if !matches(s, 1, maxProductKeyLen, classAlnum) {
-		return fieldError(fieldProductKey, reasonProductKey)
-	}
-	return nil
-}
+// ValidateProductKey is [device.ValidateProductKey]: the identity's rules
+// are the platform-neutral ones every layer shares.
+func ValidateProductKey(s string) error { return device.ValidateProductKey(s) }
 
-// ValidateDeviceName checks that s is a DeviceName: 4–32 characters of
-// ASCII letters, digits and "-_.@:". It returns nil or a *FieldError for the
-// deviceName field.
-func ValidateDeviceName(s string) error {
-	if !matches(s, minDeviceNameLen, maxDeviceNameLen, classDeviceName) {
-		return fieldError(fieldDeviceName, reasonDeviceName)
-	}
-	return nil
-}
+// ValidateDeviceName is [device.ValidateDeviceName].
+func ValidateDeviceName(s string) error { return device.ValidateDeviceName(s) }
 
 // ValidateClientID checks that s is a device-chosen client ID: 1–64
 // characters of [A-Za-z0-9_.:@-]. It returns nil or a *FieldError for the
