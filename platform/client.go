@@ -91,6 +91,9 @@ type Config struct {
 	// Logger receives one record per attempt and breaker state change;
 	// nil discards them.
 	Logger *slog.Logger
+	// Observer receives each call's outcome and duration (for metrics);
+	// nil discards them.
+	Observer Observer
 }
 
 // BreakerConfig configures the circuit breaker of each base URL.
@@ -152,6 +155,7 @@ type Client struct {
 	http        *http.Client
 	ownsIdle    bool
 	log         *slog.Logger
+	obs         Observer
 	regionBase  map[string]string
 	productBase map[string]string
 
@@ -175,6 +179,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		log:            cfg.Logger,
+		obs:            cfg.Observer,
 		regionBase:     make(map[string]string, len(cfg.RegionBaseURLs)),
 		productBase:    make(map[string]string, len(cfg.ProductBaseURLs)),
 		maxBody:        orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
@@ -186,6 +191,9 @@ func New(cfg Config) (*Client, error) {
 		userAgent:      orDefault(cfg.UserAgent, DefaultUserAgent),
 		breakerCfg:     cfg.Breaker,
 		breakers:       make(map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]),
+	}
+	if c.obs == nil {
+		c.obs = nopObserver{}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -339,7 +347,10 @@ var preVerifyEndpoint = endpoint[Result]{
 // base URL's circuit breaker is open. Errors are [*Error] values; see the
 // package documentation for their kinds.
 func (c *Client) PreVerify(ctx context.Context, region string, form url.Values) (Result, error) {
-	return call(ctx, c, preVerifyEndpoint, region, form)
+	start := time.Now()
+	res, err := call(ctx, c, preVerifyEndpoint, region, form)
+	c.obs.PreVerified(Outcome(err), time.Since(start))
+	return res, err
 }
 
 // call posts form to e at the auth endpoint of the form's product in

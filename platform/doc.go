@@ -93,4 +93,11 @@
 // sign, token or secret, and may be shown to callers. [Result] redacts the
 // token and [Registration] the secret when formatted or logged. Logs carry the base
 // URL, attempt number, HTTP status, platform code, duration and outcome.
+//
+// # Metrics
+//
+// The client reports to a [Config.Observer]: each PreVerify's duration
+// under its [Outcome] label, and each registration whose outcome is
+// unknown. It imports no metrics library, and package metrics imports
+// nothing of this one: cmd/signerd hands the one to the other.
 package platform

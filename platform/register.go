@@ -117,6 +117,14 @@ var registerEndpoint = endpoint[Registration]{
 // ErrAlreadyActivated and ErrOutcomeUnknown. Neither errors nor log
 // records contain the sign or the DeviceSecret.
 func (c *Client) RegisterDevice(ctx context.Context, region string, form url.Values) (Registration, error) {
+	reg, err := c.registerDevice(ctx, region, form)
+	if errors.Is(err, ErrOutcomeUnknown) {
+		c.obs.RegistrationOutcomeUnknown()
+	}
+	return reg, err
+}
+
+func (c *Client) registerDevice(ctx context.Context, region string, form url.Values) (Registration, error) {
 	reg, err := call(ctx, c, registerEndpoint, region, form)
 	if err != nil {
 		return Registration{}, err

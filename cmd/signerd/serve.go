@@ -66,12 +66,12 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 		}
 	}
 
-	pv, err := platformClient(cfg, products, a.platformCAs, log)
+	pv, err := platformClient(cfg, products, a.platformCAs, log, m)
 	if err != nil {
 		return err
 	}
 	if registry != nil {
-		svcOpts = append(svcOpts, service.WithRegistration(m.InstrumentRegistrar(pv), registry, service.RegistrationConfig{Forget: forget}))
+		svcOpts = append(svcOpts, service.WithRegistration(pv, registry, service.RegistrationConfig{Forget: forget}))
 	}
 	scfg := server.Config{
 		GRPCAddr:        cfg.grpcAddr,
@@ -90,7 +90,7 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 	defer closer.Close()
 	svcOpts = append(svcOpts, service.WithProducts(products), service.WithLogger(log),
 		service.WithAuthorizer(auth.NewAuthorizer(a.policy)),
-		service.WithPreVerify(m.InstrumentPreVerifier(pv), service.TokenConfig{
+		service.WithPreVerify(pv, service.TokenConfig{
 			RefreshMargin:        cfg.tokenRefreshMargin,
 			ForceRefreshInterval: cfg.forceRefreshInterval,
 		}))
@@ -168,7 +168,7 @@ func devStore(path string, log *slog.Logger) (*secrets.Memory, secrets.DeviceID,
 }
 
 // platformClient is the client of the platform's auth endpoint for PreVerify.
-func platformClient(cfg config, products *service.Products, roots *x509.CertPool, log *slog.Logger) (*platform.Client, error) {
+func platformClient(cfg config, products *service.Products, roots *x509.CertPool, log *slog.Logger, obs platform.Observer) (*platform.Client, error) {
 	byRegion, byProduct := products.AuthBaseURLs()
 	pc := platform.Config{
 		RegionBaseURLs:  byRegion,
@@ -176,6 +176,7 @@ func platformClient(cfg config, products *service.Products, roots *x509.CertPool
 		AttemptTimeout:  cfg.platformTimeout,
 		Logger:          log,
 		RootCAs:         roots,
+		Observer:        obs,
 	}
 	c, err := platform.New(pc)
 	if err != nil {
