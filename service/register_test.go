@@ -18,12 +18,12 @@ import (
 
 	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/metrics"
-	"github.com/signerd/signerd/platform"
-	"github.com/signerd/signerd/platform/platformtest"
+	platform "github.com/signerd/signerd/platform/aliyun"
+	platformtest "github.com/signerd/signerd/platform/aliyun/aliyuntest"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/service"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 const (

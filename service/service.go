@@ -15,7 +15,7 @@ import (
 	"github.com/signerd/signerd/device"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // Server implements signerv1.SignerServiceServer.

@@ -2,7 +2,7 @@ package service
 
 import (
 	"github.com/signerd/signerd/device"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // violations collects every bad field of a request, so that a caller learns

@@ -14,11 +14,11 @@ import (
 
 	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/metrics"
-	"github.com/signerd/signerd/platform"
+	platform "github.com/signerd/signerd/platform/aliyun"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/server"
 	"github.com/signerd/signerd/service"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // Demo device of -dev when no -dev-secrets file is given.
