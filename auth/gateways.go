@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/signerd/signerd/signing"
+	"github.com/signerd/signerd/device"
 )
 
 // rpcSubDeviceLogin is the RPC a gateway's sub-devices are signed with.
@@ -34,13 +34,13 @@ type GatewayGrant struct {
 // may be "*".
 func splitDevice(s string, wildcard bool) (pk, dn string, ok bool) {
 	pk, dn, ok = strings.Cut(s, "/")
-	if !ok || signing.ValidateProductKey(pk) != nil {
+	if !ok || device.ValidateProductKey(pk) != nil {
 		return "", "", false
 	}
 	if wildcard && dn == "*" {
 		return pk, dn, true
 	}
-	return pk, dn, signing.ValidateDeviceName(dn) == nil
+	return pk, dn, device.ValidateDeviceName(dn) == nil
 }
 
 // initGateways validates and indexes p.Gateways; it returns one error per

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
-	"github.com/signerd/signerd/signing"
+	"github.com/signerd/signerd/device"
 )
 
 // Kind is the kind of caller.
@@ -283,10 +283,10 @@ func (c CertConfig) deviceFromURI(raw string) (Identity, error) {
 	case strings.Contains(dn, "/"):
 		return Identity{}, bad("an extra path segment")
 	}
-	if err := signing.ValidateProductKey(pk); err != nil {
+	if err := device.ValidateProductKey(pk); err != nil {
 		return Identity{}, fmt.Errorf("device URI SAN %q: %w", raw, err)
 	}
-	if err := signing.ValidateDeviceName(dn); err != nil {
+	if err := device.ValidateDeviceName(dn); err != nil {
 		return Identity{}, fmt.Errorf("device URI SAN %q: %w", raw, err)
 	}
 	// The rule itself: the identity, formatted, is the SAN byte for byte.
@@ -358,7 +358,7 @@ func (c CertConfig) deviceFromCN(cert *x509.Certificate) (Identity, error) {
 	if !ok {
 		return Identity{}, ErrNoIdentity
 	}
-	if signing.ValidateProductKey(pk) != nil || signing.ValidateDeviceName(dn) != nil || c.DeviceCN(pk, dn) != cn {
+	if device.ValidateProductKey(pk) != nil || device.ValidateDeviceName(dn) != nil || c.DeviceCN(pk, dn) != cn {
 		return Identity{}, fmt.Errorf("%w: subject CN %q is not {productKey}%s{deviceName}", ErrNoIdentity, cn, c.DeviceCNSeparator)
 	}
 	return Identity{Kind: KindDevice, ProductKey: pk, DeviceName: dn, Method: "mtls"}, nil

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/device"
 	"github.com/signerd/signerd/internal/pkitest"
-	"github.com/signerd/signerd/signing"
 )
 
 // FuzzIdentityFromCert encodes arbitrary URI SANs and CNs into real
@@ -101,7 +101,7 @@ func FuzzIdentityFromCert(f *testing.F) {
 			}
 			switch id.Kind {
 			case auth.KindDevice:
-				if signing.ValidateProductKey(id.ProductKey) != nil || signing.ValidateDeviceName(id.DeviceName) != nil {
+				if device.ValidateProductKey(id.ProductKey) != nil || device.ValidateDeviceName(id.DeviceName) != nil {
 					t.Errorf("%+v: accepted %q, CN %q as %s, whose names are not valid", cfg, sans, cn, id)
 				}
 				uri := cfg.DeviceURI(id.ProductKey, id.DeviceName)

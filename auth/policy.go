@@ -7,8 +7,8 @@ import (
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/signerd/signerd/device"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
-	"github.com/signerd/signerd/signing"
 )
 
 // ErrDenied is the one answer to a caller that may not have a device,
@@ -104,7 +104,7 @@ func (p *Policy) init() error {
 			errs = append(errs, fmt.Errorf("backends[%d].products: required (use \"*\" for all)", i))
 		}
 		for _, pk := range g.Products {
-			if pk != "*" && signing.ValidateProductKey(pk) != nil {
+			if pk != "*" && device.ValidateProductKey(pk) != nil {
 				errs = append(errs, fmt.Errorf("backends[%d].products: %q is not a productKey", i, pk))
 			}
 		}

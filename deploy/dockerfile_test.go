@@ -257,7 +257,7 @@ func TestDockerignore(t *testing.T) {
 	rules := parseDockerignore(string(data))
 	for p, want := range map[string]bool{
 		".git/config": true, "cmd/signerd/signerd": true, "deploy/vault/policy.hcl": true,
-		"secrets/vault_test.go": true, "signing/testdata/mqtt_sign.json": true,
+		"secrets/vault_test.go": true, "signing/aliyun/testdata/mqtt_sign.json": true,
 		"go.mod": false, "go.sum": false, "cmd/signerd/main.go": false,
 		"proto/signer/v1/signer.swagger.json": false, // embedded by the binary
 	} {

@@ -1,7 +1,9 @@
 // Package metrics holds signerd's Prometheus metrics: one registry, the
 // collectors every layer reports to, and the decorators that feed them
-// without the layers importing Prometheus themselves (secrets, platform
-// and auth take plain callbacks).
+// without the layers importing Prometheus themselves (secrets and auth
+// take plain callbacks, the platform client an Observer that *Metrics
+// implements). It knows no layer: the wiring in cmd/signerd hands its
+// methods to each.
 //
 // Names follow Prometheus conventions: a signerd_ prefix, base units
 // (seconds), _total for counters.
@@ -9,9 +11,7 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -21,8 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
-
-	"github.com/signerd/signerd/platform"
 )
 
 // latencyBuckets spans a cache hit (~µs) to a slow upstream (seconds).
@@ -170,84 +168,13 @@ func (m *Metrics) VaultTransport(next http.RoundTripper) http.RoundTripper {
 	})
 }
 
-// PreVerifier is the platform client as the service uses it.
-type PreVerifier interface {
-	PreVerify(ctx context.Context, region string, form url.Values) (platform.Result, error)
+// PreVerified is platform.Config.Observer's: it times one PreVerify call
+// (all attempts) under its outcome label. The labels are the platform
+// client's; metrics only counts them.
+func (m *Metrics) PreVerified(outcome string, d time.Duration) {
+	m.platformDur.WithLabelValues(outcome).Observe(d.Seconds())
 }
 
-// InstrumentPreVerifier times calls to the platform and counts their
-// outcomes by error kind.
-func (m *Metrics) InstrumentPreVerifier(next PreVerifier) PreVerifier {
-	return preVerifier{next: next, m: m}
-}
-
-type preVerifier struct {
-	next PreVerifier
-	m    *Metrics
-}
-
-func (p preVerifier) PreVerify(ctx context.Context, region string, form url.Values) (platform.Result, error) {
-	start := time.Now()
-	r, err := p.next.PreVerify(ctx, region, form)
-	p.m.platformDur.WithLabelValues(platformOutcome(err)).Observe(time.Since(start).Seconds())
-	return r, err
-}
-
-// Registrar is the platform client as RegisterDevice uses it.
-type Registrar interface {
-	RegisterDevice(ctx context.Context, region string, form url.Values) (platform.Registration, error)
-}
-
-// InstrumentRegistrar counts registrations whose outcome is unknown
-// (platform.ErrOutcomeUnknown).
-func (m *Metrics) InstrumentRegistrar(next Registrar) Registrar {
-	return registrar{next: next, m: m}
-}
-
-type registrar struct {
-	next Registrar
-	m    *Metrics
-}
-
-func (r registrar) RegisterDevice(ctx context.Context, region string, form url.Values) (platform.Registration, error) {
-	reg, err := r.next.RegisterDevice(ctx, region, form)
-	if errors.Is(err, platform.ErrOutcomeUnknown) {
-		r.m.regUnknown.Inc()
-	}
-	return reg, err
-}
-
-func platformOutcome(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	var pe *platform.Error
-	if !errors.As(err, &pe) || pe.Kind == nil {
-		return "error"
-	}
-	switch pe.Kind {
-	case platform.ErrDeviceNotFound:
-		return "device_not_found"
-	case platform.ErrSignatureMismatch:
-		return "signature_mismatch"
-	case platform.ErrBadParameter:
-		return "bad_parameter"
-	case platform.ErrAuthTypeMismatch:
-		return "auth_type_mismatch"
-	case platform.ErrUnavailable:
-		return "unavailable"
-	case platform.ErrUpstream:
-		return "upstream_error"
-	case platform.ErrRequestRefused:
-		return "request_refused"
-	case platform.ErrProductNotFound:
-		return "product_not_found"
-	case platform.ErrDeviceDisabled:
-		return "device_disabled"
-	case platform.ErrThrottled:
-		return "throttled"
-	case platform.ErrUnknownCode:
-		return "unknown_code"
-	}
-	return "error"
-}
+// RegistrationOutcomeUnknown is platform.Config.Observer's: it counts one
+// registration whose outcome is unknown.
+func (m *Metrics) RegistrationOutcomeUnknown() { m.regUnknown.Inc() }

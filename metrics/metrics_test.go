@@ -1,51 +1,46 @@
 package metrics
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/signerd/signerd/platform"
 )
 
-type fakePV struct{ err error }
-
-func (f fakePV) PreVerify(context.Context, string, url.Values) (platform.Result, error) {
-	return platform.Result{IotID: "id", IotToken: "secret-token"}, f.err
-}
-
-func TestPreVerifierOutcomes(t *testing.T) {
+// TestPlatformObserver: *Metrics is the platform client's Observer; each
+// reported PreVerify lands under its outcome label and each unknown
+// registration outcome in its counter.
+func TestPlatformObserver(t *testing.T) {
 	m := New()
-	tests := []struct {
-		err  error
-		want string
-	}{
-		{nil, "ok"},
-		{&platform.Error{Kind: platform.ErrDeviceNotFound}, "device_not_found"},
-		{&platform.Error{Kind: platform.ErrSignatureMismatch}, "signature_mismatch"},
-		{&platform.Error{Kind: platform.ErrUnavailable}, "unavailable"},
-		{&platform.Error{Kind: platform.ErrThrottled}, "throttled"},
-		{&platform.Error{Kind: platform.ErrUnknownCode}, "unknown_code"},
-		{&platform.Error{Kind: platform.ErrRequestRefused}, "request_refused"},
-		{errors.New("other"), "error"},
+	outcomes := []string{"ok", "device_not_found", "signature_mismatch", "unavailable", "throttled", "unknown_code", "request_refused", "error"}
+	for _, o := range outcomes {
+		m.PreVerified(o, 250*time.Millisecond)
 	}
-	for _, tt := range tests {
-		_, _ = m.InstrumentPreVerifier(fakePV{tt.err}).PreVerify(context.Background(), "cn-shanghai", nil)
+	m.RegistrationOutcomeUnknown()
+	m.RegistrationOutcomeUnknown()
+	if got := testutil.ToFloat64(m.regUnknown); got != 2 {
+		t.Errorf("outcome unknown = %v, want 2", got)
 	}
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	for _, tt := range tests {
-		want := `signerd_platform_preverify_duration_seconds_count{outcome="` + tt.want + `"} 1`
-		if !strings.Contains(rec.Body.String(), want) {
-			t.Errorf("/metrics lacks %q", want)
+	body := rec.Body.String()
+	for _, o := range outcomes {
+		for _, want := range []string{
+			`signerd_platform_preverify_duration_seconds_count{outcome="` + o + `"} 1`,
+			`signerd_platform_preverify_duration_seconds_sum{outcome="` + o + `"} 0.25`,
+			`signerd_platform_preverify_duration_seconds_bucket{outcome="` + o + `",le="0.25"} 1`,
+			`signerd_platform_preverify_duration_seconds_bucket{outcome="` + o + `",le="0.1"} 0`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("/metrics lacks %q", want)
+			}
 		}
+	}
+	if !strings.Contains(body, "signerd_platform_registration_outcome_unknown_total 2") {
+		t.Error("/metrics lacks signerd_platform_registration_outcome_unknown_total 2")
 	}
 }
 
@@ -98,34 +93,5 @@ func TestCountersAndExposition(t *testing.T) {
 	}
 	if strings.Contains(body, "secret-token") {
 		t.Error("/metrics contains a token")
-	}
-}
-
-type fakeRegistrar struct{ err error }
-
-func (f fakeRegistrar) RegisterDevice(context.Context, string, url.Values) (platform.Registration, error) {
-	return platform.Registration{}, f.err
-}
-
-// TestRegistrarOutcomeUnknown: only registrations whose outcome is unknown
-// are counted.
-func TestRegistrarOutcomeUnknown(t *testing.T) {
-	m := New()
-	for _, err := range []error{
-		nil,
-		&platform.Error{Kind: platform.ErrUnavailable},
-		&platform.Error{Kind: platform.ErrAlreadyActivated},
-		&platform.Error{Kind: platform.ErrOutcomeUnknown},
-		fmt.Errorf("wrapped: %w", &platform.Error{Kind: platform.ErrOutcomeUnknown}),
-	} {
-		_, _ = m.InstrumentRegistrar(fakeRegistrar{err}).RegisterDevice(context.Background(), "cn-shanghai", nil)
-	}
-	if got := testutil.ToFloat64(m.regUnknown); got != 2 {
-		t.Errorf("outcome unknown = %v, want 2", got)
-	}
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if !strings.Contains(rec.Body.String(), "signerd_platform_registration_outcome_unknown_total 2") {
-		t.Error("/metrics lacks signerd_platform_registration_outcome_unknown_total")
 	}
 }

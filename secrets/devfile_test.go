@@ -29,9 +29,9 @@ func TestParseDevFile(t *testing.T) {
 		wantErr   []string // substrings; none when nil
 	}{
 		{name: "two devices", data: `[{"productKey":"a1PK","deviceName":"dev-001","deviceSecret":"s1"},{"productKey":"a1PK","deviceName":"dev-002","deviceSecret":"s2"}]`,
-			wantFirst: DeviceID{"a1PK", "dev-001"}, wantLen: 2},
+			wantFirst: DeviceID{ProductKey: "a1PK", DeviceName: "dev-001"}, wantLen: 2},
 		{name: "unknown fields are ignored", data: `[{"productKey":"a1PK","deviceName":"dev-001","deviceSecret":"s1","note":"x"}]`,
-			wantFirst: DeviceID{"a1PK", "dev-001"}, wantLen: 1},
+			wantFirst: DeviceID{ProductKey: "a1PK", DeviceName: "dev-001"}, wantLen: 1},
 		{name: "not an array", data: `{"productKey":"a1PK","deviceName":"dev-001","deviceSecret":"` + secret + `"}`,
 			wantErr: []string{"want a JSON array of {productKey, deviceName, deviceSecret}"}},
 		{name: "not JSON", data: `devices:`, wantErr: []string{"want a JSON array"}},

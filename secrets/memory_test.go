@@ -22,8 +22,8 @@ func TestMemoryLookup(t *testing.T) {
 		wantErr error
 	}{
 		{name: "known", ctx: context.Background(), id: known, want: "0123456789abcdef"},
-		{name: "unknown device", ctx: context.Background(), id: DeviceID{"a1FakePK01", "dev-002"}, wantErr: ErrNotFound},
-		{name: "unknown product", ctx: context.Background(), id: DeviceID{"a1Other", "dev-001"}, wantErr: ErrNotFound},
+		{name: "unknown device", ctx: context.Background(), id: DeviceID{ProductKey: "a1FakePK01", DeviceName: "dev-002"}, wantErr: ErrNotFound},
+		{name: "unknown product", ctx: context.Background(), id: DeviceID{ProductKey: "a1Other", DeviceName: "dev-001"}, wantErr: ErrNotFound},
 		{name: "cancelled", ctx: cancelled(), id: known, wantErr: ErrUnavailable},
 	}
 	for _, tt := range tests {

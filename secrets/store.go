@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/signerd/signerd/device"
 )
 
-// DeviceID names one device on the platform.
-type DeviceID struct {
-	ProductKey string
-	DeviceName string
-}
-
-func (d DeviceID) String() string { return d.ProductKey + "/" + d.DeviceName }
+// DeviceID names one device. It is the platform-neutral [device.ID], kept
+// under this name so that a store's callers need not import two packages.
+type DeviceID = device.ID
 
 // Store looks up device secrets.
 //

@@ -18,7 +18,7 @@ import (
 
 	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/limits"
-	"github.com/signerd/signerd/platform"
+	platform "github.com/signerd/signerd/platform/aliyun"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/server"

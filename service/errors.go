@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/signerd/signerd/platform"
+	platform "github.com/signerd/signerd/platform/aliyun"
 	"github.com/signerd/signerd/secrets"
 )
 

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/signerd/signerd/auth"
-	"github.com/signerd/signerd/platform"
+	platform "github.com/signerd/signerd/platform/aliyun"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/service"

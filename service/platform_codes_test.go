@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/signerd/signerd/platform"
-	"github.com/signerd/signerd/platform/platformtest"
+	platform "github.com/signerd/signerd/platform/aliyun"
+	platformtest "github.com/signerd/signerd/platform/aliyun/aliyuntest"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/service"

@@ -18,10 +18,10 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/signerd/signerd/platform"
+	platform "github.com/signerd/signerd/platform/aliyun"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // PreVerifier posts a signed pre-verification form to the platform;

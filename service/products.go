@@ -8,7 +8,8 @@ import (
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
-	"github.com/signerd/signerd/signing"
+	"github.com/signerd/signerd/device"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // Product holds the per-product settings an answer depends on.
@@ -116,7 +117,7 @@ func (p *Products) Validate() error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if err := signing.ValidateProductKey(k); err != nil {
+		if err := device.ValidateProductKey(k); err != nil {
 			errs = append(errs, fmt.Errorf("products: key %q: %w", k, err))
 		}
 		check("products."+k, p.Products[k])

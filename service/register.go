@@ -14,10 +14,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/signerd/signerd/platform"
+	"github.com/signerd/signerd/device"
+	platform "github.com/signerd/signerd/platform/aliyun"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // Registrar posts a signed dynamic registration form to the platform;
@@ -133,8 +134,8 @@ func (s *Server) RegisterDevice(ctx context.Context, req *signerv1.RegisterDevic
 		return nil, status.Error(codes.Unimplemented, "RegisterDevice is not enabled on this server (it needs Vault)")
 	}
 	var vs violations
-	vs.add("product_key", signing.ValidateProductKey(req.GetProductKey()))
-	vs.add("device_name", signing.ValidateDeviceName(req.GetDeviceName()))
+	vs.add("product_key", device.ValidateProductKey(req.GetProductKey()))
+	vs.add("device_name", device.ValidateDeviceName(req.GetDeviceName()))
 	if len(vs) > 0 {
 		return nil, invalidArgument(vs)
 	}
@@ -232,7 +233,7 @@ func (s *Server) register(ctx context.Context, id secrets.DeviceID, product Prod
 // through toStatus.
 func (s *Server) registerStatus(ctx context.Context, id secrets.DeviceID, err error) error {
 	var pse errProductSecret
-	var fe *signing.FieldError
+	var fe *device.FieldError
 	var pe *platform.Error
 	switch {
 	case errors.As(err, &pse) && (errors.Is(err, secrets.ErrNotFound) || errors.Is(err, secrets.ErrUnusable)):

@@ -18,12 +18,12 @@ import (
 
 	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/metrics"
-	"github.com/signerd/signerd/platform"
-	"github.com/signerd/signerd/platform/platformtest"
+	platform "github.com/signerd/signerd/platform/aliyun"
+	platformtest "github.com/signerd/signerd/platform/aliyun/aliyuntest"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/service"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 const (
@@ -135,6 +135,26 @@ func (r *countingRegistrar) RegisterDevice(ctx context.Context, region string, f
 	return reg, err
 }
 
+// regClient is a platform client for emu that reports to obs (nil: to
+// nothing).
+func regClient(t *testing.T, emu *platformtest.Server, obs platform.Observer) *platform.Client {
+	t.Helper()
+	client, err := platform.New(platform.Config{
+		RootCAs:        emu.CertPool(),
+		RegionBaseURLs: map[string]string{"cn-shanghai": emu.URL()},
+		Retries:        1,
+		BackoffBase:    time.Millisecond,
+		BackoffMax:     5 * time.Millisecond,
+		AttemptTimeout: 2 * time.Second,
+		Observer:       obs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	return client
+}
+
 type regFixture struct {
 	svc   *service.Server
 	emu   *platformtest.Server
@@ -149,18 +169,7 @@ func newReg(t *testing.T, cfg service.RegistrationConfig, opts ...service.Option
 	emu := platformtest.New(t, platformtest.WithMQTT("mqtt.test.local", 8883))
 	emu.AddProduct(regPK, regProductSecret)
 	emu.AllowRegistration(regPK, regDN)
-	client, err := platform.New(platform.Config{
-		RootCAs:        emu.CertPool(),
-		RegionBaseURLs: map[string]string{"cn-shanghai": emu.URL()},
-		Retries:        1,
-		BackoffBase:    time.Millisecond,
-		BackoffMax:     5 * time.Millisecond,
-		AttemptTimeout: 2 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
+	client := regClient(t, emu, nil)
 	reg := newMemRegistry()
 	pf := &countingRegistrar{c: client}
 	clock := &pvClock{t: time.Unix(1_800_000_000, 0)}
@@ -499,7 +508,7 @@ func TestRegisterDeviceOutcomeUnknown(t *testing.T) {
 	f.svc = service.New(f.reg, service.WithAuthorizer(auth.AllowAll()),
 		service.WithClock(f.clock.now),
 		service.WithLogger(slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
-		service.WithRegistration(m.InstrumentRegistrar(f.pf), f.reg, service.RegistrationConfig{Forget: f.reg.forget}))
+		service.WithRegistration(&countingRegistrar{c: regClient(t, f.emu, m)}, f.reg, service.RegistrationConfig{Forget: f.reg.forget}))
 	f.emu.Inject(platformtest.Fault{Kind: platformtest.FaultDropAnswer})
 
 	_, err := f.register(regDN)

@@ -12,9 +12,10 @@ import (
 
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/device"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // Server implements signerv1.SignerServiceServer.
@@ -169,7 +170,7 @@ func (s *Server) connectRequest(req *signerv1.SignMqttConnectRequest, now time.T
 // reason is the part of a validation error a caller can act on; the field
 // name is carried separately.
 func reason(err error) string {
-	var fe *signing.FieldError
+	var fe *device.FieldError
 	if errors.As(err, &fe) {
 		return fe.Reason
 	}

@@ -14,9 +14,10 @@ import (
 
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/device"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // MaxSubDevices is the most sub-devices one SignSubDeviceLogin may name
@@ -140,8 +141,8 @@ func (s *Server) signSubDevice(ctx context.Context, r signing.SubDeviceLoginRequ
 // by its proto path, such as sub_devices[3].device_name.
 func (s *Server) subDeviceRequests(req *signerv1.SignSubDeviceLoginRequest, now time.Time) ([]signing.SubDeviceLoginRequest, error) {
 	var vs violations
-	vs.add("product_key", signing.ValidateProductKey(req.GetProductKey()))
-	vs.add("device_name", signing.ValidateDeviceName(req.GetDeviceName()))
+	vs.add("product_key", device.ValidateProductKey(req.GetProductKey()))
+	vs.add("device_name", device.ValidateDeviceName(req.GetDeviceName()))
 	method, err := signMethod(req.GetSignMethod())
 	vs.add("sign_method", err)
 	ts := strconv.FormatInt(now.UnixMilli(), 10)

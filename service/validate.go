@@ -1,6 +1,9 @@
 package service
 
-import "github.com/signerd/signerd/signing"
+import (
+	"github.com/signerd/signerd/device"
+	signing "github.com/signerd/signerd/signing/aliyun"
+)
 
 // violations collects every bad field of a request, so that a caller learns
 // about all of them at once.
@@ -18,7 +21,7 @@ func (vs *violations) add(field string, err error) {
 // the console's default {productKey}.{deviceName} applied. It reports
 // whether both names are valid.
 func (vs *violations) device(prefix, productKey, deviceName, clientID string) (string, bool) {
-	pkErr, dnErr := signing.ValidateProductKey(productKey), signing.ValidateDeviceName(deviceName)
+	pkErr, dnErr := device.ValidateProductKey(productKey), device.ValidateDeviceName(deviceName)
 	vs.add(prefix+"product_key", pkErr)
 	vs.add(prefix+"device_name", dnErr)
 	namesOK := pkErr == nil && dnErr == nil

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/signerd/signerd/secrets"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // device is one good row of the file.

@@ -24,7 +24,7 @@ import (
 	"github.com/signerd/signerd/internal/mqtttest"
 	"github.com/signerd/signerd/internal/pkitest"
 	"github.com/signerd/signerd/internal/vaulttest"
-	"github.com/signerd/signerd/platform/platformtest"
+	platformtest "github.com/signerd/signerd/platform/aliyun/aliyuntest"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 

@@ -10,18 +10,17 @@ import (
 	"os"
 
 	"github.com/signerd/signerd/auth"
-	"github.com/signerd/signerd/metrics"
-	"github.com/signerd/signerd/platform"
+	platform "github.com/signerd/signerd/platform/aliyun"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/server"
 	"github.com/signerd/signerd/service"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // serve starts signerd from the loaded assets and serves until ctx ends.
 func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 	products := a.products
-	m := metrics.New()
+	m := a.metrics
 	var store secrets.Store
 	var ready func(context.Context) error
 	var svcOpts []service.Option
@@ -59,7 +58,7 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 
 	pv := a.platform
 	if registry != nil {
-		svcOpts = append(svcOpts, service.WithRegistration(m.InstrumentRegistrar(pv), registry, service.RegistrationConfig{Forget: forget}))
+		svcOpts = append(svcOpts, service.WithRegistration(pv, registry, service.RegistrationConfig{Forget: forget}))
 	}
 	scfg := server.Config{
 		GRPCAddr:        cfg.grpcAddr,
@@ -78,7 +77,7 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 	defer closer.Close()
 	svcOpts = append(svcOpts, service.WithProducts(products), service.WithLogger(log),
 		service.WithAuthorizer(auth.NewAuthorizer(a.policy)),
-		service.WithPreVerify(m.InstrumentPreVerifier(pv), service.TokenConfig{
+		service.WithPreVerify(pv, service.TokenConfig{
 			RefreshMargin:        cfg.tokenRefreshMargin,
 			ForceRefreshInterval: cfg.forceRefreshInterval,
 		}))
@@ -130,7 +129,7 @@ func validDevice(id secrets.DeviceID) error {
 }
 
 // platformClient is the client of the platform's auth endpoint for PreVerify.
-func platformClient(cfg config, products *service.Products, roots *x509.CertPool, log *slog.Logger) (*platform.Client, error) {
+func platformClient(cfg config, products *service.Products, roots *x509.CertPool, log *slog.Logger, obs platform.Observer) (*platform.Client, error) {
 	byRegion, byProduct := products.AuthBaseURLs()
 	pc := platform.Config{
 		RegionBaseURLs:  byRegion,
@@ -138,6 +137,7 @@ func platformClient(cfg config, products *service.Products, roots *x509.CertPool
 		AttemptTimeout:  cfg.platformTimeout,
 		Logger:          log,
 		RootCAs:         roots,
+		Observer:        obs,
 	}
 	c, err := platform.New(pc)
 	if err != nil {

@@ -14,7 +14,8 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/signerd/signerd/auth"
-	"github.com/signerd/signerd/platform"
+	"github.com/signerd/signerd/metrics"
+	platform "github.com/signerd/signerd/platform/aliyun"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/service"
 	"github.com/signerd/signerd/tlsreload"
@@ -28,6 +29,7 @@ import (
 // fail without the network belongs in build, not in serve.
 type assets struct {
 	products  *service.Products
+	metrics   *metrics.Metrics
 	platform  *platform.Client // the platform's auth endpoints (PreVerify, RegisterDevice)
 	policy    *auth.Policy
 	keyPair   *tlsreload.KeyPair
@@ -78,7 +80,10 @@ func build(cfg config, env map[string]string, log *slog.Logger) (*assets, error)
 		}
 	}
 	var err error
-	a.platform, err = platformClient(cfg, a.products, platformCAs, log)
+	// The platform client reports to the metrics registry serving will
+	// expose, so both are made here, once.
+	a.metrics = metrics.New()
+	a.platform, err = platformClient(cfg, a.products, platformCAs, log, a.metrics)
 	add(err)
 	s := cfg.sec
 	if s.policyFile != "" {

@@ -28,7 +28,7 @@ import (
 
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
-	"github.com/signerd/signerd/signing"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 var signMethods = map[signing.Method]signerv1.SignMethod{

@@ -12,7 +12,7 @@
 //     does (hex in either case), requires the securemode of the listener,
 //     a keep-alive of 30–1200 s, MQTT 3.1.1 and no will;
 //   - accepts username iotId / password iotToken over TLS when the
-//     emulated auth endpoint (platform/platformtest) issued the pair for
+//     emulated auth endpoint (platform/aliyun/aliyuntest) issued the pair for
 //     that client id (TrustPlatform);
 //   - lets a device publish and subscribe under its own topics only, and
 //     forces a device's earlier connection offline when it logs in again;
@@ -52,7 +52,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/signerd/signerd/internal/pkitest"
-	"github.com/signerd/signerd/platform/platformtest"
+	platformtest "github.com/signerd/signerd/platform/aliyun/aliyuntest"
 )
 
 // Listener ids, as recorded in Login.Listener.

@@ -25,7 +25,7 @@ import (
 
 	"github.com/signerd/signerd/internal/mqtttest"
 	"github.com/signerd/signerd/internal/vectors"
-	"github.com/signerd/signerd/platform/platformtest"
+	platformtest "github.com/signerd/signerd/platform/aliyun/aliyuntest"
 )
 
 const (
@@ -564,7 +564,7 @@ func TestSubDeviceLogin(t *testing.T) {
 }
 
 // The broker's rule must be its own: importing signerd's signing package
-// (even in tests) would let a bug there pass here too.
+// (any of them, even in tests) would let a bug there pass here too.
 func TestOwnImplementation(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil || len(files) == 0 {
@@ -576,7 +576,7 @@ func TestOwnImplementation(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, imp := range ast.Imports {
-			if p, _ := strconv.Unquote(imp.Path.Value); p == "github.com/signerd/signerd/signing" {
+			if p, _ := strconv.Unquote(imp.Path.Value); strings.HasPrefix(p, "github.com/signerd/signerd/signing") {
 				t.Errorf("%s imports %s", f, p)
 			}
 		}

@@ -1,5 +1,5 @@
 // Package vectors loads the known-answer vectors of the platform's MQTT
-// signing (signing/testdata/mqtt_sign.json, made by an independent
+// signing (signing/aliyun/testdata/mqtt_sign.json, made by an independent
 // implementation) for tests in every package: the signing rules, the
 // service, both transports and the real Vault backend must all reproduce
 // them byte for byte.
@@ -41,7 +41,7 @@ type Expect struct {
 // Path is the vectors file in the repository.
 func Path() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "signing", "testdata", "mqtt_sign.json")
+	return filepath.Join(filepath.Dir(file), "..", "..", "signing", "aliyun", "testdata", "mqtt_sign.json")
 }
 
 // Load reads every case. It fails loudly rather than returning an empty list,

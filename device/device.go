@@ -1,0 +1,119 @@
+package device
+
+import (
+	"errors"
+	"strings"
+)
+
+// ID names one device: the product it belongs to and its name within that
+// product.
+type ID struct {
+	ProductKey string
+	DeviceName string
+}
+
+// String returns "{productKey}/{deviceName}", the form [Parse] reads.
+func (d ID) String() string { return d.ProductKey + "/" + d.DeviceName }
+
+// Validate returns nil when both parts are valid names, else the
+// *FieldError of each part that is not, joined.
+func (d ID) Validate() error {
+	return errors.Join(ValidateProductKey(d.ProductKey), ValidateDeviceName(d.DeviceName))
+}
+
+// Parse reads "{productKey}/{deviceName}" and validates both parts. Neither
+// part may contain "/", so the split is unambiguous and Parse(id.String())
+// returns id for every valid id.
+func Parse(s string) (ID, error) {
+	pk, dn, ok := strings.Cut(s, "/")
+	if !ok {
+		return ID{}, errors.New(`device: want "{productKey}/{deviceName}"`)
+	}
+	id := ID{ProductKey: pk, DeviceName: dn}
+	if err := id.Validate(); err != nil {
+		return ID{}, err
+	}
+	return id, nil
+}
+
+// FieldError reports an invalid input field. Field is the field's JSON
+// (camelCase) name, such as "productKey"; Reason describes the rule the value
+// broke. A FieldError never contains the offending value, so it is safe to
+// log or return to a client even when the value is a secret.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+// Error returns the field name and the reason, such as
+// "productKey: must be 1–32 characters of [A-Za-z0-9]".
+func (e *FieldError) Error() string {
+	return e.Field + ": " + e.Reason
+}
+
+// Length limits of the identifiers.
+const (
+	maxProductKeyLen = 32
+	minDeviceNameLen = 4
+	maxDeviceNameLen = 32
+)
+
+// Reasons. They describe the rule, never the value.
+const (
+	reasonProductKey = "must be 1–32 characters of [A-Za-z0-9]"
+	reasonDeviceName = "must be 4–32 characters of [A-Za-z0-9_.@:-]"
+)
+
+// Character classes, as bits in charClass.
+const (
+	classAlnum uint8 = 1 << iota
+	classDeviceNamePunct
+
+	classDeviceName = classAlnum | classDeviceNamePunct
+)
+
+// charClass maps each byte to its classes. Bytes outside the allow-lists,
+// including every byte >= 0x80, map to 0, so no look-alike Unicode name
+// can pass.
+var charClass = func() (t [256]uint8) {
+	for _, r := range [][2]byte{{'0', '9'}, {'a', 'z'}, {'A', 'Z'}} {
+		for c := r[0]; c <= r[1]; c++ {
+			t[c] |= classAlnum
+		}
+	}
+	for _, c := range []byte("-_.@:") {
+		t[c] |= classDeviceNamePunct
+	}
+	return t
+}()
+
+func matches(s string, minLen, maxLen int, mask uint8) bool {
+	if len(s) < minLen || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if charClass[s[i]]&mask == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateProductKey checks that s is a ProductKey: 1–32 characters of
+// [A-Za-z0-9]. It returns nil or a *FieldError for the productKey field.
+func ValidateProductKey(s string) error {
+	if !matches(s, 1, maxProductKeyLen, classAlnum) {
+		return &FieldError{Field: "productKey", Reason: reasonProductKey}
+	}
+	return nil
+}
+
+// ValidateDeviceName checks that s is a DeviceName: 4–32 characters of
+// ASCII letters, digits and "-_.@:". It returns nil or a *FieldError for the
+// deviceName field.
+func ValidateDeviceName(s string) error {
+	if !matches(s, minDeviceNameLen, maxDeviceNameLen, classDeviceName) {
+		return &FieldError{Field: "deviceName", Reason: reasonDeviceName}
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+package aliyun
+
+import (
+	"errors"
+	"time"
+)
+
+// Observer receives what the client's callers cannot see from one answer:
+// how long a call took over all its attempts, and how it ended. metrics
+// implements it, so the client reports to Prometheus without this package
+// or metrics knowing the other. Its methods must be fast and safe for
+// concurrent use.
+type Observer interface {
+	// PreVerified is called once per [Client.PreVerify] call with its
+	// outcome (see [Outcome]) and its duration, every attempt and backoff
+	// included.
+	PreVerified(outcome string, d time.Duration)
+	// RegistrationOutcomeUnknown is called once per
+	// [Client.RegisterDevice] call that ended with ErrOutcomeUnknown: a
+	// device that may hold a secret signerd never learnt.
+	RegistrationOutcomeUnknown()
+}
+
+type nopObserver struct{}
+
+func (nopObserver) PreVerified(string, time.Duration) {}
+func (nopObserver) RegistrationOutcomeUnknown()       {}
+
+// outcomes names each error kind for metrics labels. A kind missing here
+// is reported as "error".
+var outcomes = map[error]string{
+	ErrDeviceNotFound:    "device_not_found",
+	ErrSignatureMismatch: "signature_mismatch",
+	ErrBadParameter:      "bad_parameter",
+	ErrAuthTypeMismatch:  "auth_type_mismatch",
+	ErrUnavailable:       "unavailable",
+	ErrUpstream:          "upstream_error",
+	ErrRequestRefused:    "request_refused",
+	ErrProductNotFound:   "product_not_found",
+	ErrDeviceDisabled:    "device_disabled",
+	ErrThrottled:         "throttled",
+	ErrUnknownCode:       "unknown_code",
+}
+
+// Outcome names how a call ended, as a metrics label: "ok" for nil, the
+// kind's snake_case name for an [*Error] (such as "device_not_found"),
+// "error" for anything else.
+func Outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Kind == nil {
+		return "error"
+	}
+	if o, ok := outcomes[pe.Kind]; ok {
+		return o
+	}
+	return "error"
+}
