@@ -27,7 +27,7 @@ import (
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
-	"github.com/signerd/signerd/service"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // overlay is a directory operators apply, with what it must render.
@@ -573,7 +573,7 @@ func TestManifests(t *testing.T) {
 					t.Errorf("%s=%q: ConfigMap %s has no key %s", variable, e[variable], cm.Name, key)
 				}
 			}
-			if _, err := service.ParseProducts([]byte(cm.Data["products.yaml"])); err != nil {
+			if _, err := signing.ParseProducts([]byte(cm.Data["products.yaml"])); err != nil {
 				t.Errorf("products.yaml: %v", err)
 			}
 			var policy map[string]any

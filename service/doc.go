@@ -1,7 +1,11 @@
 // Package service implements signer.v1.SignerService: it turns a validated
 // request into a signed answer: the device's MAC comes from a secrets.MACer
 // (a local key from the store, or Vault Transit, chosen per product by
-// secrets.Router) and the platform's rules are applied by package signing.
+// secrets.Router) and the platform's rules are applied by package
+// signing/aliyun. The per-product settings an answer depends on (endpoint,
+// keep-alive, clean session, Vault Transit) are the platform's too: the
+// service is handed a signing/aliyun.Products (WithProducts) and does not
+// parse or check them itself.
 //
 // Both transports end here: gRPC directly and REST through grpc-gateway in
 // front of the same gRPC server, so there is exactly one implementation of

@@ -14,6 +14,7 @@ import (
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/service"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 // refusingPlatform fails the test if a request reaches the platform.
@@ -31,7 +32,7 @@ func (p refusingPlatform) PreVerify(context.Context, string, url.Values) (platfo
 // and no key is looked up for them.
 func TestKeyHomeRefusals(t *testing.T) {
 	const pk = "a1TransitPK"
-	products, err := service.ParseProducts([]byte("products:\n  " + pk + ":\n    transit: true\n"))
+	products, err := signing.ParseProducts([]byte("products:\n  " + pk + ":\n    transit: true\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestKeyHomeRefusals(t *testing.T) {
 // product in Transit, any other in the store, per call.
 func TestKeyRouting(t *testing.T) {
 	const pk = "a1TransitPK"
-	products, err := service.ParseProducts([]byte("products:\n  " + pk + ":\n    transit: true\n"))
+	products, err := signing.ParseProducts([]byte("products:\n  " + pk + ":\n    transit: true\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -177,7 +177,7 @@ func (e errProductSecret) Error() string { return e.err.Error() }
 func (e errProductSecret) Unwrap() error { return e.err }
 
 // register is one registration flight, started by call.
-func (s *Server) register(ctx context.Context, id secrets.DeviceID, product Product, call uint64) (registered, error) {
+func (s *Server) register(ctx context.Context, id secrets.DeviceID, product signing.Product, call uint64) (registered, error) {
 	r := s.registrar
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()

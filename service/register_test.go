@@ -469,7 +469,7 @@ func TestRegisterDeviceErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var opts []service.Option
 			if tc.name == "Transit product" {
-				opts = append(opts, service.WithProducts(&service.Products{Products: map[string]service.Product{regPK: {Transit: true}}}))
+				opts = append(opts, service.WithProducts(&signing.Products{Products: map[string]signing.Product{regPK: {Transit: true}}}))
 			}
 			f := newReg(t, service.RegistrationConfig{}, opts...)
 			if tc.setup != nil {

@@ -23,7 +23,7 @@ type Server struct {
 	signerv1.UnimplementedSignerServiceServer
 
 	keys      Keys
-	products  *Products
+	products  *signing.Products
 	now       func() time.Time
 	log       *slog.Logger
 	tokens    *tokenCache
@@ -35,7 +35,7 @@ type Server struct {
 type Option func(*Server)
 
 // WithProducts sets the per-product settings table.
-func WithProducts(p *Products) Option { return func(s *Server) { s.products = p } }
+func WithProducts(p *signing.Products) Option { return func(s *Server) { s.products = p } }
 
 // WithClock sets the clock used for default timestamps and issued_at.
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
@@ -53,7 +53,7 @@ func WithAuthorizer(a auth.Authorizer) Option { return func(s *Server) { s.authz
 // says where they live. WithAuthorizer is required.
 func New(store secrets.Store, opts ...Option) *Server {
 	s := &Server{
-		products: &Products{},
+		products: &signing.Products{},
 		now:      time.Now,
 		log:      slog.Default(),
 	}
@@ -101,7 +101,7 @@ func (s *Server) signConnect(ctx context.Context, req *signerv1.SignMqttConnectR
 		return nil, err
 	}
 	product := s.products.Lookup(sreq.ProductKey)
-	endpoint, err := signing.ResolveEndpoint(sreq.ProductKey, product.settings(), sreq.Transport)
+	endpoint, err := product.Endpoint(sreq.ProductKey, sreq.Transport)
 	if err != nil {
 		// The settings were validated at start-up; failing here is a bug.
 		return nil, toStatus(ctx, s.log, err)

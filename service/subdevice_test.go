@@ -24,6 +24,7 @@ import (
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/service"
+	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
 const (
@@ -328,12 +329,12 @@ func (f *fakeTransit) MAC(_ context.Context, id secrets.DeviceID, alg secrets.Al
 
 // withTransit routes the products that products puts in Transit to tr and
 // the others to store, as cmd/signerd does.
-func withTransit(store secrets.Store, products *service.Products, tr secrets.MACer) service.Option {
+func withTransit(store secrets.Store, products *signing.Products, tr secrets.MACer) service.Option {
 	return service.WithKeys(secrets.NewRouter(secrets.NewLocalMACer(store), tr, products.InTransit))
 }
 
 func TestSignSubDeviceLoginTransit(t *testing.T) {
-	products, err := service.ParseProducts([]byte("products:\n  a1TransitPK:\n    transit: true\n"))
+	products, err := signing.ParseProducts([]byte("products:\n  a1TransitPK:\n    transit: true\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

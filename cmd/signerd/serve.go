@@ -129,7 +129,7 @@ func validDevice(id secrets.DeviceID) error {
 }
 
 // platformClient is the client of the platform's auth endpoint for PreVerify.
-func platformClient(cfg config, products *service.Products, roots *x509.CertPool, log *slog.Logger, obs platform.Observer) (*platform.Client, error) {
+func platformClient(cfg config, products *signing.Products, roots *x509.CertPool, log *slog.Logger, obs platform.Observer) (*platform.Client, error) {
 	byRegion, byProduct := products.AuthBaseURLs()
 	pc := platform.Config{
 		RegionBaseURLs:  byRegion,

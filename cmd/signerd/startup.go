@@ -17,7 +17,7 @@ import (
 	"github.com/signerd/signerd/metrics"
 	platform "github.com/signerd/signerd/platform/aliyun"
 	"github.com/signerd/signerd/secrets"
-	"github.com/signerd/signerd/service"
+	signing "github.com/signerd/signerd/signing/aliyun"
 	"github.com/signerd/signerd/tlsreload"
 )
 
@@ -28,7 +28,7 @@ import (
 // network or in the running process (notChecked). A start-up step that can
 // fail without the network belongs in build, not in serve.
 type assets struct {
-	products  *service.Products
+	products  *signing.Products
 	metrics   *metrics.Metrics
 	platform  *platform.Client // the platform's auth endpoints (PreVerify, RegisterDevice)
 	policy    *auth.Policy
@@ -46,7 +46,7 @@ type assets struct {
 // validate already refused: each file is still read, so that one run lists
 // everything to fix.
 func build(cfg config, env map[string]string, log *slog.Logger) (*assets, error) {
-	a := &assets{products: &service.Products{}}
+	a := &assets{products: &signing.Products{}}
 	var errs []error
 	add := func(err error) {
 		if err != nil {
@@ -56,10 +56,10 @@ func build(cfg config, env map[string]string, log *slog.Logger) (*assets, error)
 	if cfg.products != "" {
 		data, err := os.ReadFile(cfg.products)
 		if err == nil {
-			a.products, err = service.ParseProducts(data)
+			a.products, err = signing.ParseProducts(data)
 		}
 		if err != nil {
-			a.products = &service.Products{}
+			a.products = &signing.Products{}
 			add(fmt.Errorf("-products %s: %w", cfg.products, err))
 		}
 	}

@@ -1,7 +1,7 @@
 // Package aliyun holds the Alibaba Cloud IoT Platform's sign rules: the
 // credentials a device presents when it logs in over MQTT, the HTTPS
 // pre-verification and dynamic-registration forms, a gateway's sub-device
-// logins, and the MQTT endpoint of a product.
+// logins, and the MQTT endpoint and other settings of a product.
 //
 // A device logs in with an MQTT CONNECT whose fields are
 //
@@ -36,6 +36,16 @@
 // [ProductSecretMAC], for callers that have the secret) or elsewhere (the
 // service passes one that asks package secrets, which may ask Vault
 // Transit), so there is one function per message whatever the key's home.
+//
+// # Product settings
+//
+// [Products] is the per-product settings table of the products file:
+// endpoint (region, instance or host, ports), keep-alive and clean session
+// handed to devices, the auth endpoint override for the platform client,
+// and whether the product's keys are in Vault Transit. [ParseProducts]
+// decodes it strictly from bytes (unknown keys and keys in the wrong case
+// are errors, every problem is reported at once); the caller reads the
+// file.
 //
 // # Input validation
 //

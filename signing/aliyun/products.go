@@ -1,4 +1,4 @@
-package service
+package aliyun
 
 import (
 	"errors"
@@ -9,10 +9,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/signerd/signerd/device"
-	signing "github.com/signerd/signerd/signing/aliyun"
 )
 
-// Product holds the per-product settings an answer depends on.
+// Product holds the per-product settings an answer depends on: where the
+// product's devices connect, how they keep the session, where the platform's
+// auth endpoint is, and whether Vault Transit holds their keys.
 type Product struct {
 	// Region of a public instance (legacy endpoint); default cn-shanghai.
 	Region string `json:"region,omitempty"`
@@ -148,8 +149,14 @@ func ParseProducts(data []byte) (*Products, error) {
 	return &p, nil
 }
 
-func (p Product) settings() signing.ProductSettings {
-	return signing.ProductSettings{
+// Endpoint resolves the MQTT endpoint productKey's devices connect to over
+// transport t, from this product's settings.
+func (p Product) Endpoint(productKey string, t Transport) (Endpoint, error) {
+	return ResolveEndpoint(productKey, p.settings(), t)
+}
+
+func (p Product) settings() ProductSettings {
+	return ProductSettings{
 		Region: p.Region, InstanceID: p.InstanceID, Host: p.Host,
 		TCPPort: p.TCPPort, TLSPort: p.TLSPort, WSSPort: p.WSSPort,
 	}
@@ -162,7 +169,7 @@ func (p *Products) AuthBaseURLs() (byRegion, byProduct map[string]string) {
 	if u := p.Defaults.AuthBaseURL; u != "" {
 		r := p.Defaults.Region
 		if r == "" {
-			r = signing.DefaultRegion
+			r = DefaultRegion
 		}
 		byRegion[r] = u
 	}
