@@ -2,14 +2,14 @@ package auth
 
 import (
 	"context"
+
+	"github.com/signerd/signerd/device"
 )
 
-// Device names one device by its productKey and deviceName.
-type Device struct {
-	ProductKey, DeviceName string
-}
-
-func (d Device) String() string { return d.ProductKey + "/" + d.DeviceName }
+// Device names one device by its productKey and deviceName: the identity
+// every layer shares, so that a denial, an audit record and a store lookup
+// name a device the same way.
+type Device = device.ID
 
 // Authorizer is the one authorization decision of signerd: the service asks
 // it about every device a call touches (the request's device, each batch
