@@ -34,11 +34,10 @@ type DevEntry struct {
 
 // ParseDevFile reads a development secrets file, a JSON array of
 // {productKey, deviceName, deviceSecret}, into an in-memory store, and
-// returns the file's first device too (a developer's first try). valid
-// checks a device's names by the platform's rules, which this package does
-// not know. Every bad entry is reported, by index and device; no error
-// holds a secret.
-func ParseDevFile(data []byte, valid func(DeviceID) error) (*Memory, DeviceID, error) {
+// returns the file's first device too (a developer's first try). Names are
+// checked by the shared device rules (DeviceID.Validate). Every bad entry is
+// reported, by index and device; no error holds a secret.
+func ParseDevFile(data []byte) (*Memory, DeviceID, error) {
 	var first DeviceID
 	var list []DevEntry
 	if err := json.Unmarshal(data, &list); err != nil {
@@ -51,7 +50,7 @@ func ParseDevFile(data []byte, valid func(DeviceID) error) (*Memory, DeviceID, e
 	var errs []error
 	for i, d := range list {
 		id := DeviceID{ProductKey: d.ProductKey, DeviceName: d.DeviceName}
-		if err := valid(id); err != nil {
+		if err := id.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("entry %d: %w", i, err))
 			continue
 		}

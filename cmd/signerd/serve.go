@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -115,17 +114,12 @@ func devStore(path string, log *slog.Logger) (*secrets.Memory, secrets.DeviceID,
 	if err != nil {
 		return nil, secrets.DeviceID{}, fmt.Errorf("-dev-secrets: %w", err)
 	}
-	m, first, err := secrets.ParseDevFile(data, validDevice)
+	m, first, err := secrets.ParseDevFile(data)
 	if err != nil {
 		return nil, first, fmt.Errorf("-dev-secrets %s: %w", path, err)
 	}
 	log.Info("dev store loaded", "file", path, "devices", m.Len())
 	return m, first, nil
-}
-
-// validDevice checks a device's names by the platform's rules.
-func validDevice(id secrets.DeviceID) error {
-	return errors.Join(signing.ValidateProductKey(id.ProductKey), signing.ValidateDeviceName(id.DeviceName))
 }
 
 // platformClient is the client of the platform's auth endpoint for PreVerify.
