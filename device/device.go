@@ -5,20 +5,61 @@ import (
 	"strings"
 )
 
-// ID names one device: the product it belongs to and its name within that
-// product.
+// ID names one device: the platform it logs in to, the product it belongs
+// to there and its name within that product. The zero Platform is the
+// Alibaba Cloud IoT Platform, whose rules this package holds itself; every
+// other platform registers its own (see [Register]). Two IDs name the same
+// device only if every field is equal, so a device of one platform is never
+// taken for a device of another whose names coincide.
 type ID struct {
+	// Platform is a registered platform's name; "" is Alibaba.
+	Platform string
+	// ProductKey is the product (Azure: the hub; DPS: the ID scope); empty
+	// on platforms whose device ids stand alone (Huawei IoTDA).
 	ProductKey string
+	// DeviceName is the device's name (its device id or registration id
+	// where the platform calls it so).
 	DeviceName string
+	// Module is an Azure IoT Hub module of the device; empty otherwise.
+	Module string
 }
 
-// String returns "{productKey}/{deviceName}", the form [Parse] reads.
-func (d ID) String() string { return d.ProductKey + "/" + d.DeviceName }
+// String returns "{productKey}/{deviceName}" for an Alibaba device, the
+// form [Parse] reads, and "{platform}:{productKey}/{deviceName}[/{module}]"
+// (without "{productKey}/" where the platform has no products) for others.
+// No valid name holds "/" or ":" in a position that makes two IDs print the
+// same.
+func (d ID) String() string {
+	if d.Platform == "" {
+		return d.ProductKey + "/" + d.DeviceName
+	}
+	s := d.Platform + ":"
+	if d.ProductKey != "" {
+		s += d.ProductKey + "/"
+	}
+	s += d.DeviceName
+	if d.Module != "" {
+		s += "/" + d.Module
+	}
+	return s
+}
 
-// Validate returns nil when both parts are valid names, else the
-// *FieldError of each part that is not, joined.
+// Validate returns nil when every part is valid by its platform's rules,
+// else the *FieldError of each part that is not, joined. An ID of a
+// platform that is not registered is invalid.
 func (d ID) Validate() error {
-	return errors.Join(ValidateProductKey(d.ProductKey), ValidateDeviceName(d.DeviceName))
+	if d.Platform == "" {
+		var module error
+		if d.Module != "" {
+			module = &FieldError{Field: "module", Reason: "must be empty: Alibaba devices have no modules"}
+		}
+		return errors.Join(ValidateProductKey(d.ProductKey), ValidateDeviceName(d.DeviceName), module)
+	}
+	p, ok := Lookup(d.Platform)
+	if !ok {
+		return &FieldError{Field: "platform", Reason: "not a platform this server knows"}
+	}
+	return p.Validate(d)
 }
 
 // Parse reads "{productKey}/{deviceName}" and validates both parts. Neither

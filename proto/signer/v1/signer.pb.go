@@ -269,7 +269,11 @@ type SignMqttConnectResponse struct {
 	// MQTT protocol version, "3.1.1".
 	ProtocolVersion string `protobuf:"bytes,10,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	// When the server issued this answer.
-	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	IssuedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	// When the password stops being accepted; unset where the platform's
+	// credential does not expire (Alibaba, Huawei without a checked
+	// timestamp).
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -377,6 +381,13 @@ func (x *SignMqttConnectResponse) GetProtocolVersion() string {
 func (x *SignMqttConnectResponse) GetIssuedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.IssuedAt
+	}
+	return nil
+}
+
+func (x *SignMqttConnectResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
 	}
 	return nil
 }
@@ -1299,6 +1310,384 @@ func (x *RegisterDeviceResponse) GetRegisteredAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// SignAzureMqttConnectRequest names an Azure IoT Hub device (or module).
+type SignAzureMqttConnectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The hub's name, the first label of "{hub}.azure-devices.net".
+	Hub string `protobuf:"bytes,1,opt,name=hub,proto3" json:"hub,omitempty"`
+	// The device id as registered on the hub.
+	DeviceId string `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// A module of the device; its own key is used.
+	ModuleId string `protobuf:"bytes,3,opt,name=module_id,json=moduleId,proto3" json:"module_id,omitempty"`
+	// Lifetime of the SAS token. Default 3600; 60–2592000.
+	TtlSeconds int32 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// TRANSPORT_TLS (8883, the default) or TRANSPORT_WEBSOCKET_TLS (443).
+	Transport     Transport `protobuf:"varint,5,opt,name=transport,proto3,enum=signer.v1.Transport" json:"transport,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignAzureMqttConnectRequest) Reset() {
+	*x = SignAzureMqttConnectRequest{}
+	mi := &file_signer_v1_signer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignAzureMqttConnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignAzureMqttConnectRequest) ProtoMessage() {}
+
+func (x *SignAzureMqttConnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignAzureMqttConnectRequest.ProtoReflect.Descriptor instead.
+func (*SignAzureMqttConnectRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SignAzureMqttConnectRequest) GetHub() string {
+	if x != nil {
+		return x.Hub
+	}
+	return ""
+}
+
+func (x *SignAzureMqttConnectRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *SignAzureMqttConnectRequest) GetModuleId() string {
+	if x != nil {
+		return x.ModuleId
+	}
+	return ""
+}
+
+func (x *SignAzureMqttConnectRequest) GetTtlSeconds() int32 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+func (x *SignAzureMqttConnectRequest) GetTransport() Transport {
+	if x != nil {
+		return x.Transport
+	}
+	return Transport_TRANSPORT_UNSPECIFIED
+}
+
+// SignAzureDpsMqttConnectRequest names a registration of a DPS group
+// enrollment.
+type SignAzureDpsMqttConnectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The DPS instance's ID scope.
+	IdScope string `protobuf:"bytes,1,opt,name=id_scope,json=idScope,proto3" json:"id_scope,omitempty"`
+	// The registration id (the device's id on DPS).
+	RegistrationId string `protobuf:"bytes,2,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
+	// Lifetime of the SAS token. Default 3600; 60–2592000.
+	TtlSeconds    int32 `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignAzureDpsMqttConnectRequest) Reset() {
+	*x = SignAzureDpsMqttConnectRequest{}
+	mi := &file_signer_v1_signer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignAzureDpsMqttConnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignAzureDpsMqttConnectRequest) ProtoMessage() {}
+
+func (x *SignAzureDpsMqttConnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignAzureDpsMqttConnectRequest.ProtoReflect.Descriptor instead.
+func (*SignAzureDpsMqttConnectRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SignAzureDpsMqttConnectRequest) GetIdScope() string {
+	if x != nil {
+		return x.IdScope
+	}
+	return ""
+}
+
+func (x *SignAzureDpsMqttConnectRequest) GetRegistrationId() string {
+	if x != nil {
+		return x.RegistrationId
+	}
+	return ""
+}
+
+func (x *SignAzureDpsMqttConnectRequest) GetTtlSeconds() int32 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+// SignTencentMqttConnectRequest names a Tencent IoT Hub / Explorer device.
+type SignTencentMqttConnectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The product id.
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// The device name within the product.
+	DeviceName string `protobuf:"bytes,2,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
+	// "HMAC_SHA256" (default) or "HMAC_SHA1".
+	SignMethod string `protobuf:"bytes,3,opt,name=sign_method,json=signMethod,proto3" json:"sign_method,omitempty"`
+	// Lifetime of the login; default and limits as docs/PLATFORMS.md says.
+	TtlSeconds int32 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// TRANSPORT_TCP (1883, the default for key-authenticated devices) or
+	// TRANSPORT_TLS (8883).
+	Transport     Transport `protobuf:"varint,5,opt,name=transport,proto3,enum=signer.v1.Transport" json:"transport,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignTencentMqttConnectRequest) Reset() {
+	*x = SignTencentMqttConnectRequest{}
+	mi := &file_signer_v1_signer_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignTencentMqttConnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignTencentMqttConnectRequest) ProtoMessage() {}
+
+func (x *SignTencentMqttConnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignTencentMqttConnectRequest.ProtoReflect.Descriptor instead.
+func (*SignTencentMqttConnectRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SignTencentMqttConnectRequest) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *SignTencentMqttConnectRequest) GetDeviceName() string {
+	if x != nil {
+		return x.DeviceName
+	}
+	return ""
+}
+
+func (x *SignTencentMqttConnectRequest) GetSignMethod() string {
+	if x != nil {
+		return x.SignMethod
+	}
+	return ""
+}
+
+func (x *SignTencentMqttConnectRequest) GetTtlSeconds() int32 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+func (x *SignTencentMqttConnectRequest) GetTransport() Transport {
+	if x != nil {
+		return x.Transport
+	}
+	return Transport_TRANSPORT_UNSPECIFIED
+}
+
+// SignHuaweiMqttConnectRequest names a Huawei Cloud IoTDA device.
+type SignHuaweiMqttConnectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device id IoTDA assigned (usually "{productId}_{nodeId}").
+	DeviceId string `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// Whether the platform checks the timestamp against its clock. Default
+	// true.
+	CheckTimestamp *bool `protobuf:"varint,2,opt,name=check_timestamp,json=checkTimestamp,proto3,oneof" json:"check_timestamp,omitempty"`
+	// TRANSPORT_TLS (8883, the default) or TRANSPORT_TCP (1883).
+	Transport     Transport `protobuf:"varint,3,opt,name=transport,proto3,enum=signer.v1.Transport" json:"transport,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignHuaweiMqttConnectRequest) Reset() {
+	*x = SignHuaweiMqttConnectRequest{}
+	mi := &file_signer_v1_signer_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignHuaweiMqttConnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignHuaweiMqttConnectRequest) ProtoMessage() {}
+
+func (x *SignHuaweiMqttConnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignHuaweiMqttConnectRequest.ProtoReflect.Descriptor instead.
+func (*SignHuaweiMqttConnectRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SignHuaweiMqttConnectRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *SignHuaweiMqttConnectRequest) GetCheckTimestamp() bool {
+	if x != nil && x.CheckTimestamp != nil {
+		return *x.CheckTimestamp
+	}
+	return false
+}
+
+func (x *SignHuaweiMqttConnectRequest) GetTransport() Transport {
+	if x != nil {
+		return x.Transport
+	}
+	return Transport_TRANSPORT_UNSPECIFIED
+}
+
+// SignOnenetMqttConnectRequest names a OneNET device.
+type SignOnenetMqttConnectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The product id.
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// The device name within the product.
+	DeviceName string `protobuf:"bytes,2,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
+	// "SHA256" (default), "SHA1" or "MD5".
+	SignMethod string `protobuf:"bytes,3,opt,name=sign_method,json=signMethod,proto3" json:"sign_method,omitempty"`
+	// Lifetime of the token; default and limits as docs/PLATFORMS.md says.
+	TtlSeconds int32 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// TRANSPORT_TLS (mqttstls.heclouds.com:8883, the default) or
+	// TRANSPORT_TCP (mqtts.heclouds.com:1883).
+	Transport     Transport `protobuf:"varint,5,opt,name=transport,proto3,enum=signer.v1.Transport" json:"transport,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOnenetMqttConnectRequest) Reset() {
+	*x = SignOnenetMqttConnectRequest{}
+	mi := &file_signer_v1_signer_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOnenetMqttConnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOnenetMqttConnectRequest) ProtoMessage() {}
+
+func (x *SignOnenetMqttConnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOnenetMqttConnectRequest.ProtoReflect.Descriptor instead.
+func (*SignOnenetMqttConnectRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SignOnenetMqttConnectRequest) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *SignOnenetMqttConnectRequest) GetDeviceName() string {
+	if x != nil {
+		return x.DeviceName
+	}
+	return ""
+}
+
+func (x *SignOnenetMqttConnectRequest) GetSignMethod() string {
+	if x != nil {
+		return x.SignMethod
+	}
+	return ""
+}
+
+func (x *SignOnenetMqttConnectRequest) GetTtlSeconds() int32 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+func (x *SignOnenetMqttConnectRequest) GetTransport() Transport {
+	if x != nil {
+		return x.Transport
+	}
+	return Transport_TRANSPORT_UNSPECIFIED
+}
+
 var File_signer_v1_signer_proto protoreflect.FileDescriptor
 
 const file_signer_v1_signer_proto_rawDesc = "" +
@@ -1315,7 +1704,7 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"\ttransport\x18\x05 \x01(\x0e2\x14.signer.v1.TransportB\x03\xe0A\x01R\ttransport\x12+\n" +
 	"\ftimestamp_ms\x18\x06 \x01(\x03B\x03\xe0A\x01H\x00R\vtimestampMs\x88\x01\x01\x12*\n" +
 	"\x0eomit_timestamp\x18\a \x01(\bB\x03\xe0A\x01R\romitTimestampB\x0f\n" +
-	"\r_timestamp_ms\"\x93\x03\n" +
+	"\r_timestamp_ms\"\xce\x03\n" +
 	"\x17SignMqttConnectResponse\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\x05R\x04port\x12\x1b\n" +
@@ -1328,7 +1717,9 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"\rclean_session\x18\t \x01(\bR\fcleanSession\x12)\n" +
 	"\x10protocol_version\x18\n" +
 	" \x01(\tR\x0fprotocolVersion\x127\n" +
-	"\tissued_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"\xe7\x01\n" +
+	"\tissued_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xe7\x01\n" +
 	"\x10PreVerifyRequest\x12$\n" +
 	"\vproduct_key\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"productKey\x12$\n" +
@@ -1410,7 +1801,44 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"productKey\x12\x1f\n" +
 	"\vdevice_name\x18\x02 \x01(\tR\n" +
 	"deviceName\x12?\n" +
-	"\rregistered_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt*{\n" +
+	"\rregistered_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\"\xd7\x01\n" +
+	"\x1bSignAzureMqttConnectRequest\x12\x15\n" +
+	"\x03hub\x18\x01 \x01(\tB\x03\xe0A\x02R\x03hub\x12 \n" +
+	"\tdevice_id\x18\x02 \x01(\tB\x03\xe0A\x02R\bdeviceId\x12 \n" +
+	"\tmodule_id\x18\x03 \x01(\tB\x03\xe0A\x01R\bmoduleId\x12$\n" +
+	"\vttl_seconds\x18\x04 \x01(\x05B\x03\xe0A\x01R\n" +
+	"ttlSeconds\x127\n" +
+	"\ttransport\x18\x05 \x01(\x0e2\x14.signer.v1.TransportB\x03\xe0A\x01R\ttransport\"\x94\x01\n" +
+	"\x1eSignAzureDpsMqttConnectRequest\x12\x1e\n" +
+	"\bid_scope\x18\x01 \x01(\tB\x03\xe0A\x02R\aidScope\x12,\n" +
+	"\x0fregistration_id\x18\x02 \x01(\tB\x03\xe0A\x02R\x0eregistrationId\x12$\n" +
+	"\vttl_seconds\x18\x03 \x01(\x05B\x03\xe0A\x01R\n" +
+	"ttlSeconds\"\xee\x01\n" +
+	"\x1dSignTencentMqttConnectRequest\x12\"\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\tB\x03\xe0A\x02R\tproductId\x12$\n" +
+	"\vdevice_name\x18\x02 \x01(\tB\x03\xe0A\x02R\n" +
+	"deviceName\x12$\n" +
+	"\vsign_method\x18\x03 \x01(\tB\x03\xe0A\x01R\n" +
+	"signMethod\x12$\n" +
+	"\vttl_seconds\x18\x04 \x01(\x05B\x03\xe0A\x01R\n" +
+	"ttlSeconds\x127\n" +
+	"\ttransport\x18\x05 \x01(\x0e2\x14.signer.v1.TransportB\x03\xe0A\x01R\ttransport\"\xc0\x01\n" +
+	"\x1cSignHuaweiMqttConnectRequest\x12 \n" +
+	"\tdevice_id\x18\x01 \x01(\tB\x03\xe0A\x02R\bdeviceId\x121\n" +
+	"\x0fcheck_timestamp\x18\x02 \x01(\bB\x03\xe0A\x01H\x00R\x0echeckTimestamp\x88\x01\x01\x127\n" +
+	"\ttransport\x18\x03 \x01(\x0e2\x14.signer.v1.TransportB\x03\xe0A\x01R\ttransportB\x12\n" +
+	"\x10_check_timestamp\"\xed\x01\n" +
+	"\x1cSignOnenetMqttConnectRequest\x12\"\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\tB\x03\xe0A\x02R\tproductId\x12$\n" +
+	"\vdevice_name\x18\x02 \x01(\tB\x03\xe0A\x02R\n" +
+	"deviceName\x12$\n" +
+	"\vsign_method\x18\x03 \x01(\tB\x03\xe0A\x01R\n" +
+	"signMethod\x12$\n" +
+	"\vttl_seconds\x18\x04 \x01(\x05B\x03\xe0A\x01R\n" +
+	"ttlSeconds\x127\n" +
+	"\ttransport\x18\x05 \x01(\x0e2\x14.signer.v1.TransportB\x03\xe0A\x01R\ttransport*{\n" +
 	"\n" +
 	"SignMethod\x12\x1b\n" +
 	"\x17SIGN_METHOD_UNSPECIFIED\x10\x00\x12\x1b\n" +
@@ -1421,14 +1849,19 @@ const file_signer_v1_signer_proto_rawDesc = "" +
 	"\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rTRANSPORT_TLS\x10\x01\x12\x11\n" +
 	"\rTRANSPORT_TCP\x10\x02\x12\x1b\n" +
-	"\x17TRANSPORT_WEBSOCKET_TLS\x10\x032\xcd\a\n" +
+	"\x17TRANSPORT_WEBSOCKET_TLS\x10\x032\xd0\x0e\n" +
 	"\rSignerService\x12\xa5\x01\n" +
 	"\x0fSignMqttConnect\x12!.signer.v1.SignMqttConnectRequest\x1a\".signer.v1.SignMqttConnectResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/v1/products/{product_key}/devices/{device_name}:signMqttConnect\x12\x8d\x01\n" +
 	"\tPreVerify\x12\x1b.signer.v1.PreVerifyRequest\x1a\x1c.signer.v1.PreVerifyResponse\"E\x82\xd3\xe4\x93\x02?:\x01*\":/v1/products/{product_key}/devices/{device_name}:preVerify\x12\xb1\x01\n" +
 	"\x12SignSubDeviceLogin\x12$.signer.v1.SignSubDeviceLoginRequest\x1a%.signer.v1.SignSubDeviceLoginResponse\"N\x82\xd3\xe4\x93\x02H:\x01*\"C/v1/products/{product_key}/devices/{device_name}:signSubDeviceLogin\x12\x9b\x01\n" +
 	"\x0eRegisterDevice\x12 .signer.v1.RegisterDeviceRequest\x1a!.signer.v1.RegisterDeviceResponse\"D\x82\xd3\xe4\x93\x02>:\x01*\"9/v1/products/{product_key}/devices/{device_name}:register\x12\x94\x01\n" +
 	"\x14BatchSignMqttConnect\x12&.signer.v1.BatchSignMqttConnectRequest\x1a'.signer.v1.BatchSignMqttConnectResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/devices:batchSignMqttConnect\x12\x9a\x01\n" +
-	"\x15StreamSignMqttConnect\x12'.signer.v1.StreamSignMqttConnectRequest\x1a(.signer.v1.StreamSignMqttConnectResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/devices:streamSignMqttConnect0\x01B5Z3github.com/signerd/signerd/proto/signer/v1;signerv1b\x06proto3"
+	"\x15StreamSignMqttConnect\x12'.signer.v1.StreamSignMqttConnectRequest\x1a(.signer.v1.StreamSignMqttConnectResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/devices:streamSignMqttConnect0\x01\x12\xa7\x01\n" +
+	"\x14SignAzureMqttConnect\x12&.signer.v1.SignAzureMqttConnectRequest\x1a\".signer.v1.SignMqttConnectResponse\"C\x82\xd3\xe4\x93\x02=:\x01*\"8/v1/azure/hubs/{hub}/devices/{device_id}:signMqttConnect\x12\xbd\x01\n" +
+	"\x17SignAzureDpsMqttConnect\x12).signer.v1.SignAzureDpsMqttConnectRequest\x1a\".signer.v1.SignMqttConnectResponse\"S\x82\xd3\xe4\x93\x02M:\x01*\"H/v1/azure/dps/{id_scope}/registrations/{registration_id}:signMqttConnect\x12\xba\x01\n" +
+	"\x16SignTencentMqttConnect\x12(.signer.v1.SignTencentMqttConnectRequest\x1a\".signer.v1.SignMqttConnectResponse\"R\x82\xd3\xe4\x93\x02L:\x01*\"G/v1/tencent/products/{product_id}/devices/{device_name}:signMqttConnect\x12\x9f\x01\n" +
+	"\x15SignHuaweiMqttConnect\x12'.signer.v1.SignHuaweiMqttConnectRequest\x1a\".signer.v1.SignMqttConnectResponse\"9\x82\xd3\xe4\x93\x023:\x01*\"./v1/huawei/devices/{device_id}:signMqttConnect\x12\xb7\x01\n" +
+	"\x15SignOnenetMqttConnect\x12'.signer.v1.SignOnenetMqttConnectRequest\x1a\".signer.v1.SignMqttConnectResponse\"Q\x82\xd3\xe4\x93\x02K:\x01*\"F/v1/onenet/products/{product_id}/devices/{device_name}:signMqttConnectB5Z3github.com/signerd/signerd/proto/signer/v1;signerv1b\x06proto3"
 
 var (
 	file_signer_v1_signer_proto_rawDescOnce sync.Once
@@ -1443,64 +1876,84 @@ func file_signer_v1_signer_proto_rawDescGZIP() []byte {
 }
 
 var file_signer_v1_signer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_signer_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_signer_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_signer_v1_signer_proto_goTypes = []any{
-	(SignMethod)(0),                       // 0: signer.v1.SignMethod
-	(Transport)(0),                        // 1: signer.v1.Transport
-	(*SignMqttConnectRequest)(nil),        // 2: signer.v1.SignMqttConnectRequest
-	(*SignMqttConnectResponse)(nil),       // 3: signer.v1.SignMqttConnectResponse
-	(*PreVerifyRequest)(nil),              // 4: signer.v1.PreVerifyRequest
-	(*PreVerifyResponse)(nil),             // 5: signer.v1.PreVerifyResponse
-	(*SignSubDeviceLoginRequest)(nil),     // 6: signer.v1.SignSubDeviceLoginRequest
-	(*SubDevice)(nil),                     // 7: signer.v1.SubDevice
-	(*SignSubDeviceLoginResponse)(nil),    // 8: signer.v1.SignSubDeviceLoginResponse
-	(*SubDeviceLoginParams)(nil),          // 9: signer.v1.SubDeviceLoginParams
-	(*BatchSignMqttConnectRequest)(nil),   // 10: signer.v1.BatchSignMqttConnectRequest
-	(*BatchSignMqttConnectResponse)(nil),  // 11: signer.v1.BatchSignMqttConnectResponse
-	(*BatchSignMqttConnectResult)(nil),    // 12: signer.v1.BatchSignMqttConnectResult
-	(*StreamSignMqttConnectRequest)(nil),  // 13: signer.v1.StreamSignMqttConnectRequest
-	(*StreamSignMqttConnectResponse)(nil), // 14: signer.v1.StreamSignMqttConnectResponse
-	(*RegisterDeviceRequest)(nil),         // 15: signer.v1.RegisterDeviceRequest
-	(*RegisterDeviceResponse)(nil),        // 16: signer.v1.RegisterDeviceResponse
-	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
-	(*status.Status)(nil),                 // 18: google.rpc.Status
+	(SignMethod)(0),                        // 0: signer.v1.SignMethod
+	(Transport)(0),                         // 1: signer.v1.Transport
+	(*SignMqttConnectRequest)(nil),         // 2: signer.v1.SignMqttConnectRequest
+	(*SignMqttConnectResponse)(nil),        // 3: signer.v1.SignMqttConnectResponse
+	(*PreVerifyRequest)(nil),               // 4: signer.v1.PreVerifyRequest
+	(*PreVerifyResponse)(nil),              // 5: signer.v1.PreVerifyResponse
+	(*SignSubDeviceLoginRequest)(nil),      // 6: signer.v1.SignSubDeviceLoginRequest
+	(*SubDevice)(nil),                      // 7: signer.v1.SubDevice
+	(*SignSubDeviceLoginResponse)(nil),     // 8: signer.v1.SignSubDeviceLoginResponse
+	(*SubDeviceLoginParams)(nil),           // 9: signer.v1.SubDeviceLoginParams
+	(*BatchSignMqttConnectRequest)(nil),    // 10: signer.v1.BatchSignMqttConnectRequest
+	(*BatchSignMqttConnectResponse)(nil),   // 11: signer.v1.BatchSignMqttConnectResponse
+	(*BatchSignMqttConnectResult)(nil),     // 12: signer.v1.BatchSignMqttConnectResult
+	(*StreamSignMqttConnectRequest)(nil),   // 13: signer.v1.StreamSignMqttConnectRequest
+	(*StreamSignMqttConnectResponse)(nil),  // 14: signer.v1.StreamSignMqttConnectResponse
+	(*RegisterDeviceRequest)(nil),          // 15: signer.v1.RegisterDeviceRequest
+	(*RegisterDeviceResponse)(nil),         // 16: signer.v1.RegisterDeviceResponse
+	(*SignAzureMqttConnectRequest)(nil),    // 17: signer.v1.SignAzureMqttConnectRequest
+	(*SignAzureDpsMqttConnectRequest)(nil), // 18: signer.v1.SignAzureDpsMqttConnectRequest
+	(*SignTencentMqttConnectRequest)(nil),  // 19: signer.v1.SignTencentMqttConnectRequest
+	(*SignHuaweiMqttConnectRequest)(nil),   // 20: signer.v1.SignHuaweiMqttConnectRequest
+	(*SignOnenetMqttConnectRequest)(nil),   // 21: signer.v1.SignOnenetMqttConnectRequest
+	(*timestamppb.Timestamp)(nil),          // 22: google.protobuf.Timestamp
+	(*status.Status)(nil),                  // 23: google.rpc.Status
 }
 var file_signer_v1_signer_proto_depIdxs = []int32{
 	0,  // 0: signer.v1.SignMqttConnectRequest.sign_method:type_name -> signer.v1.SignMethod
 	1,  // 1: signer.v1.SignMqttConnectRequest.transport:type_name -> signer.v1.Transport
 	1,  // 2: signer.v1.SignMqttConnectResponse.transport:type_name -> signer.v1.Transport
-	17, // 3: signer.v1.SignMqttConnectResponse.issued_at:type_name -> google.protobuf.Timestamp
-	0,  // 4: signer.v1.PreVerifyRequest.sign_method:type_name -> signer.v1.SignMethod
-	17, // 5: signer.v1.PreVerifyResponse.expires_at:type_name -> google.protobuf.Timestamp
-	17, // 6: signer.v1.PreVerifyResponse.issued_at:type_name -> google.protobuf.Timestamp
-	7,  // 7: signer.v1.SignSubDeviceLoginRequest.sub_devices:type_name -> signer.v1.SubDevice
-	0,  // 8: signer.v1.SignSubDeviceLoginRequest.sign_method:type_name -> signer.v1.SignMethod
-	9,  // 9: signer.v1.SignSubDeviceLoginResponse.params:type_name -> signer.v1.SubDeviceLoginParams
-	2,  // 10: signer.v1.BatchSignMqttConnectRequest.requests:type_name -> signer.v1.SignMqttConnectRequest
-	12, // 11: signer.v1.BatchSignMqttConnectResponse.results:type_name -> signer.v1.BatchSignMqttConnectResult
-	3,  // 12: signer.v1.BatchSignMqttConnectResult.response:type_name -> signer.v1.SignMqttConnectResponse
-	18, // 13: signer.v1.BatchSignMqttConnectResult.error:type_name -> google.rpc.Status
-	2,  // 14: signer.v1.StreamSignMqttConnectRequest.requests:type_name -> signer.v1.SignMqttConnectRequest
-	3,  // 15: signer.v1.StreamSignMqttConnectResponse.response:type_name -> signer.v1.SignMqttConnectResponse
-	18, // 16: signer.v1.StreamSignMqttConnectResponse.error:type_name -> google.rpc.Status
-	17, // 17: signer.v1.RegisterDeviceResponse.registered_at:type_name -> google.protobuf.Timestamp
-	2,  // 18: signer.v1.SignerService.SignMqttConnect:input_type -> signer.v1.SignMqttConnectRequest
-	4,  // 19: signer.v1.SignerService.PreVerify:input_type -> signer.v1.PreVerifyRequest
-	6,  // 20: signer.v1.SignerService.SignSubDeviceLogin:input_type -> signer.v1.SignSubDeviceLoginRequest
-	15, // 21: signer.v1.SignerService.RegisterDevice:input_type -> signer.v1.RegisterDeviceRequest
-	10, // 22: signer.v1.SignerService.BatchSignMqttConnect:input_type -> signer.v1.BatchSignMqttConnectRequest
-	13, // 23: signer.v1.SignerService.StreamSignMqttConnect:input_type -> signer.v1.StreamSignMqttConnectRequest
-	3,  // 24: signer.v1.SignerService.SignMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
-	5,  // 25: signer.v1.SignerService.PreVerify:output_type -> signer.v1.PreVerifyResponse
-	8,  // 26: signer.v1.SignerService.SignSubDeviceLogin:output_type -> signer.v1.SignSubDeviceLoginResponse
-	16, // 27: signer.v1.SignerService.RegisterDevice:output_type -> signer.v1.RegisterDeviceResponse
-	11, // 28: signer.v1.SignerService.BatchSignMqttConnect:output_type -> signer.v1.BatchSignMqttConnectResponse
-	14, // 29: signer.v1.SignerService.StreamSignMqttConnect:output_type -> signer.v1.StreamSignMqttConnectResponse
-	24, // [24:30] is the sub-list for method output_type
-	18, // [18:24] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	22, // 3: signer.v1.SignMqttConnectResponse.issued_at:type_name -> google.protobuf.Timestamp
+	22, // 4: signer.v1.SignMqttConnectResponse.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 5: signer.v1.PreVerifyRequest.sign_method:type_name -> signer.v1.SignMethod
+	22, // 6: signer.v1.PreVerifyResponse.expires_at:type_name -> google.protobuf.Timestamp
+	22, // 7: signer.v1.PreVerifyResponse.issued_at:type_name -> google.protobuf.Timestamp
+	7,  // 8: signer.v1.SignSubDeviceLoginRequest.sub_devices:type_name -> signer.v1.SubDevice
+	0,  // 9: signer.v1.SignSubDeviceLoginRequest.sign_method:type_name -> signer.v1.SignMethod
+	9,  // 10: signer.v1.SignSubDeviceLoginResponse.params:type_name -> signer.v1.SubDeviceLoginParams
+	2,  // 11: signer.v1.BatchSignMqttConnectRequest.requests:type_name -> signer.v1.SignMqttConnectRequest
+	12, // 12: signer.v1.BatchSignMqttConnectResponse.results:type_name -> signer.v1.BatchSignMqttConnectResult
+	3,  // 13: signer.v1.BatchSignMqttConnectResult.response:type_name -> signer.v1.SignMqttConnectResponse
+	23, // 14: signer.v1.BatchSignMqttConnectResult.error:type_name -> google.rpc.Status
+	2,  // 15: signer.v1.StreamSignMqttConnectRequest.requests:type_name -> signer.v1.SignMqttConnectRequest
+	3,  // 16: signer.v1.StreamSignMqttConnectResponse.response:type_name -> signer.v1.SignMqttConnectResponse
+	23, // 17: signer.v1.StreamSignMqttConnectResponse.error:type_name -> google.rpc.Status
+	22, // 18: signer.v1.RegisterDeviceResponse.registered_at:type_name -> google.protobuf.Timestamp
+	1,  // 19: signer.v1.SignAzureMqttConnectRequest.transport:type_name -> signer.v1.Transport
+	1,  // 20: signer.v1.SignTencentMqttConnectRequest.transport:type_name -> signer.v1.Transport
+	1,  // 21: signer.v1.SignHuaweiMqttConnectRequest.transport:type_name -> signer.v1.Transport
+	1,  // 22: signer.v1.SignOnenetMqttConnectRequest.transport:type_name -> signer.v1.Transport
+	2,  // 23: signer.v1.SignerService.SignMqttConnect:input_type -> signer.v1.SignMqttConnectRequest
+	4,  // 24: signer.v1.SignerService.PreVerify:input_type -> signer.v1.PreVerifyRequest
+	6,  // 25: signer.v1.SignerService.SignSubDeviceLogin:input_type -> signer.v1.SignSubDeviceLoginRequest
+	15, // 26: signer.v1.SignerService.RegisterDevice:input_type -> signer.v1.RegisterDeviceRequest
+	10, // 27: signer.v1.SignerService.BatchSignMqttConnect:input_type -> signer.v1.BatchSignMqttConnectRequest
+	13, // 28: signer.v1.SignerService.StreamSignMqttConnect:input_type -> signer.v1.StreamSignMqttConnectRequest
+	17, // 29: signer.v1.SignerService.SignAzureMqttConnect:input_type -> signer.v1.SignAzureMqttConnectRequest
+	18, // 30: signer.v1.SignerService.SignAzureDpsMqttConnect:input_type -> signer.v1.SignAzureDpsMqttConnectRequest
+	19, // 31: signer.v1.SignerService.SignTencentMqttConnect:input_type -> signer.v1.SignTencentMqttConnectRequest
+	20, // 32: signer.v1.SignerService.SignHuaweiMqttConnect:input_type -> signer.v1.SignHuaweiMqttConnectRequest
+	21, // 33: signer.v1.SignerService.SignOnenetMqttConnect:input_type -> signer.v1.SignOnenetMqttConnectRequest
+	3,  // 34: signer.v1.SignerService.SignMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
+	5,  // 35: signer.v1.SignerService.PreVerify:output_type -> signer.v1.PreVerifyResponse
+	8,  // 36: signer.v1.SignerService.SignSubDeviceLogin:output_type -> signer.v1.SignSubDeviceLoginResponse
+	16, // 37: signer.v1.SignerService.RegisterDevice:output_type -> signer.v1.RegisterDeviceResponse
+	11, // 38: signer.v1.SignerService.BatchSignMqttConnect:output_type -> signer.v1.BatchSignMqttConnectResponse
+	14, // 39: signer.v1.SignerService.StreamSignMqttConnect:output_type -> signer.v1.StreamSignMqttConnectResponse
+	3,  // 40: signer.v1.SignerService.SignAzureMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
+	3,  // 41: signer.v1.SignerService.SignAzureDpsMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
+	3,  // 42: signer.v1.SignerService.SignTencentMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
+	3,  // 43: signer.v1.SignerService.SignHuaweiMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
+	3,  // 44: signer.v1.SignerService.SignOnenetMqttConnect:output_type -> signer.v1.SignMqttConnectResponse
+	34, // [34:45] is the sub-list for method output_type
+	23, // [23:34] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_signer_proto_init() }
@@ -1510,13 +1963,14 @@ func file_signer_v1_signer_proto_init() {
 	}
 	file_signer_v1_signer_proto_msgTypes[0].OneofWrappers = []any{}
 	file_signer_v1_signer_proto_msgTypes[4].OneofWrappers = []any{}
+	file_signer_v1_signer_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signer_v1_signer_proto_rawDesc), len(file_signer_v1_signer_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

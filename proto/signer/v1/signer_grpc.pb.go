@@ -19,12 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SignerService_SignMqttConnect_FullMethodName       = "/signer.v1.SignerService/SignMqttConnect"
-	SignerService_PreVerify_FullMethodName             = "/signer.v1.SignerService/PreVerify"
-	SignerService_SignSubDeviceLogin_FullMethodName    = "/signer.v1.SignerService/SignSubDeviceLogin"
-	SignerService_RegisterDevice_FullMethodName        = "/signer.v1.SignerService/RegisterDevice"
-	SignerService_BatchSignMqttConnect_FullMethodName  = "/signer.v1.SignerService/BatchSignMqttConnect"
-	SignerService_StreamSignMqttConnect_FullMethodName = "/signer.v1.SignerService/StreamSignMqttConnect"
+	SignerService_SignMqttConnect_FullMethodName         = "/signer.v1.SignerService/SignMqttConnect"
+	SignerService_PreVerify_FullMethodName               = "/signer.v1.SignerService/PreVerify"
+	SignerService_SignSubDeviceLogin_FullMethodName      = "/signer.v1.SignerService/SignSubDeviceLogin"
+	SignerService_RegisterDevice_FullMethodName          = "/signer.v1.SignerService/RegisterDevice"
+	SignerService_BatchSignMqttConnect_FullMethodName    = "/signer.v1.SignerService/BatchSignMqttConnect"
+	SignerService_StreamSignMqttConnect_FullMethodName   = "/signer.v1.SignerService/StreamSignMqttConnect"
+	SignerService_SignAzureMqttConnect_FullMethodName    = "/signer.v1.SignerService/SignAzureMqttConnect"
+	SignerService_SignAzureDpsMqttConnect_FullMethodName = "/signer.v1.SignerService/SignAzureDpsMqttConnect"
+	SignerService_SignTencentMqttConnect_FullMethodName  = "/signer.v1.SignerService/SignTencentMqttConnect"
+	SignerService_SignHuaweiMqttConnect_FullMethodName   = "/signer.v1.SignerService/SignHuaweiMqttConnect"
+	SignerService_SignOnenetMqttConnect_FullMethodName   = "/signer.v1.SignerService/SignOnenetMqttConnect"
 )
 
 // SignerServiceClient is the client API for SignerService service.
@@ -83,6 +88,24 @@ type SignerServiceClient interface {
 	// as they are ready, in request order, each with its index. Over REST the
 	// answer is newline-delimited JSON.
 	StreamSignMqttConnect(ctx context.Context, in *StreamSignMqttConnectRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamSignMqttConnectResponse], error)
+	// SignAzureMqttConnect returns the MQTT login (a SAS token as password)
+	// of an Azure IoT Hub device or module, signed with its key from Vault or
+	// derived from its hub's DPS enrollment group key.
+	SignAzureMqttConnect(ctx context.Context, in *SignAzureMqttConnectRequest, opts ...grpc.CallOption) (*SignMqttConnectResponse, error)
+	// SignAzureDpsMqttConnect returns the MQTT login of a device registering
+	// with the Azure Device Provisioning Service through a group enrollment:
+	// the device key is derived from the group key, which never leaves Vault's
+	// side of signerd.
+	SignAzureDpsMqttConnect(ctx context.Context, in *SignAzureDpsMqttConnectRequest, opts ...grpc.CallOption) (*SignMqttConnectResponse, error)
+	// SignTencentMqttConnect returns the MQTT login of a key-authenticated
+	// Tencent IoT Hub / IoT Explorer device.
+	SignTencentMqttConnect(ctx context.Context, in *SignTencentMqttConnectRequest, opts ...grpc.CallOption) (*SignMqttConnectResponse, error)
+	// SignHuaweiMqttConnect returns the MQTT login of a secret-authenticated
+	// Huawei Cloud IoTDA device.
+	SignHuaweiMqttConnect(ctx context.Context, in *SignHuaweiMqttConnectRequest, opts ...grpc.CallOption) (*SignMqttConnectResponse, error)
+	// SignOnenetMqttConnect returns the MQTT login of a China Mobile OneNET
+	// device.
+	SignOnenetMqttConnect(ctx context.Context, in *SignOnenetMqttConnectRequest, opts ...grpc.CallOption) (*SignMqttConnectResponse, error)
 }
 
 type signerServiceClient struct {
@@ -162,6 +185,56 @@ func (c *signerServiceClient) StreamSignMqttConnect(ctx context.Context, in *Str
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SignerService_StreamSignMqttConnectClient = grpc.ServerStreamingClient[StreamSignMqttConnectResponse]
 
+func (c *signerServiceClient) SignAzureMqttConnect(ctx context.Context, in *SignAzureMqttConnectRequest, opts ...grpc.CallOption) (*SignMqttConnectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignMqttConnectResponse)
+	err := c.cc.Invoke(ctx, SignerService_SignAzureMqttConnect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signerServiceClient) SignAzureDpsMqttConnect(ctx context.Context, in *SignAzureDpsMqttConnectRequest, opts ...grpc.CallOption) (*SignMqttConnectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignMqttConnectResponse)
+	err := c.cc.Invoke(ctx, SignerService_SignAzureDpsMqttConnect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signerServiceClient) SignTencentMqttConnect(ctx context.Context, in *SignTencentMqttConnectRequest, opts ...grpc.CallOption) (*SignMqttConnectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignMqttConnectResponse)
+	err := c.cc.Invoke(ctx, SignerService_SignTencentMqttConnect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signerServiceClient) SignHuaweiMqttConnect(ctx context.Context, in *SignHuaweiMqttConnectRequest, opts ...grpc.CallOption) (*SignMqttConnectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignMqttConnectResponse)
+	err := c.cc.Invoke(ctx, SignerService_SignHuaweiMqttConnect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signerServiceClient) SignOnenetMqttConnect(ctx context.Context, in *SignOnenetMqttConnectRequest, opts ...grpc.CallOption) (*SignMqttConnectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignMqttConnectResponse)
+	err := c.cc.Invoke(ctx, SignerService_SignOnenetMqttConnect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SignerServiceServer is the server API for SignerService service.
 // All implementations must embed UnimplementedSignerServiceServer
 // for forward compatibility.
@@ -218,6 +291,24 @@ type SignerServiceServer interface {
 	// as they are ready, in request order, each with its index. Over REST the
 	// answer is newline-delimited JSON.
 	StreamSignMqttConnect(*StreamSignMqttConnectRequest, grpc.ServerStreamingServer[StreamSignMqttConnectResponse]) error
+	// SignAzureMqttConnect returns the MQTT login (a SAS token as password)
+	// of an Azure IoT Hub device or module, signed with its key from Vault or
+	// derived from its hub's DPS enrollment group key.
+	SignAzureMqttConnect(context.Context, *SignAzureMqttConnectRequest) (*SignMqttConnectResponse, error)
+	// SignAzureDpsMqttConnect returns the MQTT login of a device registering
+	// with the Azure Device Provisioning Service through a group enrollment:
+	// the device key is derived from the group key, which never leaves Vault's
+	// side of signerd.
+	SignAzureDpsMqttConnect(context.Context, *SignAzureDpsMqttConnectRequest) (*SignMqttConnectResponse, error)
+	// SignTencentMqttConnect returns the MQTT login of a key-authenticated
+	// Tencent IoT Hub / IoT Explorer device.
+	SignTencentMqttConnect(context.Context, *SignTencentMqttConnectRequest) (*SignMqttConnectResponse, error)
+	// SignHuaweiMqttConnect returns the MQTT login of a secret-authenticated
+	// Huawei Cloud IoTDA device.
+	SignHuaweiMqttConnect(context.Context, *SignHuaweiMqttConnectRequest) (*SignMqttConnectResponse, error)
+	// SignOnenetMqttConnect returns the MQTT login of a China Mobile OneNET
+	// device.
+	SignOnenetMqttConnect(context.Context, *SignOnenetMqttConnectRequest) (*SignMqttConnectResponse, error)
 	mustEmbedUnimplementedSignerServiceServer()
 }
 
@@ -245,6 +336,21 @@ func (UnimplementedSignerServiceServer) BatchSignMqttConnect(context.Context, *B
 }
 func (UnimplementedSignerServiceServer) StreamSignMqttConnect(*StreamSignMqttConnectRequest, grpc.ServerStreamingServer[StreamSignMqttConnectResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamSignMqttConnect not implemented")
+}
+func (UnimplementedSignerServiceServer) SignAzureMqttConnect(context.Context, *SignAzureMqttConnectRequest) (*SignMqttConnectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignAzureMqttConnect not implemented")
+}
+func (UnimplementedSignerServiceServer) SignAzureDpsMqttConnect(context.Context, *SignAzureDpsMqttConnectRequest) (*SignMqttConnectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignAzureDpsMqttConnect not implemented")
+}
+func (UnimplementedSignerServiceServer) SignTencentMqttConnect(context.Context, *SignTencentMqttConnectRequest) (*SignMqttConnectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignTencentMqttConnect not implemented")
+}
+func (UnimplementedSignerServiceServer) SignHuaweiMqttConnect(context.Context, *SignHuaweiMqttConnectRequest) (*SignMqttConnectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignHuaweiMqttConnect not implemented")
+}
+func (UnimplementedSignerServiceServer) SignOnenetMqttConnect(context.Context, *SignOnenetMqttConnectRequest) (*SignMqttConnectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignOnenetMqttConnect not implemented")
 }
 func (UnimplementedSignerServiceServer) mustEmbedUnimplementedSignerServiceServer() {}
 func (UnimplementedSignerServiceServer) testEmbeddedByValue()                       {}
@@ -368,6 +474,96 @@ func _SignerService_StreamSignMqttConnect_Handler(srv interface{}, stream grpc.S
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SignerService_StreamSignMqttConnectServer = grpc.ServerStreamingServer[StreamSignMqttConnectResponse]
 
+func _SignerService_SignAzureMqttConnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignAzureMqttConnectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).SignAzureMqttConnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_SignAzureMqttConnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).SignAzureMqttConnect(ctx, req.(*SignAzureMqttConnectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SignerService_SignAzureDpsMqttConnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignAzureDpsMqttConnectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).SignAzureDpsMqttConnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_SignAzureDpsMqttConnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).SignAzureDpsMqttConnect(ctx, req.(*SignAzureDpsMqttConnectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SignerService_SignTencentMqttConnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignTencentMqttConnectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).SignTencentMqttConnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_SignTencentMqttConnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).SignTencentMqttConnect(ctx, req.(*SignTencentMqttConnectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SignerService_SignHuaweiMqttConnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignHuaweiMqttConnectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).SignHuaweiMqttConnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_SignHuaweiMqttConnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).SignHuaweiMqttConnect(ctx, req.(*SignHuaweiMqttConnectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SignerService_SignOnenetMqttConnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignOnenetMqttConnectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).SignOnenetMqttConnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_SignOnenetMqttConnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).SignOnenetMqttConnect(ctx, req.(*SignOnenetMqttConnectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SignerService_ServiceDesc is the grpc.ServiceDesc for SignerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -394,6 +590,26 @@ var SignerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BatchSignMqttConnect",
 			Handler:    _SignerService_BatchSignMqttConnect_Handler,
+		},
+		{
+			MethodName: "SignAzureMqttConnect",
+			Handler:    _SignerService_SignAzureMqttConnect_Handler,
+		},
+		{
+			MethodName: "SignAzureDpsMqttConnect",
+			Handler:    _SignerService_SignAzureDpsMqttConnect_Handler,
+		},
+		{
+			MethodName: "SignTencentMqttConnect",
+			Handler:    _SignerService_SignTencentMqttConnect_Handler,
+		},
+		{
+			MethodName: "SignHuaweiMqttConnect",
+			Handler:    _SignerService_SignHuaweiMqttConnect_Handler,
+		},
+		{
+			MethodName: "SignOnenetMqttConnect",
+			Handler:    _SignerService_SignOnenetMqttConnect_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
