@@ -104,7 +104,7 @@ func (a policyAuthorizer) AuthorizeCall(ctx context.Context, rpc string) error {
 
 func (a policyAuthorizer) AuthorizeDevice(ctx context.Context, rpc string, dev Device) error {
 	id, name, ok := caller(ctx)
-	if ok && (id.Kind == KindAnonymous || a.p.Authorize(id, rpc, dev.ProductKey, dev.DeviceName) == nil) {
+	if ok && (id.Kind == KindAnonymous || a.p.AuthorizeID(id, rpc, dev) == nil) {
 		return nil
 	}
 	return &Denial{Caller: name, RPC: rpc, Device: dev,
@@ -113,7 +113,8 @@ func (a policyAuthorizer) AuthorizeDevice(ctx context.Context, rpc string, dev D
 
 func (a policyAuthorizer) AuthorizeSubDevice(ctx context.Context, gateway, sub Device) error {
 	id, name, ok := caller(ctx)
-	if ok && (id.Kind == KindAnonymous ||
+	// Gateways and their topology are Alibaba's only.
+	if ok && gateway.Platform == "" && sub.Platform == "" && (id.Kind == KindAnonymous ||
 		a.p.AuthorizeSubDevice(id, gateway.ProductKey, gateway.DeviceName, sub.ProductKey, sub.DeviceName) == nil) {
 		return nil
 	}

@@ -115,7 +115,7 @@ func (p *Policy) AuthorizeSubDevice(id Identity, gwPK, gwDN, subPK, subDN string
 	}
 	switch id.Kind {
 	case KindDevice:
-		if id.ProductKey == gwPK && id.DeviceName == gwDN && contains(p.DeviceRPCs, rpcSubDeviceLogin) {
+		if id.Device() == (device.ID{ProductKey: gwPK, DeviceName: gwDN}) && contains(p.DeviceRPCs, rpcSubDeviceLogin) {
 			return nil
 		}
 	case KindBackend:

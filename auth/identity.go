@@ -40,8 +40,9 @@ func (k Kind) String() string {
 // Identity is an authenticated caller.
 type Identity struct {
 	Kind Kind
-	// ProductKey and DeviceName name a device caller.
-	ProductKey, DeviceName string
+	// Platform, ProductKey, DeviceName and Module name a device caller
+	// (see Device); Platform is "" for an Alibaba device.
+	Platform, ProductKey, DeviceName, Module string
 	// Name is a backend's principal: its URI SAN or its JWT subject.
 	Name string
 	// Method is how the caller proved it: "mtls", "jwt" or "none".
@@ -53,11 +54,19 @@ type Identity struct {
 func (i Identity) String() string {
 	switch i.Kind {
 	case KindDevice:
-		return "device:" + i.ProductKey + "/" + i.DeviceName
+		return "device:" + i.Device().String()
 	case KindBackend:
 		return "backend:" + i.Name
 	}
 	return "anonymous"
+}
+
+// Device is the device a device caller is (zero for other callers).
+func (i Identity) Device() device.ID {
+	if i.Kind != KindDevice {
+		return device.ID{}
+	}
+	return device.ID{Platform: i.Platform, ProductKey: i.ProductKey, DeviceName: i.DeviceName, Module: i.Module}
 }
 
 type identityKey struct{}
@@ -100,6 +109,11 @@ func (c CertConfig) Validate() error {
 		}
 		if strings.EqualFold(s, c.deviceScheme()) {
 			errs = append(errs, fmt.Errorf("backend URI scheme %q is also the device URI scheme", s))
+		}
+	}
+	for _, s := range append([]string{c.deviceScheme()}, c.backendSchemes()...) {
+		if p, ok := device.ByScheme(strings.ToLower(s)); ok {
+			errs = append(errs, fmt.Errorf("URI scheme %q is platform %s's device scheme", s, p.Name))
 		}
 	}
 	// A separator holding a productKey character would make the split
@@ -170,6 +184,12 @@ func (c CertConfig) IdentityFromCert(cert *x509.Certificate) (Identity, error) {
 		switch {
 		case strings.EqualFold(scheme, c.deviceScheme()):
 			id, err := c.deviceFromURI(raw)
+			if err != nil {
+				return Identity{}, err
+			}
+			found = append(found, id)
+		case isPlatformScheme(scheme):
+			id, err := platformDeviceFromURI(raw, scheme)
 			if err != nil {
 				return Identity{}, err
 			}
@@ -298,6 +318,71 @@ func (c CertConfig) deviceFromURI(raw string) (Identity, error) {
 		return Identity{}, bad("not in canonical form")
 	}
 	return Identity{Kind: KindDevice, ProductKey: pk, DeviceName: dn, Method: "mtls"}, nil
+}
+
+// isPlatformScheme reports whether scheme, in any case, is a registered
+// platform's device scheme (any case, so that a misspelt one is refused
+// rather than ignored).
+func isPlatformScheme(scheme string) bool {
+	_, ok := device.ByScheme(strings.ToLower(scheme))
+	return ok
+}
+
+// platformDeviceFromURI reads another platform's device identity,
+// {scheme}://{product}/{device}[/{module}] (or {scheme}://{device} on a
+// platform without products), as strictly as the Alibaba one: exactly as
+// written, every part valid by the platform's rules, and read the same by
+// any URL parser.
+func platformDeviceFromURI(raw, scheme string) (Identity, error) {
+	pl, _ := device.ByScheme(strings.ToLower(scheme))
+	shape := "{product}/{device}"
+	switch {
+	case !pl.Products:
+		shape = "{device}"
+	case pl.Modules:
+		shape = "{product}/{device}[/{module}]"
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("device URI SAN %q: %s; want exactly %s://%s", raw, why, pl.Scheme, shape)
+	}
+	rest, ok := strings.CutPrefix(raw, pl.Scheme+"://")
+	if !ok {
+		return Identity{}, bad("scheme or \"//\" not as written by the rule")
+	}
+	parts := strings.Split(rest, "/")
+	host := parts[0]
+	switch {
+	case strings.Contains(raw, "%"):
+		return Identity{}, bad("percent-encoding")
+	case strings.Contains(rest, "?"):
+		return Identity{}, bad("a query")
+	case strings.Contains(rest, "#"):
+		return Identity{}, bad("a fragment")
+	case strings.Contains(host, "@"):
+		return Identity{}, bad("user info")
+	case strings.Contains(host, ":"):
+		return Identity{}, bad("a port")
+	}
+	id := Identity{Kind: KindDevice, Platform: pl.Name, Method: "mtls"}
+	switch {
+	case !pl.Products && len(parts) == 1:
+		id.DeviceName = parts[0]
+	case pl.Products && len(parts) == 2:
+		id.ProductKey, id.DeviceName = parts[0], parts[1]
+	case pl.Products && pl.Modules && len(parts) == 3:
+		id.ProductKey, id.DeviceName, id.Module = parts[0], parts[1], parts[2]
+	default:
+		return Identity{}, bad(fmt.Sprintf("%d path segments", len(parts)-1))
+	}
+	if err := id.Device().Validate(); err != nil {
+		return Identity{}, fmt.Errorf("device URI SAN %q: %w", raw, err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, pl.Scheme) || u.Host != host || u.Path != strings.TrimPrefix(rest, host) ||
+		u.RawPath != "" || u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return Identity{}, bad("not in canonical form")
+	}
+	return id, nil
 }
 
 // backendFromURI reads a backend's SPIFFE ID (for other backend schemes,

@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -33,7 +34,13 @@ type Policy struct {
 type Grant struct {
 	// Identity is the backend's URI SAN (spiffe://…) or JWT subject.
 	Identity string `json:"identity"`
-	// Products it may act for; "*" means every product.
+	// Products it may act for: an Alibaba productKey, or "*" for every
+	// Alibaba product; another platform's as "{platform}:{product}" (Azure:
+	// the hub; DPS: the ID scope) or "{platform}:*" for all of that
+	// platform's (the only form for a platform without products, such as
+	// "huawei:*"); "*:*" for every product of every platform. A plain "*"
+	// stays Alibaba's, as it was before other platforms existed, so that no
+	// existing grant widens to them unasked.
 	Products []string `json:"products"`
 	// RPCs it may call, by method name (e.g. "SignMqttConnect",
 	// "StreamSignMqttConnect": see RPCNames); "*" means every RPC. A name
@@ -42,8 +49,12 @@ type Grant struct {
 	RPCs []string `json:"rpcs"`
 }
 
-// DefaultDeviceRPCs are the RPCs a device may call for itself.
-var DefaultDeviceRPCs = []string{"SignMqttConnect", "PreVerify"}
+// DefaultDeviceRPCs are the RPCs a device may call for itself: its own
+// platform's sign RPC (a device's identity carries its platform, so a
+// device of one platform never matches another platform's device) and
+// Alibaba's PreVerify.
+var DefaultDeviceRPCs = []string{"SignMqttConnect", "PreVerify",
+	"SignAzureMqttConnect", "SignAzureDpsMqttConnect", "SignTencentMqttConnect", "SignHuaweiMqttConnect", "SignOnenetMqttConnect"}
 
 // ParsePolicy reads a policy file (YAML or JSON); unknown keys, bad
 // productKeys and unknown RPC names are errors naming the field.
@@ -104,8 +115,8 @@ func (p *Policy) init() error {
 			errs = append(errs, fmt.Errorf("backends[%d].products: required (use \"*\" for all)", i))
 		}
 		for _, pk := range g.Products {
-			if pk != "*" && device.ValidateProductKey(pk) != nil {
-				errs = append(errs, fmt.Errorf("backends[%d].products: %q is not a productKey", i, pk))
+			if err := checkProductGrant(pk); err != nil {
+				errs = append(errs, fmt.Errorf("backends[%d].products: %q: %w", i, pk, err))
 			}
 		}
 		if len(g.RPCs) == 0 {
@@ -155,20 +166,79 @@ func (p *Policy) MayCall(id Identity, rpc string) bool {
 }
 
 // Authorize decides whether id may call rpc (the method name, e.g.
-// "SignMqttConnect") for the device productKey/deviceName. It never looks at
-// the secret store: the decision is made on names alone.
+// "SignMqttConnect") for the Alibaba device productKey/deviceName: see
+// AuthorizeID.
 func (p *Policy) Authorize(id Identity, rpc, productKey, deviceName string) error {
+	return p.AuthorizeID(id, rpc, device.ID{ProductKey: productKey, DeviceName: deviceName})
+}
+
+// AuthorizeID decides whether id may call rpc for dev. A device may call
+// its deviceRpcs for itself only, the whole ID equal (platform and module
+// included); a backend, the RPCs and products its grant names. It never
+// looks at the secret store: the decision is made on names alone.
+func (p *Policy) AuthorizeID(id Identity, rpc string, dev device.ID) error {
 	switch id.Kind {
 	case KindDevice:
-		if contains(p.DeviceRPCs, rpc) && id.ProductKey == productKey && id.DeviceName == deviceName {
+		if contains(p.DeviceRPCs, rpc) && id.Device() == dev {
 			return nil
 		}
 	case KindBackend:
 		g := p.byName[id.Name]
-		if g != nil && (contains(g.RPCs, "*") || contains(g.RPCs, rpc)) &&
-			(contains(g.Products, "*") || contains(g.Products, productKey)) {
+		if g != nil && (contains(g.RPCs, "*") || contains(g.RPCs, rpc)) && grantsProduct(g.Products, dev) {
 			return nil
 		}
 	}
 	return ErrDenied
+}
+
+// grantsProduct reports whether the product entries of a grant cover dev.
+func grantsProduct(products []string, dev device.ID) bool {
+	for _, e := range products {
+		platform, product, qualified := strings.Cut(e, ":")
+		switch {
+		case !qualified:
+			if dev.Platform == "" && (e == "*" || e == dev.ProductKey) {
+				return true
+			}
+		case platform == "*":
+			return true // "*:*", the only form checkProductGrant lets through
+		case platform == dev.Platform && (product == "*" || product == dev.ProductKey):
+			return true
+		}
+	}
+	return false
+}
+
+// checkProductGrant checks one products entry of a grant.
+func checkProductGrant(e string) error {
+	platform, product, qualified := strings.Cut(e, ":")
+	switch {
+	case !qualified:
+		if e != "*" && device.ValidateProductKey(e) != nil {
+			return errors.New("not an Alibaba productKey (another platform's product is written {platform}:{product})")
+		}
+		return nil
+	case platform == "*":
+		if product != "*" {
+			return errors.New(`every platform is written "*:*"`)
+		}
+		return nil
+	}
+	pl, ok := device.Lookup(platform)
+	switch {
+	case !ok:
+		return fmt.Errorf("platform %q is not one this server knows", platform)
+	case product == "*":
+		return nil
+	case !pl.Products:
+		return fmt.Errorf(`platform %s has no products: grant "%s:*"`, platform, platform)
+	case product == "" || strings.ContainsAny(product, "/:*"):
+		return errors.New("not a product name")
+	}
+	for i := 0; i < len(product); i++ {
+		if product[i] <= ' ' || product[i] >= 0x7f {
+			return errors.New("not a product name")
+		}
+	}
+	return nil
 }

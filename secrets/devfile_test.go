@@ -30,7 +30,7 @@ func TestParseDevFile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, first, err := ParseDevFile([]byte(tc.data))
+			m, first, err := ParseDevFile([]byte(tc.data), nil)
 			if tc.wantErr != nil {
 				if err == nil {
 					t.Fatal("accepted")

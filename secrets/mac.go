@@ -116,6 +116,21 @@ func (*LocalMACer) Check(string, Algorithm) error { return nil }
 // their messages (naming the device and storage path) reach callers
 // unchanged.
 func (l *LocalMACer) MAC(ctx context.Context, id DeviceID, alg Algorithm, content []byte) ([]byte, error) {
+	return l.mac(ctx, id, alg, func(secret []byte) ([]byte, []byte) { return secret, content })
+}
+
+// MACSecret implements SecretMACer: the HMAC of the device's secret, keyed
+// by key.
+func (l *LocalMACer) MACSecret(ctx context.Context, id DeviceID, alg Algorithm, key []byte) ([]byte, error) {
+	if len(key) == 0 {
+		return nil, fmt.Errorf("device %s: empty HMAC key", id)
+	}
+	return l.mac(ctx, id, alg, func(secret []byte) ([]byte, []byte) { return key, secret })
+}
+
+// mac looks the device's secret up and computes the HMAC of the message
+// under the key that roles picks from the secret.
+func (l *LocalMACer) mac(ctx context.Context, id DeviceID, alg Algorithm, roles func(secret []byte) (key, msg []byte)) ([]byte, error) {
 	newHash := alg.newHash()
 	if newHash == nil {
 		return nil, fmt.Errorf("device %s: unknown HMAC algorithm %v", id, alg)
@@ -124,12 +139,12 @@ func (l *LocalMACer) MAC(ctx context.Context, id DeviceID, alg Algorithm, conten
 	if err != nil {
 		return nil, err
 	}
-	key := secret.Bytes()
-	if len(key) == 0 {
+	if len(secret.Bytes()) == 0 {
 		// A Store answers ErrNotFound or ErrUnusable rather than an empty
 		// secret; one that does not is a bug (INTERNAL).
 		return nil, fmt.Errorf("device %s: the store returned an empty secret", id)
 	}
+	key, msg := roles(secret.Bytes())
 	// crypto/hmac panics on what FIPS 140-only mode refuses; answer an
 	// error instead (INTERNAL, as before keys were routed here).
 	if fips140.Enforced() {
@@ -137,12 +152,20 @@ func (l *LocalMACer) MAC(ctx context.Context, id DeviceID, alg Algorithm, conten
 			return nil, fmt.Errorf("device %s: %v in FIPS 140-only mode: %w", id, alg, errFIPS)
 		}
 		if len(key) < fipsMinKeyLen {
-			return nil, fmt.Errorf("device %s: secret shorter than %d bytes in FIPS 140-only mode: %w", id, fipsMinKeyLen, errFIPS)
+			return nil, fmt.Errorf("device %s: HMAC key shorter than %d bytes in FIPS 140-only mode: %w", id, fipsMinKeyLen, errFIPS)
 		}
 	}
 	h := hmac.New(newHash, key)
-	h.Write(content) // hash.Hash.Write never returns an error.
+	h.Write(msg) // hash.Hash.Write never returns an error.
 	return h.Sum(nil), nil
+}
+
+// SecretMACer computes "the MAC of this device's key, keyed by this
+// content": the form of platforms that key the HMAC with a public value
+// and hash the secret (Huawei IoTDA keys it with the timestamp). Only a
+// home that holds the key in this process can compute it.
+type SecretMACer interface {
+	MACSecret(ctx context.Context, id DeviceID, alg Algorithm, key []byte) ([]byte, error)
 }
 
 // fipsMinKeyLen is the shortest HMAC key crypto/hmac accepts in FIPS
@@ -170,9 +193,11 @@ func NewRouter(local, transit MACer, inTransit func(productKey string) bool) *Ro
 	return &Router{local: local, transit: transit, inTransit: inTransit}
 }
 
-// home returns the MACer of productKey's keys.
-func (r *Router) home(productKey string) (MACer, error) {
-	if !r.inTransit(productKey) {
+// home returns the MACer of productKey's keys. Transit mode is a setting
+// of Alibaba products only: other platforms' devices (whose product names
+// may coincide with an Alibaba product's) always have local keys.
+func (r *Router) home(platform, productKey string) (MACer, error) {
+	if platform != "" || !r.inTransit(productKey) {
 		return r.local, nil
 	}
 	if r.transit == nil {
@@ -183,7 +208,7 @@ func (r *Router) home(productKey string) (MACer, error) {
 
 // Check implements MACer.
 func (r *Router) Check(productKey string, alg Algorithm) error {
-	m, err := r.home(productKey)
+	m, err := r.home("", productKey)
 	if err != nil {
 		return err
 	}
@@ -192,18 +217,33 @@ func (r *Router) Check(productKey string, alg Algorithm) error {
 
 // MAC implements MACer.
 func (r *Router) MAC(ctx context.Context, id DeviceID, alg Algorithm, content []byte) ([]byte, error) {
-	m, err := r.home(id.ProductKey)
+	m, err := r.home(id.Platform, id.ProductKey)
 	if err != nil {
 		return nil, err
 	}
 	return m.MAC(ctx, id, alg, content)
 }
 
+// MACSecret implements SecretMACer for devices whose keys are local; a
+// device whose key is in Transit gets a *NoHomeError-like refusal, as
+// Transit cannot use a key as the message.
+func (r *Router) MACSecret(ctx context.Context, id DeviceID, alg Algorithm, key []byte) ([]byte, error) {
+	m, err := r.home(id.Platform, id.ProductKey)
+	if err != nil {
+		return nil, err
+	}
+	sm, ok := m.(SecretMACer)
+	if !ok {
+		return nil, &AlgorithmError{ProductKey: id.ProductKey, Home: "Vault Transit", Offers: "no HMAC of the key itself", Algorithm: alg, Use: alg}
+	}
+	return sm.MACSecret(ctx, id, alg, key)
+}
+
 // InStore returns nil if productKey's device secrets are kept in the Store
 // (so that writing one there, as registration does, is what signs for the
 // device), or an error saying where they are kept instead.
 func (r *Router) InStore(productKey string) error {
-	if r.inTransit(productKey) {
+	if r.inTransit(productKey) { // registration is Alibaba's only
 		return fmt.Errorf("product %s keeps its device secrets in Vault Transit", productKey)
 	}
 	return nil

@@ -44,6 +44,10 @@ type VaultConfig struct {
 	// Field is the secret's key holding the DeviceSecret; default
 	// "deviceSecret".
 	Field string
+	// Locations says where the keys of each other platform's devices are
+	// (by device.ID.Platform); Mount, PathTemplate and Field above are
+	// Alibaba's. A device of a platform with no location is refused.
+	Locations map[string]Location
 
 	// Timeout bounds one Vault request; default 1.5 s, so that an uncached
 	// device gets its UNAVAILABLE within 2 s while Vault is down or slow.
@@ -103,6 +107,11 @@ func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
 	}
 	if err := checkTemplate(cfg.PathTemplate); err != nil {
 		return nil, err
+	}
+	for name, loc := range cfg.Locations {
+		if err := loc.Check(); err != nil {
+			return nil, fmt.Errorf("vault location of platform %s: %w", name, err)
+		}
 	}
 
 	vc := vault.DefaultConfig() // reads VAULT_ADDR, VAULT_CACERT, VAULT_CLIENT_CERT, ...
@@ -165,33 +174,53 @@ func (v *Vault) Close() {
 func (v *Vault) Lookup(ctx context.Context, id DeviceID) (Secret, error) {
 	// The service validates names; this guards direct users of the package
 	// against walking the mount with a crafted name.
-	if strings.ContainsAny(id.ProductKey+id.DeviceName, "/?#%") || id.ProductKey == "" || id.DeviceName == "" {
-		return Secret{}, fmt.Errorf("device %q/%q: invalid name: %w", id.ProductKey, id.DeviceName, ErrNotFound)
+	if err := checkPathParts(id); err != nil {
+		return Secret{}, fmt.Errorf("device %q: %w: %w", id.String(), err, ErrNotFound)
 	}
-	path := v.path(id)
+	loc, err := v.location(id)
+	if err != nil {
+		return Secret{}, fmt.Errorf("device %s: %w", id, err)
+	}
+	path := loc.path(id)
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
-	s, err := v.kv.Get(ctx, path)
-	loc := fmt.Sprintf("device %s (vault %s/data/%s)", id, v.cfg.Mount, path)
+	s, err := v.client.KVv2(loc.Mount).Get(ctx, path)
+	where := fmt.Sprintf("device %s (vault %s/data/%s)", id, loc.Mount, path)
 	if err != nil {
-		return Secret{}, wrapRequestError(id.String(), loc, err)
+		return Secret{}, wrapRequestError(id.String(), where, err)
 	}
 	if s == nil || s.Data == nil {
 		// Deleted (soft-deleted latest version) counts as absent.
-		return Secret{}, fmt.Errorf("%s: %w", loc, ErrNotFound)
+		return Secret{}, fmt.Errorf("%s: %w", where, ErrNotFound)
 	}
-	raw, ok := s.Data[v.cfg.Field]
+	raw, ok := s.Data[loc.Field]
 	if !ok {
-		return Secret{}, fmt.Errorf("%s: field %q missing: %w", loc, v.cfg.Field, ErrUnusable)
+		return Secret{}, fmt.Errorf("%s: field %q missing: %w", where, loc.Field, ErrUnusable)
 	}
 	str, ok := raw.(string)
 	if !ok {
-		return Secret{}, fmt.Errorf("%s: field %q is a %T, want a string: %w", loc, v.cfg.Field, raw, ErrUnusable)
+		return Secret{}, fmt.Errorf("%s: field %q is a %T, want a string: %w", where, loc.Field, raw, ErrUnusable)
 	}
 	if str == "" {
-		return Secret{}, fmt.Errorf("%s: field %q is empty: %w", loc, v.cfg.Field, ErrUnusable)
+		return Secret{}, fmt.Errorf("%s: field %q is empty: %w", where, loc.Field, ErrUnusable)
 	}
-	return NewSecret([]byte(str)), nil
+	key, err := loc.Encoding.decode(str)
+	if err != nil {
+		return Secret{}, fmt.Errorf("%s: field %q: %w: %w", where, loc.Field, err, ErrUnusable)
+	}
+	return NewSecret(key), nil
+}
+
+// location returns where id's key is kept.
+func (v *Vault) location(id DeviceID) (Location, error) {
+	if id.Platform == "" {
+		return Location{Mount: v.cfg.Mount, PathTemplate: v.cfg.PathTemplate, Field: v.cfg.Field}, nil
+	}
+	loc, ok := v.cfg.Locations[id.Platform]
+	if !ok {
+		return Location{}, fmt.Errorf("no Vault location is configured for platform %q", id.Platform)
+	}
+	return loc, nil
 }
 
 // Ready reports whether Vault answers and is unsealed, and whether signerd's
@@ -213,7 +242,8 @@ func (v *Vault) Ready(ctx context.Context) error {
 }
 
 func (v *Vault) path(id DeviceID) string {
-	return strings.NewReplacer("{productKey}", id.ProductKey, "{deviceName}", id.DeviceName).Replace(v.cfg.PathTemplate)
+	loc, _ := v.location(id)
+	return loc.path(id)
 }
 
 func checkTemplate(t string) error {

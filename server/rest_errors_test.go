@@ -196,7 +196,8 @@ func startRecorded(t testing.TB, cfg server.Config) *recordedServer {
 		cfg.Service = service.New(store, service.WithAuthorizer(auth.AllowAll()))
 	}
 	return &recordedServer{testServer: start(t, cfg), audit: a,
-		good: map[string]string{"product_key": "a1TestPK01", "device_name": "dev-a-0001"}}
+		good: map[string]string{"product_key": "a1TestPK01", "device_name": "dev-a-0001",
+			"hub": "test-hub", "device_id": "dev-a-0001", "id_scope": "0ne00000A0A", "registration_id": "dev-a-0001", "product_id": "TESTPRD001"}}
 }
 
 // records returns the JSON lines of buf whose request_id is id.

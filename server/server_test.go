@@ -260,7 +260,7 @@ func (ts *testServer) do(t *testing.T, method, path, body string) (int, []byte) 
 // field; the gateway emits all of them.
 var restResponseKeys = []string{
 	"host", "port", "clientId", "username", "password", "transport", "uri",
-	"keepAliveSeconds", "cleanSession", "protocolVersion", "issuedAt",
+	"keepAliveSeconds", "cleanSession", "protocolVersion", "issuedAt", "expiresAt",
 }
 
 func TestVectors(t *testing.T) {
@@ -293,6 +293,11 @@ func TestVectors(t *testing.T) {
 			}
 			if len(m) != len(restResponseKeys) {
 				t.Errorf("REST answer has keys %v, want exactly %v", keys(m), restResponseKeys)
+			}
+			// An Alibaba login does not expire: the field is there (the
+			// gateway writes every field) and null.
+			if v, ok := m["expiresAt"]; !ok || v != nil {
+				t.Errorf("REST answer expiresAt = %v, want null", v)
 			}
 			if m["clientId"] != c.Expect.ClientID || m["username"] != c.Expect.Username || m["password"] != c.Expect.Password {
 				t.Errorf("REST answer = %q, %q, %q; want %q, %q, %q",

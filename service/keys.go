@@ -14,6 +14,7 @@ import (
 // key is kept, so it has no branch per key home.
 type Keys interface {
 	secrets.MACer
+	secrets.SecretMACer
 	// InStore returns nil if productKey's device secrets are kept in the
 	// Store that registration writes to, or an error saying where they are
 	// kept instead.

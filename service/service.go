@@ -13,6 +13,7 @@ import (
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/device"
+	"github.com/signerd/signerd/platform"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	signing "github.com/signerd/signerd/signing/aliyun"
@@ -29,6 +30,7 @@ type Server struct {
 	tokens    *tokenCache
 	authz     auth.Authorizer
 	registrar *registrar // RegisterDevice; nil when not enabled
+	signers   map[string]platform.Signer
 }
 
 // Option configures a Server.

@@ -23,6 +23,7 @@ type config struct {
 	dev             bool
 	devSecrets      string
 	products        string
+	platforms       string
 	logLevel        string
 	shutdownTimeout time.Duration
 	version         bool
@@ -126,8 +127,9 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.httpAddr, "http-addr", "", "REST/HTTP listen address (default :8080; 127.0.0.1:8080 with -dev)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (default :9100; 127.0.0.1:9100 with -dev; \"off\" disables)")
 	fs.BoolVar(&c.dev, "dev", false, "insecure development mode: in-memory secret store, plaintext, loopback only")
-	fs.StringVar(&c.devSecrets, "dev-secrets", "", "with -dev: JSON file of [{productKey, deviceName, deviceSecret}] to load")
+	fs.StringVar(&c.devSecrets, "dev-secrets", "", "with -dev: JSON file of [{productKey, deviceName, deviceSecret}] (Alibaba) or [{platform, productKey, deviceName, module, key}] to load")
 	fs.StringVar(&c.products, "products", "", "per-product settings file (YAML or JSON): endpoint, ports, keep-alive")
+	fs.StringVar(&c.platforms, "platforms", "", "settings of the other platforms (YAML or JSON), one section each: azure, tencent, huawei, onenet (see docs/PLATFORMS.md)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGTERM")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")

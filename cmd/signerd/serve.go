@@ -28,7 +28,7 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 	if cfg.dev {
 		store = a.devStore
 	} else {
-		v, c, err := vaultStore(ctx, cfg, a.vaultAuth, log, m)
+		v, c, err := vaultStore(ctx, cfg, a.vaultAuth, a.platforms.locations, log, m)
 		if err != nil {
 			return err
 		}
@@ -74,7 +74,11 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 		return err
 	}
 	defer closer.Close()
+	if len(a.platforms.enabled) > 0 {
+		log.Info("platforms served besides Alibaba", "platforms", a.platforms.enabled)
+	}
 	svcOpts = append(svcOpts, service.WithProducts(products), service.WithLogger(log),
+		service.WithSigners(a.platforms.signers...),
 		service.WithAuthorizer(auth.NewAuthorizer(a.policy)),
 		service.WithPreVerify(pv, service.TokenConfig{
 			RefreshMargin:        cfg.tokenRefreshMargin,
@@ -100,7 +104,7 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 // devStore builds the in-memory store of -dev: from a file, or one demo
 // device with a random secret (its identity is logged, its secret is not).
 // It also returns the first device, which the "try" log line names.
-func devStore(path string, log *slog.Logger) (*secrets.Memory, secrets.DeviceID, error) {
+func devStore(path string, encodings map[string]secrets.Encoding, log *slog.Logger) (*secrets.Memory, secrets.DeviceID, error) {
 	if path == "" {
 		m, err := secrets.NewDemo()
 		if err != nil {
@@ -114,7 +118,7 @@ func devStore(path string, log *slog.Logger) (*secrets.Memory, secrets.DeviceID,
 	if err != nil {
 		return nil, secrets.DeviceID{}, fmt.Errorf("-dev-secrets: %w", err)
 	}
-	m, first, err := secrets.ParseDevFile(data)
+	m, first, err := secrets.ParseDevFile(data, encodings)
 	if err != nil {
 		return nil, first, fmt.Errorf("-dev-secrets %s: %w", path, err)
 	}

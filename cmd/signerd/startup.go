@@ -29,6 +29,7 @@ import (
 // fail without the network belongs in build, not in serve.
 type assets struct {
 	products  *signing.Products
+	platforms platformSet
 	metrics   *metrics.Metrics
 	platform  *platform.Client // the platform's auth endpoints (PreVerify, RegisterDevice)
 	policy    *auth.Policy
@@ -63,6 +64,9 @@ func build(cfg config, env map[string]string, log *slog.Logger) (*assets, error)
 			add(fmt.Errorf("-products %s: %w", cfg.products, err))
 		}
 	}
+	var err error
+	a.platforms, err = loadPlatforms(cfg.platforms, platformModules)
+	add(err)
 	if cfg.dev && a.products.AnyTransit() {
 		add(errors.New("-products: Transit mode needs Vault; -dev has no Vault (remove transit: true)"))
 	}
@@ -79,7 +83,6 @@ func build(cfg config, env map[string]string, log *slog.Logger) (*assets, error)
 			}
 		}
 	}
-	var err error
 	// The platform client reports to the metrics registry serving will
 	// expose, so both are made here, once.
 	a.metrics = metrics.New()
@@ -102,7 +105,7 @@ func build(cfg config, env map[string]string, log *slog.Logger) (*assets, error)
 	add(checkAuditSink(s.auditLog))
 
 	if cfg.dev {
-		a.devStore, a.devDevice, err = devStore(cfg.devSecrets, log)
+		a.devStore, a.devDevice, err = devStore(cfg.devSecrets, a.platforms.encodings(), log)
 		add(err)
 		return a, errors.Join(errs...)
 	}

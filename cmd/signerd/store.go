@@ -19,7 +19,7 @@ const vaultIdleConns = 64
 // vaultStore logs in to Vault and puts the cache in front of it. It fails
 // fast, naming the setting, when Vault cannot be reached or refuses the
 // credentials.
-func vaultStore(ctx context.Context, cfg config, newAuth func() (vault.AuthMethod, error), log *slog.Logger, m *metrics.Metrics) (*secrets.Vault, *secrets.Cache, error) {
+func vaultStore(ctx context.Context, cfg config, newAuth func() (vault.AuthMethod, error), locations map[string]secrets.Location, log *slog.Logger, m *metrics.Metrics) (*secrets.Vault, *secrets.Cache, error) {
 	f := cfg.vault
 	v, err := secrets.NewVault(ctx, secrets.VaultConfig{
 		Address:      f.Addr,
@@ -29,6 +29,7 @@ func vaultStore(ctx context.Context, cfg config, newAuth func() (vault.AuthMetho
 		Mount:        f.KVMount,
 		PathTemplate: f.KVPath,
 		Field:        f.KVField,
+		Locations:    locations,
 		Timeout:      f.timeout,
 		Logger:       log,
 		HTTPClient:   &http.Client{Transport: m.VaultTransport(secrets.VaultTransport(vaultIdleConns))},
