@@ -41,9 +41,9 @@ func isAlnum(c byte) bool {
 
 // ValidateDeviceID checks that s is an IoTDA device_id: 1–128 characters of
 // letters, digits, '_' and '-' ("长度不超过128，只允许字母、数字、下划线（_）、
-// 连接符（-）的组合", the device_id of every device API in the IoTDA API
-// reference, such as ShowDevice, GET /v5/iot/{project_id}/devices/{device_id},
-// under https://support.huaweicloud.com/api-iothub/).
+// 连接符（-）的组合", the device_id of AddDevice,
+// https://support.huaweicloud.com/api-iothub/iot_06_v5_0046.html, and of
+// every other device API of the IoTDA API reference).
 // Platform-assigned ids are "{product_id}_{node_id}". Every byte >= 0x80 is
 // refused.
 //
