@@ -116,7 +116,10 @@ func TestSignConnectRefuses(t *testing.T) {
 			r := valid
 			tc.edit(&r)
 			called := false
-			mac := func(m onenet.Method, c []byte) ([]byte, error) { called = true; return onenet.KeyMAC([]byte("k"))(m, c) }
+			mac := func(m onenet.Method, c []byte) ([]byte, error) {
+				called = true
+				return onenet.KeyMAC([]byte("k"))(m, c)
+			}
 			got, err := onenet.SignConnect(r, mac)
 			if tc.field == "" {
 				if err != nil || !called {
