@@ -23,8 +23,12 @@ const (
 	MaxTTL     = 30 * 24 * time.Hour
 )
 
-// Ports: key-authenticated devices use 1883; certificate devices, and
-// devices that want TLS, 8883.
+// Ports. The access guide gives 1883 for key-authenticated devices and 8883
+// for certificate devices. Tencent's C SDK does connect key devices to 8883
+// too, but over TLS-PSK with the devicePsk as the pre-shared key
+// (mbedtls_ssl_conf_psk, AUTH_MODE_KEY without AUTH_WITH_NOTLS): that needs
+// the key on the device, which is what this service avoids, so a login
+// signed here is for 1883; 8883 serves certificate devices.
 const (
 	DefaultPort    = 1883
 	DefaultTLSPort = 8883

@@ -93,7 +93,10 @@ func matches(s string, minLen, maxLen int, mask uint8) bool {
 // 1A17RZR3XX in the MQTT access guide,
 // https://cloud.tencent.com/document/product/1081/102803); the device SDKs hold
 // it in a 10-character buffer (MAX_SIZE_OF_PRODUCT_ID 10 in
-// qcloud-iot-explorer-sdk-embedded-c and qcloud-iot-sdk-embedded-c). The
+// qcloud-iot-explorer-sdk-embedded-c and qcloud-iot-sdk-embedded-c), so an
+// SDK device cannot use a longer one. (One Explorer API example,
+// "LJ0INDNU7Us", has 11 characters and a lower-case letter; next to
+// M5AWDSEUYO in the same reference and the SDK's buffer it reads as a typo.) The
 // fixed length is also what keeps the clientId "{productId}{deviceName}",
 // which has no separator, unambiguous: with a variable length "AB"+"Cx" and
 // "ABC"+"x" would be one client.

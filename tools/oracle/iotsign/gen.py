@@ -2,8 +2,9 @@
 """Known-answer vectors for signerd's Tencent, Huawei IoTDA and OneNET signing.
 
 A second implementation, independent of the Go code in signing/: written from
-docs/../shared/PLATFORMS.md and the platforms' own documentation and sample
-code (cited below), with the Python standard library only. It writes
+the project's platform notes (PLATFORMS.md, issue 14) and the platforms' own
+documentation and sample code (cited below), with the Python standard library
+only. It writes
 
     {out}/signing/tencent/testdata/vectors.json
     {out}/signing/huawei/testdata/vectors.json
