@@ -66,11 +66,17 @@ func ValidateProductID(s string) error {
 }
 
 // ValidateDeviceName checks that s is a OneNET device name: 1–64
-// characters of letters, digits, '_' and '-', the characters the console
-// accepts for a device name. The documentation's names (mydev, test,
-// ceshi-0003, DEV867435057486946) all fit. The rule leaves out '/', which
-// would add a level to res = products/{pid}/devices/{name}, and every
-// character the token's URL-encoding would change.
+// characters of letters, digits, '_' and '-'.
+//
+// The copies of OneNET's documentation at hand while this was written give
+// no character rule for device names, only examples (mydev and
+// products/123123/devices/78329710 in the token documentation, ceshi-0003
+// in the device API, DEV867435057486946 in its Java sample), which this
+// rule admits. It is deliberately narrow: it leaves out '/', which would add
+// a level to res = products/{pid}/devices/{name}, and every character the
+// token's URL-encoding would change, so a name that passes means the same
+// thing in the token, the topic and the clientId. Widen it only from
+// OneNET's own rule.
 func ValidateDeviceName(s string) error {
 	if len(s) == 0 || len(s) > maxDeviceNameLen {
 		return fieldError(fieldDeviceName, reasonDeviceName)
