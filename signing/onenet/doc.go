@@ -13,7 +13,7 @@
 //
 // with every value URL-encoded. Hosts: mqtts.heclouds.com:1883, and with TLS
 // mqttstls.heclouds.com:8883. Sources: the token algorithm
-// (https://open.iot.10086.cn/doc/mqtt/book/manual/auth/token.html), its
+// (https://open.iot.10086.cn/doc/multiprotocol/book/manual/auth/token.html), its
 // Python and Java samples
 // (https://onenet.hk.chinamobile.com/suben/doc/multiprotocol/book/manual/auth/python.html),
 // and PLATFORMS.md. The documentation's worked example (et 1537255523, sha1,

@@ -22,7 +22,7 @@ func decode(t *testing.T, s string) []byte {
 }
 
 // TestDocumentedExample checks the token documentation's worked example
-// (https://open.iot.10086.cn/doc/mqtt/book/manual/auth/token.html):
+// (https://open.iot.10086.cn/doc/multiprotocol/book/manual/auth/token.html):
 // "et = 1537255523, method = sha1, res = products/123123, version =
 // 2018-10-31 ... StringForSignature = "1537255523" + "\n" + "sha1" + "\n" +
 // "products/123123" + "\n" + "2018-10-31"". The page's sign is a placeholder,

@@ -50,7 +50,7 @@ func isAlnum(c byte) bool {
 // current platform (Ck2AF9QD2K, N57oL1l2fe in its API examples,
 // https://iot.10086.cn/doc/iot_platform/book/api/common/registDeviceIdentity.html),
 // digits on the legacy one (123123 in the token documentation,
-// https://open.iot.10086.cn/doc/mqtt/book/manual/auth/token.html). No
+// https://open.iot.10086.cn/doc/multiprotocol/book/manual/auth/token.html). No
 // character outside [A-Za-z0-9] appears in either, and none of them needs
 // URL-encoding in the token's res.
 func ValidateProductID(s string) error {

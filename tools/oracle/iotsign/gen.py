@@ -202,7 +202,7 @@ def huawei_vectors():
 # OneNET (studio products).
 #
 # Rules: PLATFORMS.md "OneNET" and the token algorithm
-# (https://open.iot.10086.cn/doc/mqtt/book/manual/auth/token.html):
+# (https://open.iot.10086.cn/doc/multiprotocol/book/manual/auth/token.html):
 # StringForSignature = et + "\n" + method + "\n" + res + "\n" + version;
 # sign = base64(hmac_<method>(base64decode(key), utf-8(StringForSignature)));
 # token = version=2018-10-31&res=...&et=...&method=...&sign=... with the values
