@@ -1,7 +1,9 @@
 // Package signing is the home of the IoT platforms' sign rules: one
 // package per platform below it, each holding that platform's rules for
 // the credentials and forms its devices and its endpoints take. The
-// Alibaba Cloud IoT Platform's are in [github.com/signerd/signerd/signing/aliyun].
+// Alibaba Cloud IoT Platform's are in [github.com/signerd/signerd/signing/aliyun],
+// Azure IoT Hub's and its Device Provisioning Service's in
+// [github.com/signerd/signerd/signing/azure].
 //
 // This package itself holds no code: no rule is shared by every platform,
 // and the identity they share (product key, device name and their checks)
