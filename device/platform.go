@@ -19,7 +19,9 @@ type Platform struct {
 	// Scheme is the URI scheme of its devices' certificate identities,
 	// such as "azure-iot": {scheme}://{productKey}/{deviceName} (with
 	// "/{module}" for a module, and {scheme}://{deviceName} on a platform
-	// without products).
+	// without products). Empty for a namespace of keys that are not any
+	// device's (Azure DPS enrollment group keys), which no certificate can
+	// name.
 	Scheme string
 	// Products says whether its devices belong to a product (a hub, an ID
 	// scope); false where a device id stands alone.
@@ -49,7 +51,7 @@ func Register(p Platform) {
 		registry.byScheme = make(map[string]Platform)
 	}
 	switch {
-	case !validPlatformName(p.Name) || !validPlatformName(p.Scheme):
+	case !validPlatformName(p.Name) || (p.Scheme != "" && !validPlatformName(p.Scheme)):
 		panic(fmt.Sprintf("device.Register: platform %q, scheme %q: want lower-case letters, digits and '-'", p.Name, p.Scheme))
 	case p.Validate == nil:
 		panic(fmt.Sprintf("device.Register: platform %q: Validate is nil", p.Name))
@@ -59,11 +61,13 @@ func Register(p Platform) {
 	if _, dup := registry.byName[p.Name]; dup {
 		panic(fmt.Sprintf("device.Register: platform %q registered twice", p.Name))
 	}
-	if _, dup := registry.byScheme[p.Scheme]; dup {
+	if _, dup := registry.byScheme[p.Scheme]; dup && p.Scheme != "" {
 		panic(fmt.Sprintf("device.Register: scheme %q registered twice", p.Scheme))
 	}
 	registry.byName[p.Name] = p
-	registry.byScheme[p.Scheme] = p
+	if p.Scheme != "" {
+		registry.byScheme[p.Scheme] = p
+	}
 }
 
 // AlibabaScheme is the default URI scheme of Alibaba devices' certificate
