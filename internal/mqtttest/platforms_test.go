@@ -676,3 +676,91 @@ func TestPlatformIsTheListeners(t *testing.T) {
 		t.Error("an Alibaba device of the same names is online")
 	}
 }
+
+// --- every platform at once ---
+
+type platformLogin struct {
+	name     string
+	listener string
+	c        mqtttest.Conn
+}
+
+// everyPlatform starts a broker at t0 with a device of each platform and
+// returns an accepted login of each, per listener and sign method.
+func everyPlatform(tb testing.TB) (*mqtttest.Broker, []platformLogin) {
+	b := mqtttest.Start(tb, mqtttest.WithClock(newClock(t0).now))
+	b.AddDevice(pk, dn, secret)
+	b.AddAzureDevice(hubHost, azDev, "", azKey)
+	b.AddAzureDevice(hubHost, azDev, azMod, azModKey)
+	b.AddAzureDPSGroup(idScope, msGroupKey, msRegID)
+	b.AddTencentDevice(tcPID, tcDN, tcPSK)
+	b.AddHuaweiDevice(hwDev, hwSecret)
+	b.AddOneNETDevice(onPID, onDN, onKey)
+	exp := t0.Add(time.Hour).Unix()
+	var ls []platformLogin
+	add := func(name, listener string, c mqtttest.Conn) {
+		ls = append(ls, platformLogin{name, listener, c})
+	}
+	for m := range methods {
+		add("alibaba/"+m, mqtttest.ListenerTLS, creds(b, mqtttest.ListenerTLS, m))
+	}
+	add("azure/device", mqtttest.ListenerAzureTLS, azureConn(b, mqtttest.ListenerAzureTLS, hubHost, azDev, "", azKey, exp))
+	add("azure/module", mqtttest.ListenerAzureTLS, azureConn(b, mqtttest.ListenerAzureTLS, hubHost, azDev, azMod, azModKey, exp))
+	add("azure-dps", mqtttest.ListenerDPSTLS, dpsConn(b, idScope, msRegID, msDerivedKey, exp))
+	for m := range tencentHashes {
+		add("tencent/"+m, mqtttest.ListenerTencentTCP, tencentConn(b, mqtttest.ListenerTencentTCP, tcPID, tcDN, tcPSK, m, "abcde", exp))
+	}
+	for _, flag := range []string{"0", "1"} {
+		add("huawei/"+flag, mqtttest.ListenerHuaweiTCP, huaweiConn(b, mqtttest.ListenerHuaweiTCP, hwDev, hwSecret, flag, t0))
+	}
+	for m := range onenetHashes {
+		add("onenet/"+m, mqtttest.ListenerOneNETTCP, conn(b, mqtttest.ListenerOneNETTCP, onDN, onPID, onenetToken(onPID, onDN, onKey, m, exp)))
+	}
+	return b, ls
+}
+
+// Every one-bit change of any byte of an accepted password is refused,
+// with a reason, on every platform: the whole password is checked, not a
+// prefix, a field or a decoded form that two spellings share.
+func TestEveryPasswordBitFlipRefused(t *testing.T) {
+	b, logins := everyPlatform(t)
+	for _, l := range logins {
+		t.Run(l.name, func(t *testing.T) {
+			if v := b.CheckConnect(l.listener, l.c.ClientID, l.c.Username, l.c.Password, 300); !v.Accepted {
+				t.Fatalf("the unchanged login is refused: %s", v.Reason)
+			}
+			for i := range len(l.c.Password) {
+				p := []byte(l.c.Password)
+				p[i] ^= 1
+				if v := b.CheckConnect(l.listener, l.c.ClientID, l.c.Username, string(p), 300); v.Accepted || v.Reason == "" {
+					t.Errorf("password with byte %d changed (%q→%q): %+v", i, l.c.Password[i], p[i], v)
+				}
+			}
+		})
+	}
+}
+
+// Whatever the CONNECT holds, on whichever listener, the broker gives a
+// verdict without panicking: an accepted login with no reason, or a
+// refusal with one.
+func FuzzCheckConnect(f *testing.F) {
+	b, logins := everyPlatform(f)
+	ids := []string{mqtttest.ListenerTCP, mqtttest.ListenerTLS, mqtttest.ListenerWSS,
+		mqtttest.ListenerAzureTLS, mqtttest.ListenerAzureWSS, mqtttest.ListenerDPSTLS,
+		mqtttest.ListenerTencentTCP, mqtttest.ListenerTencentTLS, mqtttest.ListenerHuaweiTCP,
+		mqtttest.ListenerHuaweiTLS, mqtttest.ListenerOneNETTCP, mqtttest.ListenerOneNETTLS}
+	for _, l := range logins {
+		for i, id := range ids {
+			if id == l.listener {
+				f.Add(uint8(i), l.c.ClientID, l.c.Username, l.c.Password, uint16(300))
+			}
+		}
+	}
+	f.Add(uint8(4), "_0_1_", "", "SharedAccessSignature &&=", uint16(0))
+	f.Fuzz(func(t *testing.T, li uint8, cid, user, pass string, keepAlive uint16) {
+		v := b.CheckConnect(ids[int(li)%len(ids)], cid, user, pass, keepAlive)
+		if v.Accepted == (v.Reason != "") {
+			t.Errorf("verdict %+v: accepted with a reason, or refused without one", v)
+		}
+	})
+}
