@@ -162,7 +162,9 @@ func WithCA(ca *pkitest.CA) Option { return func(c *config) { c.ca = ca } }
 
 // WithClock sets the clock the broker checks expiry times and Huawei's
 // checked timestamps against (default: time.Now), so a test can make a
-// credential expired without waiting for it.
+// credential expired without waiting for it. now is called from the
+// broker's connection goroutines, so it must be safe for concurrent use.
+// A credential is valid strictly before its expiry second.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 // WithLogger sets the broker's logger (default: discard).
