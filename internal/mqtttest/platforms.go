@@ -293,7 +293,7 @@ func platformTopicAllowed(id identity, topic string) bool {
 }
 
 // tokenFields splits "k=v&k=v" into raw (still URL-encoded) values,
-// refusing empty keys and keys given twice. want lists the keys allowed.
+// refusing empty keys, keys given twice and keys not in allowed.
 func tokenFields(s string, allowed ...string) (map[string]string, error) {
 	f := make(map[string]string)
 	for _, kv := range strings.Split(s, "&") {
