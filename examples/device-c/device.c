@@ -128,7 +128,11 @@ static int fetch(const struct config *c, struct body *b)
 	dn = curl_easy_escape(h, c->device_name, 0);
 	if (pk == NULL || dn == NULL)
 		goto out;
-	int n = snprintf(url, sizeof url, "%s/v1/products/%s/devices/%s:signMqttConnect", c->signerd, pk, dn);
+	size_t base = strlen(c->signerd);
+	while (base > 0 && c->signerd[base - 1] == '/')
+		base--;
+	int n = snprintf(url, sizeof url, "%.*s/v1/products/%s/devices/%s:signMqttConnect", (int)base, c->signerd, pk,
+			 dn);
 	if (n < 0 || (size_t)n >= sizeof url) {
 		logf_("--signerd: URL too long");
 		goto out;
