@@ -7,18 +7,24 @@ import (
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -135,6 +141,114 @@ func TestE2EDeviceC(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeviceCRefusesBadAnswers: device-c reads signerd's answer into
+// fixed buffers; an answer with a field missing, of the wrong type, out of
+// range or too long for its buffer, or a body too long for the answer
+// buffer, is refused naming the field, and nothing is sent to a broker.
+// The answers come from a stand-in for signerd that requires the device's
+// certificate, as signerd does; signerd itself never sends these.
+func TestDeviceCRefusesBadAnswers(t *testing.T) {
+	ca := pkitest.NewCA(t, "device-c answers CA")
+	dir := t.TempDir()
+	bin := buildDeviceC(t, dir)
+	certFile, keyFile := pkitest.WriteFiles(t, dir, "device", ca.Device(t, mqttPK, "dev-0001"))
+	caFile := writeFile(t, "ca.pem", string(ca.PEM))
+	// A listener nobody should reach: the program must stop before it.
+	broker, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	var dialed atomic.Int32
+	go func() {
+		for {
+			c, err := broker.Accept()
+			if err != nil {
+				return
+			}
+			dialed.Add(1)
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(broker.Addr().String())
+
+	good := map[string]any{
+		"host": "127.0.0.1", "port": json.Number(port), "uri": "tcp://127.0.0.1:" + port,
+		"clientId": "a1MqttPK.dev-0001|securemode=3,signmethod=hmacsha256,timestamp=1700000000000|",
+		"username": "dev-0001&a1MqttPK", "password": strings.Repeat("ab", 32), "keepAliveSeconds": 60,
+	}
+	with := func(k string, v any) string {
+		m := maps.Clone(good)
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	cases := []struct{ name, body, want string }{
+		{"password missing", with("password", nil), "password missing"},
+		{"password a number", with("password", 12), "password missing or not a string"},
+		{"password empty", with("password", ""), "password missing"},
+		{"password longer than its buffer", with("password", strings.Repeat("a", 80)), "password is 80 bytes"},
+		{"clientId longer than its buffer", with("clientId", strings.Repeat("c", 200)), "clientId is 200 bytes"},
+		{"username longer than its buffer", with("username", strings.Repeat("u", 80)), "username is 80 bytes"},
+		{"host longer than its buffer", with("host", strings.Repeat("h", 256)), "host is 256 bytes"},
+		{"port out of range", with("port", 70000), "port missing or not an integer"},
+		{"port a string", with("port", port), "port missing or not an integer"},
+		{"port a fraction", with("port", 1883.5), "port missing or not an integer"},
+		{"keep-alive below the platform's", with("keepAliveSeconds", 10), "keepAliveSeconds missing or not an integer in [30, 1200]"},
+		{"not JSON", "password=x", "not a JSON object"},
+		{"a JSON array", "[]", "not a JSON object"},
+		{"longer than the answer buffer", with("padding", strings.Repeat("p", 5000)), "Failed writing received data"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodPost || r.URL.Path != "/v1/products/"+mqttPK+"/devices/dev-0001:signMqttConnect" {
+					http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, tc.body)
+			}))
+			srv.TLS = &tls.Config{
+				Certificates: []tls.Certificate{ca.Issue(t, pkitest.Options{CommonName: "signerd", Server: true})},
+				ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(), MinVersion: tls.VersionTLS12,
+			}
+			srv.StartTLS()
+			defer srv.Close()
+			out, err := exec.Command(bin, "--signerd", srv.URL, "--cert", certFile, "--key", keyFile, "--ca", caFile,
+				"--product-key", mqttPK, "--device-name", "dev-0001", "--transport", "tcp").CombinedOutput()
+			if code := exitCode(err); code != 1 || !strings.Contains(string(out), tc.want) {
+				t.Errorf("exit %d, output:\n%s\nwant exit 1 and %q", code, out, tc.want)
+			}
+		})
+	}
+	// The good answer does reach the listener: the cases above were refused
+	// for their field, not for something all share.
+	t.Run("the good answer", func(t *testing.T) {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, with("host", "127.0.0.1"))
+		}))
+		srv.TLS = &tls.Config{
+			Certificates: []tls.Certificate{ca.Issue(t, pkitest.Options{CommonName: "signerd", Server: true})},
+			ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(), MinVersion: tls.VersionTLS12,
+		}
+		srv.StartTLS()
+		defer srv.Close()
+		out, _ := exec.Command(bin, "--signerd", srv.URL, "--cert", certFile, "--key", keyFile, "--ca", caFile,
+			"--product-key", mqttPK, "--device-name", "dev-0001", "--transport", "tcp").CombinedOutput()
+		if dialed.Load() != 1 {
+			t.Errorf("the listener saw %d connections, want 1 (the good answer's); output:\n%s", dialed.Load(), out)
+		}
+	})
 }
 
 // buildDeviceC builds the program with its Makefile into dir.
