@@ -15,6 +15,10 @@ for p in "${pkgs[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
+if ! command -v apt-get >/dev/null; then
+  echo "cdeps: no apt-get here; install the equivalents of: ${missing[*]}" >&2
+  exit 1
+fi
 echo "cdeps: installing ${missing[*]}" >&2
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
