@@ -2,6 +2,7 @@
 # Runs every check and every test, the same way locally and in CI:
 #   pinned tools → API lint + generated-code check → build → vet → staticcheck
 #   → the Vault server binary (built once per machine, then cached)
+#   → the Debian packages of the C device example (apt-get, when missing)
 #   → all tests with the race detector (fuzz seed corpora included)
 #   → every benchmark once (smoke).
 # Tests that need Vault start their own `vault server -dev` on a 127.0.0.1
@@ -37,6 +38,11 @@ step "vault server binary"
 SIGNERD_VAULT_BIN=$(bash scripts/vault-build.sh)
 export SIGNERD_VAULT_BIN
 "$SIGNERD_VAULT_BIN" version
+
+# examples/device-c is built and run by cmd/signerd's TestE2EDeviceC with
+# the system C compiler and Debian's libcurl, libmosquitto and cJSON.
+step "C device packages"
+bash scripts/cdeps.sh
 
 step "tests"
 go test -race -count=1 -timeout 20m ./... "$@"

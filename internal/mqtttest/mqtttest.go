@@ -1,10 +1,17 @@
 // Package mqtttest runs an embedded MQTT 3.1.1 broker (mochi-mqtt) that
-// checks logins the way Alibaba Cloud IoT Platform does, for tests that
-// must show a real MQTT client gets online with signerd's answers.
+// checks logins the way each IoT platform signerd signs for does, for tests
+// that must show a real MQTT client gets online with signerd's answers.
 //
-// The broker has three listeners on 127.0.0.1 ephemeral ports: plain TCP
-// (securemode=3), TLS and MQTT over WebSocket over TLS (securemode=2), with
-// a server certificate from internal/pkitest. Its auth hook
+// Every listener is on 127.0.0.1 at an ephemeral port, TLS ones with a
+// server certificate from internal/pkitest, and belongs to one platform:
+// the listener a CONNECT comes in on decides whose rule applies (see
+// Platform and the Listener* constants; Broker.URI gives a client's broker
+// URI). Every verdict is recorded as a Login with the platform and, on
+// refusal, the reason; a device's second login forces its earlier
+// connection offline, and a device uses only its own platform's topics.
+//
+// Alibaba (listeners tcp, tls and wss): plain TCP (securemode=3), TLS and
+// MQTT over WebSocket over TLS (securemode=2). Its auth hook
 //
 //   - parses the CONNECT clientId "{id}|securemode=…,signmethod=…,timestamp=…|"
 //     and username "{deviceName}&{productKey}", recomputes the password
@@ -21,9 +28,19 @@
 //     the "_reply" topic after checking each sign with the sub-device's
 //     secret and the gateway's topology (AddTopology).
 //
-// The signing rule is implemented here from the platform's description, on
-// crypto/hmac directly: this package must not import signerd's signing
-// package, or a bug there would be mirrored here and pass unnoticed.
+// Azure IoT Hub (device and module SAS tokens, over TLS and over WebSocket
+// at /$iothub/websocket), Azure DPS registration (group enrollment, the
+// device key derived by the broker from the group key), Tencent, Huawei
+// IoTDA and OneNET: each platform's clientId and username shape, its
+// signature recomputed from the key registered with Add{Platform}Device
+// (as Vault stores it) and compared in constant time, and expiry times
+// and Huawei's checked timestamp against the broker's clock (WithClock).
+// The rules are those of shared/PLATFORMS.md; each check's comment says
+// what it enforces.
+//
+// The signing rules are implemented here from the platforms' descriptions,
+// on crypto/hmac directly: this package must not import signerd's signing
+// packages, or a bug there would be mirrored here and pass unnoticed.
 package mqtttest
 
 import (
@@ -46,6 +63,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -93,11 +111,16 @@ func (d Device) String() string { return d.ProductKey + "/" + d.DeviceName }
 // Login is the broker's verdict on one CONNECT.
 type Login struct {
 	Listener string
+	// Platform is the platform whose rule was applied: the listener's.
+	Platform Platform
 	ClientID string
 	Username string
-	// Auth is "sign" (HMAC password) or "token" (iotId/iotToken).
-	Auth     string
-	Device   Device // set when accepted
+	// Auth is "sign" (HMAC password), "token" (Alibaba iotId/iotToken or
+	// OneNET token) or "sas" (Azure shared access signature).
+	Auth string
+	// Device is set when accepted; see Platform for what its two fields
+	// hold on each platform.
+	Device   Device
 	Accepted bool
 	// Reason says why a login was refused.
 	Reason string
@@ -105,9 +128,10 @@ type Login struct {
 
 // Message is one message a device published.
 type Message struct {
-	Device  Device
-	Topic   string
-	Payload []byte
+	Platform Platform
+	Device   Device
+	Topic    string
+	Payload  []byte
 }
 
 // SubDeviceLogin is one sub-device login message a gateway published.
@@ -125,6 +149,7 @@ type Option func(*config)
 type config struct {
 	ca  *pkitest.CA
 	log *slog.Logger
+	now func() time.Time
 	// before and after are extra hooks around the broker's own, for this
 	// package's tests to hold a connection at a point of mochi's connect
 	// sequence (see export_test.go).
@@ -135,6 +160,13 @@ type config struct {
 // CA).
 func WithCA(ca *pkitest.CA) Option { return func(c *config) { c.ca = ca } }
 
+// WithClock sets the clock the broker checks expiry times and Huawei's
+// checked timestamps against (default: time.Now), so a test can make a
+// credential expired without waiting for it. now is called from the
+// broker's connection goroutines, so it must be safe for concurrent use.
+// A credential is valid strictly before its expiry second.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
 // WithLogger sets the broker's logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
@@ -142,11 +174,20 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 type Broker struct {
 	srv *mqtt.Server
 	ca  *pkitest.CA
+	now func() time.Time
 
 	tcpAddr, tlsAddr, wssAddr string
+	// addrs holds every listener's host:port, by listener id.
+	addrs map[string]string
 
-	mu       sync.Mutex
-	secrets  map[Device][]byte
+	mu      sync.Mutex
+	secrets map[Device][]byte
+	// keys of the other platforms, as the broker checks them (decoded).
+	azure    map[azureID][]byte
+	dps      map[dpsID][]byte
+	tencent  map[Device][]byte
+	huawei   map[string][]byte
+	onenet   map[Device][]byte
 	topology map[Device]map[Device]bool // gateway → sub-devices
 	platform *platformtest.Server
 
@@ -154,10 +195,10 @@ type Broker struct {
 	// connection, never a client id or device alone: a connection that
 	// ends (kicked by a later login, or dropped) must take exactly its own
 	// entries with it.
-	sessions map[*mqtt.Client]Device // authenticated connections
+	sessions map[*mqtt.Client]identity // authenticated connections
 	// online is each device's latest accepted connection; an earlier one
 	// is kicked when it is replaced.
-	online map[Device]*mqtt.Client
+	online map[identity]*mqtt.Client
 	// subOnline maps a sub-device to the gateway connection that logged
 	// it in: when that connection ends, the sub-device is offline, even if
 	// the gateway has logged in again over another connection.
@@ -171,7 +212,7 @@ type Broker struct {
 // Start starts a broker; it is closed when the test ends.
 func Start(tb testing.TB, opts ...Option) *Broker {
 	tb.Helper()
-	cfg := config{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := config{log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -187,11 +228,18 @@ func Start(tb testing.TB, opts ...Option) *Broker {
 	b := &Broker{
 		srv: mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, Logger: cfg.log}),
 		ca:  cfg.ca,
+		now: cfg.now,
 
+		addrs:     make(map[string]string),
 		secrets:   make(map[Device][]byte),
+		azure:     make(map[azureID][]byte),
+		dps:       make(map[dpsID][]byte),
+		tencent:   make(map[Device][]byte),
+		huawei:    make(map[string][]byte),
+		onenet:    make(map[Device][]byte),
 		topology:  make(map[Device]map[Device]bool),
-		sessions:  make(map[*mqtt.Client]Device),
-		online:    make(map[Device]*mqtt.Client),
+		sessions:  make(map[*mqtt.Client]identity),
+		online:    make(map[identity]*mqtt.Client),
 		subOnline: make(map[Device]*mqtt.Client),
 	}
 	hooks := append(append(slices.Clone(cfg.before), &hook{b: b}), cfg.after...)
@@ -200,18 +248,28 @@ func Start(tb testing.TB, opts ...Option) *Broker {
 			tb.Fatal(err)
 		}
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: ListenerTCP, Address: "127.0.0.1:0"})
-	tlsL := listeners.NewTCP(listeners.Config{ID: ListenerTLS, Address: "127.0.0.1:0", TLSConfig: tlsCfg})
-	wss, err := newWSSListener(ListenerWSS, tlsCfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, l := range []listeners.Listener{tcp, tlsL, wss} {
+	for _, spec := range listenerSpecs {
+		var l listeners.Listener
+		switch spec.transport {
+		case "tcp":
+			l = listeners.NewTCP(listeners.Config{ID: spec.id, Address: "127.0.0.1:0"})
+		case "tls":
+			l = listeners.NewTCP(listeners.Config{ID: spec.id, Address: "127.0.0.1:0", TLSConfig: tlsCfg})
+		case "wss":
+			wss, err := newWSSListener(spec.id, tlsCfg, spec.wsPath)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			l = wss
+		}
 		if err := b.srv.AddListener(l); err != nil {
 			tb.Fatal(err)
 		}
+		// mochi's TCP listener binds in AddListener (Init), so its
+		// ephemeral port is known here.
+		b.addrs[spec.id] = l.Address()
 	}
-	b.tcpAddr, b.tlsAddr, b.wssAddr = tcp.Address(), tlsL.Address(), wss.Address()
+	b.tcpAddr, b.tlsAddr, b.wssAddr = b.addrs[ListenerTCP], b.addrs[ListenerTLS], b.addrs[ListenerWSS]
 	if err := b.srv.Serve(); err != nil {
 		tb.Fatal(err)
 	}
@@ -302,7 +360,7 @@ func (b *Broker) Online(productKey, deviceName string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d := Device{productKey, deviceName}
-	return live(b.online[d]) || live(b.subOnline[d])
+	return live(b.online[identity{Alibaba, d}]) || live(b.subOnline[d])
 }
 
 // live reports whether cl is an open connection. mochi does not call
@@ -384,11 +442,11 @@ func isDigits(s string) bool {
 	return true
 }
 
-// checkConnect applies the platform's login rules to a CONNECT that came
-// in on listener.
-func (b *Broker) checkConnect(listener string, pk packets.Packet) Login {
+// checkAlibaba applies Alibaba's login rules to a CONNECT that came in on
+// listener.
+func (b *Broker) checkAlibaba(listener string, pk packets.Packet) Login {
 	c := pk.Connect
-	l := Login{Listener: listener, ClientID: c.ClientIdentifier, Username: string(c.Username), Auth: "sign"}
+	l := Login{Listener: listener, Platform: Alibaba, ClientID: c.ClientIdentifier, Username: string(c.Username), Auth: "sign"}
 	refuse := func(format string, args ...any) Login {
 		l.Reason = fmt.Sprintf(format, args...)
 		return l
@@ -533,9 +591,10 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	h.b.mu.Lock()
 	h.b.logins = append(h.b.logins, l)
 	if l.Accepted {
-		h.b.sessions[cl] = l.Device
-		old = h.b.online[l.Device]
-		h.b.online[l.Device] = cl
+		id := identity{l.Platform, l.Device}
+		h.b.sessions[cl] = id
+		old = h.b.online[id]
+		h.b.online[id] = cl
 	}
 	h.b.mu.Unlock()
 	if old != nil && old != cl {
@@ -546,9 +605,15 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, _ bool) bool {
 	h.b.mu.Lock()
-	dev, ok := h.b.sessions[cl]
+	id, ok := h.b.sessions[cl]
 	h.b.mu.Unlock()
-	return ok && topicAllowed(dev, topic)
+	if !ok {
+		return false
+	}
+	if id.Platform == Alibaba {
+		return topicAllowed(id.Device, topic)
+	}
+	return platformTopicAllowed(id, topic)
 }
 
 // OnDisconnect removes the entries of this connection only: a connection
@@ -557,13 +622,13 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, _ bool) bool {
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
-	dev, ok := h.b.sessions[cl]
+	id, ok := h.b.sessions[cl]
 	if !ok {
 		return
 	}
 	delete(h.b.sessions, cl)
-	if h.b.online[dev] == cl {
-		delete(h.b.online, dev)
+	if h.b.online[id] == cl {
+		delete(h.b.online, id)
 	}
 	for sub, gw := range h.b.subOnline {
 		if gw == cl {
@@ -577,13 +642,14 @@ func (h *hook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	h.b.mu.Lock()
-	gw, ok := h.b.sessions[cl]
+	id, ok := h.b.sessions[cl]
 	if ok {
-		h.b.published = append(h.b.published, Message{Device: gw, Topic: pk.TopicName, Payload: slices.Clone(pk.Payload)})
+		h.b.published = append(h.b.published, Message{Platform: id.Platform, Device: id.Device, Topic: pk.TopicName, Payload: slices.Clone(pk.Payload)})
 	}
 	h.b.mu.Unlock()
+	gw := id.Device
 	prefix := "/ext/session/" + gw.ProductKey + "/" + gw.DeviceName + "/combine/"
-	if !ok || !strings.HasPrefix(pk.TopicName, prefix) {
+	if !ok || id.Platform != Alibaba || !strings.HasPrefix(pk.TopicName, prefix) {
 		return
 	}
 	batch := false

@@ -13,8 +13,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
-// wssListener serves MQTT over WebSocket over TLS (any path, subprotocol
-// "mqtt") on a listener bound at creation, so its ephemeral port is known
+// wssListener serves MQTT over WebSocket over TLS (subprotocol "mqtt", at
+// path, or at any path when path is empty) on a listener bound at creation, so its ephemeral port is known
 // before the broker starts. mochi's own WebSocket listener binds only when
 // it starts serving.
 type wssListener struct {
@@ -24,16 +24,18 @@ type wssListener struct {
 	establish listeners.EstablishFn
 	log       *slog.Logger
 	upgrader  websocket.Upgrader
+	path      string
 }
 
-func newWSSListener(id string, cfg *tls.Config) (*wssListener, error) {
+func newWSSListener(id string, cfg *tls.Config, path string) (*wssListener, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	l := &wssListener{
-		id: id,
-		ln: tls.NewListener(ln, cfg),
+		id:   id,
+		path: path,
+		ln:   tls.NewListener(ln, cfg),
 		upgrader: websocket.Upgrader{
 			Subprotocols: []string{"mqtt"},
 			CheckOrigin:  func(*http.Request) bool { return true },
@@ -65,6 +67,10 @@ func (l *wssListener) Close(closeClients listeners.CloseFn) {
 }
 
 func (l *wssListener) handle(w http.ResponseWriter, r *http.Request) {
+	if l.path != "" && r.URL.Path != l.path {
+		http.NotFound(w, r)
+		return
+	}
 	c, err := l.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
