@@ -34,8 +34,12 @@ type Record struct {
 	Transport  string // grpc, rest
 	Peer       string // network peer (REST: the client's address)
 	RPC        string
+	// Platform is the device's platform ("" for Alibaba, written "aliyun");
+	// Module an Azure module, written only when set.
+	Platform   string
 	ProductKey string
 	DeviceName string
+	Module     string
 	// Outcome: issued, denied (authentication, authorization, rate limit),
 	// rejected (bad input) or failed (not found, upstream, internal).
 	Outcome string
@@ -74,7 +78,11 @@ func (l *Logger) Write(ctx context.Context, r Record) {
 	if l == nil {
 		return
 	}
-	l.log.LogAttrs(ctx, slog.LevelInfo, "audit",
+	platform := r.Platform
+	if platform == "" {
+		platform = "aliyun"
+	}
+	attrs := []slog.Attr{
 		slog.Time("event_time", r.Time),
 		slog.String("request_id", r.RequestID),
 		slog.String("caller", r.Caller),
@@ -82,12 +90,19 @@ func (l *Logger) Write(ctx context.Context, r Record) {
 		slog.String("transport", r.Transport),
 		slog.String("peer", r.Peer),
 		slog.String("rpc", r.RPC),
+		slog.String("platform", platform),
 		slog.String("product_key", r.ProductKey),
 		slog.String("device_name", r.DeviceName),
+	}
+	if r.Module != "" {
+		attrs = append(attrs, slog.String("module", r.Module))
+	}
+	attrs = append(attrs,
 		slog.String("outcome", r.Outcome),
 		slog.String("code", r.Code),
 		slog.String("reason", r.Reason),
 	)
+	l.log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
 }
 
 // Outcome is the service's decision for one device a call touched, as the

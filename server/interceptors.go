@@ -228,7 +228,10 @@ func overloaded() error {
 }
 
 // auditCalls is the unary side of the one audit point (see audit).
-func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
+//
+// deviceOf names the device of a request the service never saw; nil
+// names none.
+func auditCalls(l *audit.Logger, deviceOf func(rpc string, req any) (auth.Device, bool)) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if l == nil {
 			return handler(ctx, req)
@@ -237,10 +240,11 @@ func auditCalls(l *audit.Logger) grpc.UnaryServerInterceptor {
 		ctx, outcomes := audit.Track(ctx)
 		resp, err := handler(ctx, req)
 		var dev auth.Device
-		if dr, ok := req.(deviceRequest); ok {
-			dev = auth.Device{ProductKey: dr.GetProductKey(), DeviceName: dr.GetDeviceName()}
+		rpc := path.Base(info.FullMethod)
+		if deviceOf != nil {
+			dev, _ = deviceOf(rpc, req)
 		}
-		writeAudit(ctx, l, start, path.Base(info.FullMethod), dev, outcomes(), err)
+		writeAudit(ctx, l, start, rpc, dev, outcomes(), err)
 		return resp, err
 	}
 }
@@ -268,7 +272,7 @@ func writeAudit(ctx context.Context, l *audit.Logger, start time.Time, rpc strin
 	}
 	for _, o := range outs {
 		ir := r
-		ir.ProductKey, ir.DeviceName = o.Device.ProductKey, o.Device.DeviceName
+		ir.Platform, ir.ProductKey, ir.DeviceName, ir.Module = o.Device.Platform, o.Device.ProductKey, o.Device.DeviceName, o.Device.Module
 		if reason := reasonOf(o); reason != "" {
 			ir.Reason = reason
 		}

@@ -357,7 +357,7 @@ func (s *Server) newGRPCServer(local bool, opts ...grpc.ServerOption) *grpc.Serv
 		retryInfo,
 		measure,
 		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
-		selector.UnaryServerInterceptor(auditCalls(cfg.Audit), signer),
+		selector.UnaryServerInterceptor(auditCalls(cfg.Audit, deviceOf(cfg.Service)), signer),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.UnaryServerInterceptor(rateLimit(lim), signer),
 		selector.UnaryServerInterceptor(shed(inflight, cfg.Metrics), signer),
@@ -544,4 +544,15 @@ func invalidUTF8Field(raw []byte) string {
 		}
 		valueDone()
 	}
+}
+
+// deviceOf is the service's own naming of a request's device (see
+// service.Server.DeviceOf), or nil for a service without one.
+func deviceOf(svc signerv1.SignerServiceServer) func(rpc string, req any) (auth.Device, bool) {
+	if d, ok := svc.(interface {
+		DeviceOf(rpc string, req any) (auth.Device, bool)
+	}); ok {
+		return d.DeviceOf
+	}
+	return nil
 }

@@ -79,6 +79,29 @@ func (s *Server) signLogin(ctx context.Context, rpc string, req proto.Message) (
 	return resp, nil
 }
 
+// DeviceOf names the device a request of rpc is for, as the service would
+// authorize it, without validating it: for the audit record of a call
+// refused before it reached the service (unauthenticated, rate-limited,
+// shed), which must still name the device it asked for. ok is false for
+// a request that names no one device.
+func (s *Server) DeviceOf(rpc string, req any) (device.ID, bool) {
+	if sg := s.signers[rpc]; sg != nil {
+		if m, ok := req.(proto.Message); ok {
+			if id, err := sg.Device(m); err == nil {
+				return id, true
+			}
+		}
+		return device.ID{}, false
+	}
+	if dr, ok := req.(interface {
+		GetProductKey() string
+		GetDeviceName() string
+	}); ok {
+		return device.ID{ProductKey: dr.GetProductKey(), DeviceName: dr.GetDeviceName()}, true
+	}
+	return device.ID{}, false
+}
+
 // fieldViolations are err's *device.FieldError values (err may join
 // several), with each field written as its proto field path ("deviceId"
 // → "device_id") as every other INVALID_ARGUMENT names it. nil if err
