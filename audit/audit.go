@@ -34,8 +34,8 @@ type Record struct {
 	Transport  string // grpc, rest
 	Peer       string // network peer (REST: the client's address)
 	RPC        string
-	// Platform is the device's platform ("" for Alibaba, written "aliyun");
-	// Module an Azure module, written only when set.
+	// Platform is the device's platform ("" for Alibaba, written
+	// "aliyun"); Module an Azure module, "" otherwise.
 	Platform   string
 	ProductKey string
 	DeviceName string
@@ -93,15 +93,11 @@ func (l *Logger) Write(ctx context.Context, r Record) {
 		slog.String("platform", platform),
 		slog.String("product_key", r.ProductKey),
 		slog.String("device_name", r.DeviceName),
-	}
-	if r.Module != "" {
-		attrs = append(attrs, slog.String("module", r.Module))
-	}
-	attrs = append(attrs,
+		slog.String("module", r.Module),
 		slog.String("outcome", r.Outcome),
 		slog.String("code", r.Code),
 		slog.String("reason", r.Reason),
-	)
+	}
 	l.log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
 }
 

@@ -37,7 +37,7 @@ var record = audit.Record{
 var wantFields = map[string]string{
 	"event_time": "2024-03-01T12:00:00Z", "request_id": "req-1", "caller": "device:a1PK/dev:0001",
 	"auth_method": "mtls", "transport": "rest", "peer": "127.0.0.1:40000", "rpc": "SignMqttConnect",
-	"product_key": "a1PK", "device_name": "dev:0001", "outcome": "issued", "code": "OK", "reason": "",
+	"platform": "aliyun", "product_key": "a1PK", "module": "", "device_name": "dev:0001", "outcome": "issued", "code": "OK", "reason": "",
 	"level": "INFO", "msg": "audit",
 }
 
@@ -93,6 +93,7 @@ func TestRecordHasNoSecretField(t *testing.T) {
 		"Time": reflect.TypeFor[time.Time](), "RequestID": reflect.TypeFor[string](), "Caller": reflect.TypeFor[string](),
 		"AuthMethod": reflect.TypeFor[string](), "Transport": reflect.TypeFor[string](), "Peer": reflect.TypeFor[string](),
 		"RPC": reflect.TypeFor[string](), "ProductKey": reflect.TypeFor[string](), "DeviceName": reflect.TypeFor[string](),
+		"Platform": reflect.TypeFor[string](), "Module": reflect.TypeFor[string](),
 		"Outcome": reflect.TypeFor[string](), "Code": reflect.TypeFor[string](), "Reason": reflect.TypeFor[string](),
 	}
 	rt := reflect.TypeFor[audit.Record]()

@@ -1,7 +1,6 @@
 package secrets
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -51,9 +50,7 @@ const devFileShape = "a JSON array of {productKey, deviceName, deviceSecret} (Al
 func ParseDevFile(data []byte, encodings map[string]Encoding) (*Memory, DeviceID, error) {
 	var first DeviceID
 	var list []DevEntry
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&list); err != nil {
+	if err := json.Unmarshal(data, &list); err != nil {
 		return nil, first, fmt.Errorf("want %s: %w", devFileShape, err)
 	}
 	if len(list) == 0 {
