@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/signerd/signerd/device"
 )
 
 func TestParseDevFile(t *testing.T) {
@@ -74,5 +76,53 @@ func TestNewDemo(t *testing.T) {
 	}
 	if string(sa.Bytes()) == string(sb.Bytes()) {
 		t.Error("two demo stores share a secret: it must be random")
+	}
+}
+
+// TestParseDevFilePlatforms: entries of other platforms carry their key as
+// Vault holds it, decoded by the platform's encoding; every mistake is
+// reported by entry, never quoting a key.
+func TestParseDevFilePlatforms(t *testing.T) {
+	device.Register(device.Platform{Name: "devfileplat", Scheme: "devfileplat-iot", Products: true,
+		Validate: func(id device.ID) error {
+			if id.ProductKey == "" || id.DeviceName == "" || strings.ContainsAny(id.ProductKey+id.DeviceName, "/ ") {
+				return &device.FieldError{Field: "deviceId", Reason: "bad"}
+			}
+			return nil
+		}})
+	enc := map[string]Encoding{"devfileplat": EncodingBase64}
+	m, first, err := ParseDevFile([]byte(`[
+		{"platform": "devfileplat", "productKey": "hub1", "deviceName": "dev1", "key": "a2V5LWJ5dGVz"},
+		{"productKey": "a1PK", "deviceName": "dev-0001", "deviceSecret": "s1"}]`), enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DeviceID{Platform: "devfileplat", ProductKey: "hub1", DeviceName: "dev1"}
+	if first != want {
+		t.Errorf("first = %v, want %v", first, want)
+	}
+	s, err := m.Lookup(context.Background(), want)
+	if err != nil || string(s.Bytes()) != "key-bytes" {
+		t.Errorf("Lookup = %v, want the decoded key", err)
+	}
+	_, _, err = ParseDevFile([]byte(`[
+		{"platform": "devfileplat", "productKey": "hub1", "deviceName": "dev1", "key": "not base64 SECRETX"},
+		{"platform": "devfileplat", "productKey": "hub1", "deviceName": "dev2", "deviceSecret": "SECRETY"},
+		{"platform": "nosuch", "productKey": "hub1", "deviceName": "dev3", "key": "a2V5"},
+		{"productKey": "a1PK", "deviceName": "dev-0001", "key": "SECRETZ"},
+		{"platform": "devfileplat", "productKey": "hub1", "deviceName": "dev4", "key": "a2V5"},
+		{"platform": "devfileplat", "productKey": "hub1", "deviceName": "dev4", "key": "a2V5"}]`), enc)
+	if err == nil {
+		t.Fatal("bad entries accepted")
+	}
+	for _, want := range []string{"5 of 6 entries bad", "entry 0 (devfileplat:hub1/dev1): key: not valid standard base64",
+		"entry 1 (devfileplat:hub1/dev2): deviceSecret is Alibaba's", "entry 2: platform", "entry 3 (a1PK/dev-0001): key is for other platforms",
+		"entry 5 (devfileplat:hub1/dev4): listed twice"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("error quotes a key: %q", err)
 	}
 }

@@ -2,6 +2,8 @@ package secrets_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -194,4 +196,46 @@ func TestTransitCheck(t *testing.T) {
 			t.Errorf("MAC(%v) = %v, want *AlgorithmError", alg, err)
 		}
 	}
+}
+
+// TestRouterPlatforms: Transit mode is an Alibaba product's setting; a
+// device of another platform whose product name is a Transit product's
+// keeps its key local, and MACSecret (the key as the message, which
+// Transit cannot compute) is served locally with the roles swapped.
+func TestRouterPlatforms(t *testing.T) {
+	mem := secrets.NewMemory()
+	other := secrets.DeviceID{Platform: "someplat", ProductKey: "a1TrPK", DeviceName: "dev-0001"}
+	mem.Put(other, []byte("the device's secret"))
+	var asked []string
+	r := secrets.NewRouter(secrets.NewLocalMACer(mem), recorder{"transit", &asked, nil}, func(pk string) bool { return pk == "a1TrPK" })
+	got, err := r.MAC(context.Background(), other, secrets.HMACSHA256, []byte("content"))
+	if err != nil || len(asked) != 0 {
+		t.Fatalf("MAC of another platform's device = %v (Transit asked %v), want a local MAC", err, asked)
+	}
+	if want := hmacHex(t, "the device's secret", "content"); hex.EncodeToString(got) != want {
+		t.Errorf("MAC = %x, want %s", got, want)
+	}
+	got, err = r.MACSecret(context.Background(), other, secrets.HMACSHA256, []byte("2018072417"))
+	if err != nil {
+		t.Fatalf("MACSecret: %v", err)
+	}
+	// HMAC keyed by the timestamp over the secret: Huawei IoTDA's rule.
+	if want := hmacHex(t, "2018072417", "the device's secret"); hex.EncodeToString(got) != want {
+		t.Errorf("MACSecret = %x, want %s", got, want)
+	}
+	if _, err := r.MACSecret(context.Background(), other, secrets.HMACSHA256, nil); err == nil {
+		t.Error("MACSecret with an empty key succeeded")
+	}
+	// An Alibaba product in Transit cannot have the key used as a message.
+	var ae *secrets.AlgorithmError
+	if _, err := r.MACSecret(context.Background(), secrets.DeviceID{ProductKey: "a1TrPK", DeviceName: "dev-0001"}, secrets.HMACSHA256, []byte("k")); !errors.As(err, &ae) {
+		t.Errorf("MACSecret of a Transit device = %v, want an *AlgorithmError", err)
+	}
+}
+
+func hmacHex(t *testing.T, key, msg string) string {
+	t.Helper()
+	h := hmac.New(sha256.New, []byte(key))
+	h.Write([]byte(msg))
+	return hex.EncodeToString(h.Sum(nil))
 }
