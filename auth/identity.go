@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -142,6 +143,28 @@ func (c CertConfig) backendSchemes() []string {
 // spelling of it that IdentityFromCert accepts.
 func (c CertConfig) DeviceURI(productKey, deviceName string) string {
 	return c.deviceScheme() + "://" + productKey + "/" + deviceName
+}
+
+// URIFor is the URI SAN naming dev, of any platform: the one spelling of
+// it that IdentityFromCert accepts ("" for a platform that is not
+// registered or has no certificate scheme).
+func (c CertConfig) URIFor(dev device.ID) string {
+	if dev.Platform == "" {
+		return c.DeviceURI(dev.ProductKey, dev.DeviceName)
+	}
+	p, ok := device.Lookup(dev.Platform)
+	if !ok || p.Scheme == "" {
+		return ""
+	}
+	u := p.Scheme + "://"
+	if p.Products {
+		u += dev.ProductKey + "/"
+	}
+	u += dev.DeviceName
+	if dev.Module != "" {
+		u += "/" + dev.Module
+	}
+	return u
 }
 
 // DeviceCN is the subject CN naming the device productKey/deviceName when
@@ -362,6 +385,10 @@ func platformDeviceFromURI(raw, scheme string) (Identity, error) {
 		return Identity{}, bad("user info")
 	case strings.Contains(host, ":"):
 		return Identity{}, bad("a port")
+	}
+	if slices.Contains(parts, "") {
+		// "hub/dev/" must not be read as the device without a module.
+		return Identity{}, bad("an empty segment")
 	}
 	id := Identity{Kind: KindDevice, Platform: pl.Name, Method: "mtls"}
 	switch {

@@ -51,6 +51,20 @@ func FuzzIdentityFromCert(f *testing.F) {
 		{"", "", "a1PK.dev.0001:x@y"},
 		{"", "", "a1PK.d/v"},
 		{"", "", " a1PK.dev-0001"},
+		{"fuzzplat-iot://hub-1/dev-1", "", ""},
+		{"fuzzplat-iot://hub-1/dev-1/mod-1", "", ""},
+		{"fuzzplat-iot://hub-1/dev%2D1", "", ""},
+		{"fuzzplat-iot://hub-1/dev-1/mod-1/x", "", ""},
+		{"fuzzplat-iot://hub-1/dev-1/", "", ""},
+		{"fuzzplat-iot://hub-1//dev-1", "", ""},
+		{"fuzzplat-iot://hub-1:80/dev-1", "", ""},
+		{"fuzzplat-iot://u@hub-1/dev-1", "", ""},
+		{"FUZZPLAT-IOT://hub-1/dev-1", "", ""},
+		{"fuzzplat-iot://hub-1/dev-1", "aliyun-iot://a1PK/dev-0001", ""},
+		{"fuzzsolo-iot://dev-1", "", ""},
+		{"fuzzsolo-iot://dev-1/x", "", ""},
+		{"fuzzsolo-iot://hub-1/dev-1", "", ""},
+		{"fuzzplat-iot://hub-1/dev-1", "", "a1PK.dev-0001"},
 	} {
 		f.Add(s[0], s[1], s[2])
 	}
@@ -101,12 +115,12 @@ func FuzzIdentityFromCert(f *testing.F) {
 			}
 			switch id.Kind {
 			case auth.KindDevice:
-				if device.ValidateProductKey(id.ProductKey) != nil || device.ValidateDeviceName(id.DeviceName) != nil {
+				if id.Device().Validate() != nil {
 					t.Errorf("%+v: accepted %q, CN %q as %s, whose names are not valid", cfg, sans, cn, id)
 				}
-				uri := cfg.DeviceURI(id.ProductKey, id.DeviceName)
+				uri := cfg.URIFor(id.Device())
 				fromURI := slices.Contains(sans, uri)
-				fromCN := cfg.DeviceCNSeparator != "" && cfg.DeviceCN(id.ProductKey, id.DeviceName) == cn
+				fromCN := id.Platform == "" && cfg.DeviceCNSeparator != "" && cfg.DeviceCN(id.ProductKey, id.DeviceName) == cn
 				if !fromURI && !fromCN {
 					t.Errorf("%+v: accepted SANs %q, CN %q as %s: neither %q nor the CN is what the certificate says", cfg, sans, cn, id, uri)
 				}
@@ -138,5 +152,9 @@ func FuzzIdentityFromCert(f *testing.F) {
 // any case.
 func identityLike(s string) bool {
 	scheme, _, ok := strings.Cut(s, ":")
-	return ok && (strings.EqualFold(scheme, "aliyun-iot") || strings.EqualFold(scheme, "spiffe"))
+	if !ok {
+		return false
+	}
+	_, platform := device.ByScheme(strings.ToLower(scheme))
+	return platform || strings.EqualFold(scheme, "aliyun-iot") || strings.EqualFold(scheme, "spiffe")
 }
