@@ -187,11 +187,15 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, secrets.ErrUnusable):
 		// The store's message names the device and storage path, never the value.
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request cancelled")
-	case errors.Is(err, secrets.ErrUnavailable):
+	case errors.Is(err, secrets.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		// A deadline that is not the caller's is a dependency's own timeout
+		// (-vault-timeout): the store is unavailable, as the README
+		// promises, and the caller may retry; DEADLINE_EXCEEDED would
+		// blame a deadline the caller never set.
 		log.WarnContext(ctx, "secret store unavailable", "error", err)
 		return status.Error(codes.Unavailable, "secret store unavailable; retry later")
 	case errors.Is(err, secrets.ErrPermission):

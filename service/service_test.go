@@ -609,9 +609,12 @@ func TestSignMqttConnectStoreErrors(t *testing.T) {
 			wantCode: codes.Unavailable, wantMsg: "secret store unavailable; retry later", wantLogged: "connection refused"},
 		{name: "permission", store: errStore{err: fmt.Errorf("lookup %s: %w: 403 permission denied", id, secrets.ErrPermission)},
 			wantCode: codes.Unavailable, wantMsg: "secret store unavailable; retry later", wantLogged: "403 permission denied"},
-		{name: "deadline", store: errStore{err: fmt.Errorf("lookup %s: %w: %w", id, secrets.ErrUnavailable, context.DeadlineExceeded)},
-			wantCode: codes.DeadlineExceeded},
-		{name: "bare deadline", store: errStore{err: context.DeadlineExceeded}, wantCode: codes.DeadlineExceeded},
+		// The store's own timeout while the caller still waits (found by
+		// signerload soak: Vault slow after an unseal answered
+		// DEADLINE_EXCEEDED in 1.5 s to callers with a 15 s deadline).
+		{name: "store's own deadline", store: errStore{err: fmt.Errorf("lookup %s: %w: %w", id, secrets.ErrUnavailable, context.DeadlineExceeded)},
+			wantCode: codes.Unavailable, wantMsg: "secret store unavailable; retry later"},
+		{name: "bare deadline", store: errStore{err: context.DeadlineExceeded}, wantCode: codes.Unavailable},
 		{name: "cancelled", store: errStore{err: fmt.Errorf("lookup %s: %w", id, context.Canceled)}, wantCode: codes.Canceled},
 		{name: "unexpected error", store: errStore{err: errors.New(secretText)},
 			wantCode: codes.Internal, wantMsg: "internal error", wantLogged: secretText},
@@ -667,6 +670,57 @@ func TestSignMqttConnectContext(t *testing.T) {
 			_, err := svc.SignMqttConnect(tc.ctx, &signerv1.SignMqttConnectRequest{ProductKey: "a1PK", DeviceName: "dev1"})
 			if status.Code(err) != tc.want {
 				t.Errorf("SignMqttConnect = %v, want code %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// blockStore answers when the caller's context ends, as secrets.Cache does
+// when the caller gives up while Vault is slow.
+type blockStore struct{}
+
+func (blockStore) Lookup(ctx context.Context, id secrets.DeviceID) (secrets.Secret, error) {
+	<-ctx.Done()
+	return secrets.Secret{}, fmt.Errorf("lookup %s: %w: %w", id, secrets.ErrUnavailable, ctx.Err())
+}
+
+// TestStoreTimeoutVersusCallerDeadline: DEADLINE_EXCEEDED means the
+// caller's deadline passed, for single and batch calls alike; a store's own
+// timeout while the caller still waits is UNAVAILABLE (the table above).
+func TestStoreTimeoutVersusCallerDeadline(t *testing.T) {
+	id := secrets.DeviceID{ProductKey: "a1PK", DeviceName: "dev1"}
+	for _, tc := range []struct {
+		name  string
+		store secrets.Store
+		ctx   func() (context.Context, context.CancelFunc)
+		want  codes.Code
+	}{
+		{"caller's deadline passes", blockStore{}, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 20*time.Millisecond)
+		}, codes.DeadlineExceeded},
+		{"store times out, caller waits", errStore{err: fmt.Errorf("lookup %s: %w: %w", id, secrets.ErrUnavailable, context.DeadlineExceeded)},
+			func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), time.Minute) }, codes.Unavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := service.New(tc.store, service.WithAuthorizer(auth.AllowAll()), service.WithClock(fixedClock))
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			_, err := svc.SignMqttConnect(ctx, &signerv1.SignMqttConnectRequest{ProductKey: id.ProductKey, DeviceName: id.DeviceName})
+			if status.Code(err) != tc.want {
+				t.Errorf("SignMqttConnect = %v, want %v", err, tc.want)
+			}
+			ctx, cancel = tc.ctx()
+			defer cancel()
+			resp, err := svc.BatchSignMqttConnect(ctx, &signerv1.BatchSignMqttConnectRequest{Requests: []*signerv1.SignMqttConnectRequest{
+				{ProductKey: id.ProductKey, DeviceName: id.DeviceName}}})
+			if err != nil {
+				if status.Code(err) != tc.want {
+					t.Errorf("BatchSignMqttConnect = %v, want %v", err, tc.want)
+				}
+				return
+			}
+			if got := codes.Code(resp.GetResults()[0].GetError().GetCode()); got != tc.want {
+				t.Errorf("batch item: %v, want %v", got, tc.want)
 			}
 		})
 	}
