@@ -64,6 +64,8 @@ Other modes:
   seed      write device secrets to Vault KV v2 / import them into Transit,
             or to a signerd -dev -dev-secrets file
   report    Markdown table of -json result files: signerload report FILE...
+  soak      start Vault, the platform emulator and signerd, run a realistic
+            mix for -duration with faults, check every answer (soak.go)
 
 "signerload <mode> -h" lists the mode's flags. Load modes target loopback
 addresses only unless -allow-remote is given, and stop after -d or -count,
@@ -91,6 +93,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = seedMain(rest, stdout, stderr)
 	case "report":
 		err = reportMain(rest, stdout, stderr)
+	case "soak":
+		err = soakMain(rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "signerload: unknown mode %q\n\n%s", mode, usage)
 		return 2
