@@ -699,7 +699,9 @@ func TestStoreTimeoutVersusCallerDeadline(t *testing.T) {
 			return context.WithTimeout(context.Background(), 20*time.Millisecond)
 		}, codes.DeadlineExceeded},
 		{"store times out, caller waits", errStore{err: fmt.Errorf("lookup %s: %w: %w", id, secrets.ErrUnavailable, context.DeadlineExceeded)},
-			func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), time.Minute) }, codes.Unavailable},
+			func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), time.Minute)
+			}, codes.Unavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := service.New(tc.store, service.WithAuthorizer(auth.AllowAll()), service.WithClock(fixedClock))
