@@ -217,11 +217,26 @@ type tally struct {
 	duringFault map[string]int64            // code → count accepted because of a fault
 	unexpected  map[string]int64            // "kind: want X, got Y" → count
 	wrongWhat   map[string]int64
+	// firstSeen: when each unexpected or wrong answer was first seen, in
+	// seconds since t0, so that a report can be matched with the logs.
+	firstSeen map[string]float64
+	t0        time.Time
+	logf      func(string, ...any)
 }
 
 func newTally() *tally {
 	return &tally{byKind: map[string]map[string]int64{}, duringFault: map[string]int64{},
-		unexpected: map[string]int64{}, wrongWhat: map[string]int64{}}
+		unexpected: map[string]int64{}, wrongWhat: map[string]int64{}, firstSeen: map[string]float64{},
+		t0: time.Now(), logf: func(string, ...any) {}}
+}
+
+// seen records the first time of key and logs it then.
+func (t *tally) seen(key string, start, end time.Time) {
+	if _, ok := t.firstSeen[key]; ok {
+		return
+	}
+	t.firstSeen[key] = start.Sub(t.t0).Seconds()
+	t.logf("first %s (call from %.1fs to %.1fs)", key, start.Sub(t.t0).Seconds(), end.Sub(t.t0).Seconds())
 }
 
 func (t *tally) add(c *chaos, outs []outcome, start, end time.Time) {
@@ -241,11 +256,14 @@ func (t *tally) add(c *chaos, outs []outcome, start, end time.Time) {
 		case o.got == "OK" && o.wrong != "":
 			t.wrong++
 			t.wrongWhat[o.kind+": "+o.wrong]++
+			t.seen("wrong answer: "+o.kind+": "+o.wrong, start, end)
 		case o.got == o.expect:
 		case o.expect != "InvalidArgument" && o.expect != "PermissionDenied" && o.expect != "Unauthenticated" && c.allows(o, start, end):
 			t.duringFault[o.got]++
 		default:
-			t.unexpected[fmt.Sprintf("%s: want %s, got %s", o.kind, o.expect, o.got)]++
+			key := fmt.Sprintf("%s: want %s, got %s", o.kind, o.expect, o.got)
+			t.unexpected[key]++
+			t.seen(key, start, end)
 		}
 	}
 }
@@ -399,6 +417,7 @@ func runSoak(ctx context.Context, o *soakOptions, command string, stderr io.Writ
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	t0 := time.Now()
+	t.t0, t.logf = t0, logf
 
 	// Resources of the signerd process.
 	metricsClient := &http.Client{Timeout: 5 * time.Second}

@@ -32,6 +32,7 @@ type SoakResult struct {
 	Unexpected    map[string]int64            `json:"unexpected"`
 	PlatformCalls int                         `json:"platformCalls"`
 	LogErrors     int                         `json:"signerdErrorLogLines"`
+	FirstSeen     map[string]float64          `json:"firstSeenSeconds,omitempty"`
 
 	Windows []window `json:"faults"`
 	Samples []sample `json:"samples"`
@@ -100,7 +101,7 @@ func checkFlat(series []sample, total float64, get func(sample) float64, toleran
 func (r *SoakResult) fill(t *tally, ws []window, series []sample, total float64) {
 	t.mu.Lock()
 	r.Calls, r.Items, r.Wrong = t.calls, t.items, t.wrong
-	r.ByKind, r.DuringFault, r.Unexpected, r.WrongWhat = t.byKind, t.duringFault, t.unexpected, t.wrongWhat
+	r.ByKind, r.DuringFault, r.Unexpected, r.WrongWhat, r.FirstSeen = t.byKind, t.duringFault, t.unexpected, t.wrongWhat, t.firstSeen
 	t.mu.Unlock()
 	r.Windows, r.Samples = ws, series
 	r.Flatness = map[string]flatCheck{
@@ -220,7 +221,7 @@ func (r *SoakResult) markdown() string {
 	if len(r.Unexpected) > 0 {
 		b.WriteString("\nUnexpected:\n\n")
 		for _, k := range sortedKeys(r.Unexpected) {
-			fmt.Fprintf(&b, "- %s × %d\n", k, r.Unexpected[k])
+			fmt.Fprintf(&b, "- %s × %d (first at %.0f s)\n", k, r.Unexpected[k], r.FirstSeen[k])
 		}
 	}
 	if len(r.WrongWhat) > 0 {
