@@ -21,6 +21,9 @@
 //	seed     write the devices' secrets to Vault KV v2 (and import them as
 //	         Transit hmac keys), timed; or to a signerd -dev -dev-secrets file
 //	report   print a Markdown table (with ratios) of -json result files
+//	soak     start Vault, the platform emulator and signerd, run a
+//	         realistic mix with faults for -duration and check every
+//	         answer (soak.go; docs/RELIABILITY.md)
 //
 // Devices are {product}/dev-0000000 … with secrets derived from
 // -secret-seed, so seed, load (-verify) and hmac agree without sharing files.
