@@ -187,7 +187,7 @@ func (r *SoakResult) markdown() string {
 	fmt.Fprintf(&b, "| signerd ERROR log lines | %d |\n", r.LogErrors)
 	fmt.Fprintf(&b, "| signerd exit after SIGTERM | %s |\n\n", r.SignerdExit)
 
-	b.WriteString("Answers by kind of call and code (each kind is built to get the code in the first column of its row's expectations: OK for signs and PreVerify, NotFound for unknown devices, InvalidArgument for bad input, PermissionDenied/Unauthenticated for callers without permission):\n\n")
+	b.WriteString("Answers by kind of call and code. Each kind is built to get one answer: OK for signs, batches and PreVerify (batch items: OK, or InvalidArgument/NotFound for the bad and unknown items), NotFound for unknown devices, InvalidArgument for bad input, PermissionDenied or Unauthenticated for callers without permission; Unavailable only during injected faults:\n\n")
 	codesSeen := map[string]bool{}
 	for _, m := range r.ByKind {
 		for c := range m {
