@@ -11,13 +11,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/signerd/signerd/platform"
+	"github.com/signerd/signerd/platform/azure"
 	"github.com/signerd/signerd/secrets"
 )
 
 // platformModules are the platforms this binary serves besides Alibaba
 // (whose settings are -products): the one list outside the platforms' own
 // packages that names them.
-var platformModules = []platform.Module{}
+var platformModules = []platform.Module{azure.Module{}}
 
 // platformSet is what the configured platforms serve.
 type platformSet struct {
