@@ -8,3 +8,13 @@
 path "iot/data/devices/*" {
   capabilities = ["read"]
 }
+
+# Azure IoT Hub device and module keys, and Azure DPS enrollment group keys,
+# at platform/azure's default locations (-platforms azure.vault, azure.dpsVault):
+# read-only, as above.
+path "iot/data/azure/*" {
+  capabilities = ["read"]
+}
+path "iot/data/azure-dps/*" {
+  capabilities = ["read"]
+}
