@@ -74,7 +74,7 @@ func (h *hubSigner) Sign(ctx context.Context, req proto.Message, now time.Time, 
 		return platform.Login{}, fmt.Errorf("azure hub %s: %w", r.GetHub(), err)
 	}
 	id, _ := h.Device(r)
-	mac := deviceMAC(ctx, keys, id)
+	mac := keyMAC(ctx, keys, id)
 	if derive {
 		g := hs.DPSGroup
 		if mac, err = azuresign.DerivedMAC(groupMAC(ctx, keys, g.IDScope, g.Group), r.GetDeviceId()); err != nil {

@@ -49,17 +49,14 @@ func ttl(seconds int32) (time.Duration, error) {
 	return azuresign.ResolveTTL(time.Duration(seconds) * time.Second)
 }
 
-// groupMAC is the MAC keyed with an enrollment group's key, which stays
-// wherever keys computes its MACs.
+// groupMAC is the MAC keyed with an enrollment group's key.
 func groupMAC(ctx context.Context, keys platform.Keys, idScope, group string) azuresign.MAC {
-	id := device.ID{Platform: azuresign.PlatformDPSGroup, ProductKey: idScope, DeviceName: group}
-	return func(content []byte) ([]byte, error) {
-		return keys.MAC(ctx, id, secrets.HMACSHA256, content)
-	}
+	return keyMAC(ctx, keys, device.ID{Platform: azuresign.PlatformDPSGroup, ProductKey: idScope, DeviceName: group})
 }
 
-// deviceMAC is the MAC keyed with the device's (or module's) own key.
-func deviceMAC(ctx context.Context, keys platform.Keys, id device.ID) azuresign.MAC {
+// keyMAC is the MAC keyed with id's key, which stays wherever keys
+// computes its MACs.
+func keyMAC(ctx context.Context, keys platform.Keys, id device.ID) azuresign.MAC {
 	return func(content []byte) ([]byte, error) {
 		return keys.MAC(ctx, id, secrets.HMACSHA256, content)
 	}
