@@ -45,7 +45,7 @@ func loadPlatforms(path string, modules []platform.Module) (platformSet, error) 
 		data, err := os.ReadFile(path)
 		if err == nil {
 			var js []byte
-			if js, err = yaml.YAMLToJSON(data); err == nil {
+			if js, err = yaml.YAMLToJSONStrict(data); err == nil {
 				var strict []error
 				strict, err = sigsjson.UnmarshalStrict(js, &sections)
 				err = errors.Join(append(strict, err)...)

@@ -72,6 +72,26 @@ func TestConfigErrorsAllAtOnce(t *testing.T) {
 	}
 }
 
+// TestDuplicateKeysRefused: every YAML file signerd reads refuses a key
+// given twice (YAML readers otherwise keep the last one, so a policy's
+// second "products:" would silently replace its first), naming the key.
+func TestDuplicateKeysRefused(t *testing.T) {
+	for _, tc := range []struct{ flag, file, content string }{
+		{"-products", "products.yaml", "defaults:\n  keepAliveSeconds: 60\n  keepAliveSeconds: 90\n"},
+		{"-policy-file", "policy.yaml", "backends:\n  - identity: spiffe://t/a\n    products: [a1PK]\n    products: [\"*\"]\n    rpcs: [\"*\"]\n"},
+		{"-platforms", "platforms.yaml", "huawei:\n  host: a.example.com\n  host: b.example.com\n"},
+		{"-config", "signerd.yaml", "cache-size: 10\ncache-size: 20\n"},
+	} {
+		t.Run(tc.flag, func(t *testing.T) {
+			args := []string{"-dev", "-check-config", tc.flag, writeFile(t, tc.file, tc.content)}
+			err := run(context.Background(), args, map[string]string{}, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "already") {
+				t.Errorf("%s with a duplicate key: %v, want it refused", tc.flag, err)
+			}
+		})
+	}
+}
+
 func TestUnknownEnvironmentVariables(t *testing.T) {
 	tests := []struct {
 		name    string
