@@ -80,7 +80,15 @@ type Vault struct {
 
 	mu        sync.Mutex
 	authState error // last login/renewal failure, nil when healthy
+	// refused: Vault answered the last login with 403 (token expired or
+	// revoked, or credentials rejected), as against not answering at all.
+	refused bool
 }
+
+// maxReloginBackoff caps the wait between failed logins. It is how long
+// uncached devices may stay UNAVAILABLE after Vault returns from an outage
+// that outlived signerd's token, so it is short; a login is one request.
+const maxReloginBackoff = 5 * time.Second
 
 // NewVault connects to Vault, logs in and checks that the login works, so
 // that a misconfiguration fails at start-up with a clear message instead of
@@ -149,6 +157,16 @@ func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
 	v.stop = stop
 	go v.keepTokenAlive(rctx, first)
 	return v, nil
+}
+
+// TokenRefused reports whether Vault refused signerd's last login: its
+// token expired or was revoked (token auth) or its credentials were
+// rejected. It stays true until a login succeeds, and stays false while
+// Vault is merely unreachable (a metric exports it).
+func (v *Vault) TokenRefused() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.refused
 }
 
 // Client returns the underlying Vault client, logged in.
@@ -343,6 +361,12 @@ func (v *Vault) login(ctx context.Context) (*vault.Secret, error) {
 	}
 	renewable, _ := self.TokenIsRenewable()
 	ttl, _ := self.TokenTTL()
+	if ttl < time.Second && self.Data["expire_time"] != nil {
+		// Vault rounds the TTL down to whole seconds: a token in its last
+		// second reads as 0, which watch would take for a token that never
+		// expires, and never look at it again. Watch it for that second.
+		ttl = time.Second
+	}
 	return &vault.Secret{Auth: &vault.SecretAuth{
 		ClientToken:   v.client.Token(),
 		Renewable:     renewable,
@@ -369,14 +393,16 @@ func (v *Vault) keepTokenAlive(ctx context.Context, s *vault.Secret) {
 		s, err = v.login(lctx)
 		cancel()
 		if err != nil {
-			v.setAuthState(err)
+			if v.setAuthState(err) {
+				v.logRefused(err)
+			}
 			v.log.Error("vault re-login failed; retrying", "error", err, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, time.Minute)
+			backoff = min(2*backoff, maxReloginBackoff)
 			continue
 		}
 		v.log.Info("vault re-login succeeded", "ttl_seconds", s.Auth.LeaseDuration)
@@ -434,8 +460,35 @@ func (v *Vault) watch(ctx context.Context, s *vault.Secret) {
 	}
 }
 
-func (v *Vault) setAuthState(err error) {
+// setAuthState records the outcome of a login and reports whether Vault
+// has just begun refusing it. A login Vault did not answer leaves refused
+// as it was: an outage says nothing about the token.
+func (v *Vault) setAuthState(err error) (newlyRefused bool) {
 	v.mu.Lock()
+	defer v.mu.Unlock()
 	v.authState = err
-	v.mu.Unlock()
+	was := v.refused
+	switch {
+	case err == nil:
+		v.refused = false
+	case errors.Is(err, ErrPermission):
+		v.refused = true
+	}
+	return v.refused && !was
+}
+
+// logRefused says once, when it begins, that Vault refuses signerd's login,
+// and what brings signerd back: a token auth cannot log in by itself.
+func (v *Vault) logRefused(err error) {
+	if v.cfg.Auth != nil || v.cfg.NewAuth != nil {
+		v.log.Error("vault refuses signerd's login: uncached devices get UNAVAILABLE until it succeeds; check the auth role and credentials",
+			"error", err)
+		return
+	}
+	fix := "restart signerd with a new VAULT_TOKEN"
+	if v.cfg.TokenFile != "" {
+		fix = "write a new token to the token file; signerd re-reads it"
+	}
+	v.log.Error("vault token is gone (expired or revoked): uncached devices get UNAVAILABLE until signerd has a new token",
+		"error", err, "fix", fix)
 }

@@ -474,3 +474,73 @@ func TestVaultOutageAndRecovery(t *testing.T) {
 		t.Errorf("Ready after recovery: %v", err)
 	}
 }
+
+// A static token that dies (here: its max TTL passes) cannot be replaced by
+// signerd itself: TokenRefused, Ready and one clear log line say so, and a
+// new token in the token file ends it without a restart.
+func TestVaultStaticTokenGone(t *testing.T) {
+	shared := sharedVault(t)
+	ctx := context.Background()
+	tok, err := shared.Token(ctx, 2*time.Second, 2*time.Second, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(tok), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	v, err := secrets.NewVault(ctx, secrets.VaultConfig{
+		Address: shared.Addr, TokenFile: file,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if v.TokenRefused() {
+		t.Fatal("TokenRefused with a fresh token")
+	}
+	const gone = "vault token is gone (expired or revoked)"
+	// Generous bounds: they only end a broken test.
+	for deadline := time.Now().Add(30 * time.Second); !v.TokenRefused(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("TokenRefused still false 30 s after a 2 s token; logs:\n%s", logs.String())
+		}
+	}
+	if err := v.Ready(ctx); !errors.Is(err, secrets.ErrPermission) {
+		t.Errorf("Ready with the token gone = %v, want ErrPermission", err)
+	}
+	_, err = v.Lookup(ctx, secrets.DeviceID{ProductKey: "a1Gone", DeviceName: "dev"})
+	if !errors.Is(err, secrets.ErrPermission) {
+		t.Errorf("Lookup with the token gone = %v, want ErrPermission", err)
+	}
+	time.Sleep(2 * time.Second) // several failed re-logins: still one line
+	if n := strings.Count(logs.String(), gone); n != 1 {
+		t.Errorf("%d log lines %q, want 1; logs:\n%s", n, gone, logs.String())
+	}
+	if !strings.Contains(logs.String(), "write a new token to the token file") {
+		t.Errorf("the log does not say how to end it; logs:\n%s", logs.String())
+	}
+
+	fresh, err := shared.Token(ctx, time.Hour, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(fresh), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); v.TokenRefused(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("TokenRefused still true 30 s after a new token was written; logs:\n%s", logs.String())
+		}
+	}
+	if err := v.Ready(ctx); err != nil {
+		t.Errorf("Ready with the new token: %v", err)
+	}
+	for _, secret := range []string{tok, fresh} {
+		if strings.Contains(logs.String(), secret) {
+			t.Error("logs contain a token")
+		}
+	}
+}
