@@ -77,6 +77,8 @@ type Vault struct {
 
 	stop context.CancelFunc
 	done chan struct{}
+	// denied is signalled when Vault answers a request 403 (denialWatch).
+	denied chan struct{}
 
 	mu        sync.Mutex
 	authState error // last login/renewal failure, nil when healthy
@@ -129,6 +131,14 @@ func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
 	// Retries would stretch an outage past the caller's deadline; the cache
 	// and the caller's own retry cover transient faults.
 	vc.MaxRetries = 0
+	denied := make(chan struct{}, 1)
+	hc := *vc.HttpClient // the caller's client stays as it was
+	next := hc.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	hc.Transport = denialWatch{next: next, denied: denied}
+	vc.HttpClient = &hc
 	client, err := vault.NewClient(vc)
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
@@ -141,7 +151,7 @@ func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
 		client.ClearToken()
 	}
 
-	v := &Vault{cfg: cfg, client: client, kv: client.KVv2(cfg.Mount), log: cfg.Logger, done: make(chan struct{})}
+	v := &Vault{cfg: cfg, client: client, kv: client.KVv2(cfg.Mount), log: cfg.Logger, done: make(chan struct{}), denied: denied}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	first, err := v.login(lctx)
@@ -412,42 +422,52 @@ func (v *Vault) keepTokenAlive(ctx context.Context, s *vault.Secret) {
 	}
 }
 
-// watch renews s until renewal ends. A token without a TTL (root) needs no
-// renewal: watch then waits for ctx.
+// watch renews s until renewal ends, or until Vault denies signerd's token
+// (a request answered 403 and a look at the token itself says it is gone:
+// revoked, or expired behind the watcher's back), so that the next login
+// comes at the first denial rather than when the token's TTL would have
+// run out. A token without a TTL (root) needs no renewal, but can be
+// revoked all the same.
 func (v *Vault) watch(ctx context.Context, s *vault.Secret) {
-	if s.Auth.LeaseDuration == 0 {
-		<-ctx.Done()
-		return
-	}
-	if !s.Auth.Renewable {
+	var (
+		expiry  <-chan time.Time
+		done    <-chan error
+		renewed <-chan *vault.RenewOutput
+	)
+	switch {
+	case s.Auth.LeaseDuration == 0:
+	case !s.Auth.Renewable:
 		// Cannot renew: log in again shortly before it expires.
 		wait := time.Duration(s.Auth.LeaseDuration) * time.Second * 4 / 5
 		v.log.Warn("vault token is not renewable; will log in again before it expires", "in", wait)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		expiry = t.C
+	default:
+		w, err := v.client.NewLifetimeWatcher(&vault.LifetimeWatcherInput{Secret: s})
+		if err != nil {
+			v.log.Error("vault token watcher", "error", err)
+			return
 		}
-		return
+		go w.Start()
+		defer w.Stop()
+		done, renewed = w.DoneCh(), w.RenewCh()
 	}
-	w, err := v.client.NewLifetimeWatcher(&vault.LifetimeWatcherInput{Secret: s})
-	if err != nil {
-		v.log.Error("vault token watcher", "error", err)
-		return
-	}
-	go w.Start()
-	defer w.Stop()
+	var checked time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case err := <-w.DoneCh():
+		case <-expiry:
+			return
+		case err := <-done:
 			if err != nil {
 				v.log.Warn("vault token renewal failed; logging in again", "error", classify(err))
 			} else {
 				v.log.Info("vault token reached its max TTL; logging in again")
 			}
 			return
-		case r := <-w.RenewCh():
+		case r := <-renewed:
 			ttl := 0
 			if r.Secret != nil && r.Secret.Auth != nil {
 				ttl = r.Secret.Auth.LeaseDuration
@@ -456,8 +476,51 @@ func (v *Vault) watch(ctx context.Context, s *vault.Secret) {
 			if v.cfg.OnRenew != nil {
 				v.cfg.OnRenew(false)
 			}
+		case <-v.denied:
+			// A policy that denies a path denies it on every call: one
+			// look at the token a second is enough.
+			if time.Since(checked) < time.Second {
+				continue
+			}
+			checked = time.Now()
+			if err := v.tokenDenied(ctx); err != nil {
+				v.log.Warn("vault denies signerd's token; logging in again", "error", err)
+				return
+			}
 		}
 	}
+}
+
+// tokenDenied looks the token up and returns the error if Vault refuses
+// it; nil if the token is good or Vault did not answer (an outage says
+// nothing about the token).
+func (v *Vault) tokenDenied(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
+	defer cancel()
+	_, err := v.client.Auth().Token().LookupSelfWithContext(ctx)
+	if err = classify(err); errors.Is(err, ErrPermission) {
+		return err
+	}
+	return nil
+}
+
+// denialWatch signals denied for every 403 Vault answers, whichever user
+// of the client sent the request (KV lookups, Transit, registration), so
+// that the token keeper looks at the token.
+type denialWatch struct {
+	next   http.RoundTripper
+	denied chan<- struct{}
+}
+
+func (d denialWatch) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := d.next.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusForbidden {
+		select {
+		case d.denied <- struct{}{}:
+		default:
+		}
+	}
+	return resp, err
 }
 
 // setAuthState records the outcome of a login and reports whether Vault
