@@ -94,9 +94,11 @@ func (s *SharedCluster) Get(t testing.TB) *Cluster {
 	})
 	if s.err != nil {
 		t.Fatalf("this test needs a real Vault cluster: %v", s.err)
+		return nil
 	}
 	if err := s.c.Heal(); err != nil {
 		t.Fatalf("vault cluster: %v", err)
+		return nil
 	}
 	return s.c
 }
@@ -359,12 +361,7 @@ func (nd *Node) Start() error {
 func (nd *Node) Seal() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r := nd.Client.NewRequest("PUT", "/v1/sys/seal")
-	resp, err := nd.Client.RawRequestWithContext(ctx, r)
-	if resp != nil {
-		resp.Body.Close()
-	}
-	if err != nil {
+	if err := nd.Client.Sys().SealWithContext(ctx); err != nil {
 		return fmt.Errorf("seal node %d: %w", nd.Index, err)
 	}
 	return nil
