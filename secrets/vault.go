@@ -436,6 +436,7 @@ func (v *Vault) watch(ctx context.Context, s *vault.Secret) {
 	)
 	switch {
 	case s.Auth.LeaseDuration == 0:
+		// No TTL: only a denial ends it.
 	case !s.Auth.Renewable:
 		// Cannot renew: log in again shortly before it expires.
 		wait := time.Duration(s.Auth.LeaseDuration) * time.Second * 4 / 5
