@@ -147,6 +147,21 @@ func (m *Metrics) TokenRenewed(relogin bool) {
 	m.tokenRenewals.WithLabelValues(kind).Inc()
 }
 
+// VaultTokenRefused exports refused (secrets.Vault.TokenRefused) as
+// signerd_vault_token_refused: 1 while Vault refuses signerd's token or
+// login, which with token auth only a new token ends.
+func (m *Metrics) VaultTokenRefused(refused func() bool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "signerd_vault_token_refused",
+		Help: "1 while Vault refuses signerd's token or login (token expired or revoked, credentials rejected); 0 otherwise, also while Vault is unreachable.",
+	}, func() float64 {
+		if refused() {
+			return 1
+		}
+		return 0
+	}))
+}
+
 // RateLimited counts one refused call.
 func (m *Metrics) RateLimited(rpc, reason string) { m.rateLimited.WithLabelValues(rpc, reason).Inc() }
 

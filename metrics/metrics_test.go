@@ -54,6 +54,7 @@ func TestCountersAndExposition(t *testing.T) {
 	m.TokenRenewed(true)
 	m.RateLimited("SignMqttConnect", "rate_limit")
 	m.CacheSize(func() int { return 42 })
+	m.VaultTokenRefused(func() bool { return true })
 	if got := testutil.ToFloat64(m.cacheLookups.WithLabelValues("hit")); got != 2 {
 		t.Errorf("cache hits = %v, want 2", got)
 	}
@@ -81,6 +82,7 @@ func TestCountersAndExposition(t *testing.T) {
 	for _, want := range []string{
 		`signerd_secret_cache_lookups_total{outcome="hit"} 2`,
 		`signerd_secret_cache_entries 42`,
+		`signerd_vault_token_refused 1`,
 		`signerd_secret_cache_evictions_total 1`,
 		`signerd_vault_token_renewals_total{kind="renew"} 1`,
 		`signerd_rate_limited_total{reason="rate_limit",rpc="SignMqttConnect"} 1`,
