@@ -120,6 +120,13 @@ func startPlatformFixture(t *testing.T) *platformFixture {
 	// A key that is not base64, for the FAILED_PRECONDITION answer.
 	put("onenet/"+e2eOneNETPK+"/bad-key", "deviceKey", "not*base64*key-0001")
 
+	// signerd reads with the shipped least-privilege policy
+	// (deploy/vault/policy.hcl), not the root token: a platform whose key
+	// paths the policy forgot fails here.
+	token, err := vault.Token(ctx, time.Hour, 2*time.Hour, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	certFile, keyFile := pkitest.WriteFiles(t, dir, "server", ca.Issue(t, pkitest.Options{CommonName: "signerd", Server: true}))
 	f.auditLog = filepath.Join(dir, "audit.log")
@@ -135,7 +142,7 @@ func startPlatformFixture(t *testing.T) *platformFixture {
     products: ["*"]
     rpcs: ["*"]
 `), "-audit-log", f.auditLog,
-		"-vault-addr", vault.Addr, "-vault-token-file", writeFile(t, "vault-token", vault.RootToken),
+		"-vault-addr", vault.Addr, "-vault-token-file", writeFile(t, "vault-token", token),
 		"-platforms", writeFile(t, "platforms.yaml", e2ePlatforms),
 		"-rate-limit", "0")
 	backend := ca.Backend(t, "spiffe://signerd.test/fleet/provisioner")

@@ -18,3 +18,15 @@ path "iot/data/azure/*" {
 path "iot/data/azure-dps/*" {
   capabilities = ["read"]
 }
+
+# Tencent, Huawei IoTDA and OneNET device keys at their platforms' default
+# locations (-platforms tencent.vault, huawei.vault, onenet.vault).
+path "iot/data/tencent/*" {
+  capabilities = ["read"]
+}
+path "iot/data/huawei/*" {
+  capabilities = ["read"]
+}
+path "iot/data/onenet/*" {
+  capabilities = ["read"]
+}
