@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -93,8 +94,8 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 		"metrics", srv.MetricsAddr(), "version", versionString())
 	if cfg.dev {
 		log.Warn("INSECURE DEV MODE: in-memory secrets, no TLS, no caller authentication; never use it for real devices")
-		log.Info("try: curl -s -X POST http://" + srv.HTTPAddr().String() +
-			"/v1/products/" + url.PathEscape(a.devDevice.ProductKey) + "/devices/" + url.PathEscape(a.devDevice.DeviceName) + ":signMqttConnect -d '{}'")
+		route, body := tryRoute(a.devDevice)
+		log.Info("try: curl -s -X POST http://" + srv.HTTPAddr().String() + route + " -d '" + body + "'")
 	}
 	err = srv.Serve(ctx)
 	log.Info("stopped")
@@ -142,4 +143,26 @@ func platformClient(cfg config, products *signing.Products, roots *x509.CertPool
 		return nil, fmt.Errorf("platform client (-products authBaseUrl, -platform-*): %w", err)
 	}
 	return c, nil
+}
+
+// tryRoute is the REST route and body that sign for d, for the -dev "try"
+// line: each platform's route as proto/signer/v1 declares it.
+func tryRoute(d secrets.DeviceID) (route, body string) {
+	pk, dn := url.PathEscape(d.ProductKey), url.PathEscape(d.DeviceName)
+	body = "{}"
+	switch d.Platform {
+	case "azure":
+		if d.Module != "" {
+			m, _ := json.Marshal(map[string]string{"moduleId": d.Module})
+			body = string(m)
+		}
+		return "/v1/azure/hubs/" + pk + "/devices/" + dn + ":signMqttConnect", body
+	case "azure-dps":
+		return "/v1/azure/dps/" + pk + "/registrations/" + dn + ":signMqttConnect", body
+	case "tencent", "onenet":
+		return "/v1/" + d.Platform + "/products/" + pk + "/devices/" + dn + ":signMqttConnect", body
+	case "huawei":
+		return "/v1/huawei/devices/" + dn + ":signMqttConnect", body
+	}
+	return "/v1/products/" + pk + "/devices/" + dn + ":signMqttConnect", body
 }

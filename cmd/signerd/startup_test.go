@@ -203,9 +203,13 @@ func TestCheckConfigAgreesWithStart(t *testing.T) {
 // command answers 200.
 func TestE2EDevTryLine(t *testing.T) {
 	secretsFile := writeFile(t, "secrets.json", `[{"productKey":"a1FromFile","deviceName":"file-dev-01","deviceSecret":"s3cret"}]`)
+	moduleFile := writeFile(t, "module.json", `[{"platform":"azure","productKey":"file-hub","deviceName":"file-dev-01","module":"m1","key":"a2V5LWJ5dGVzLWtleS1ieXRlcw=="}]`)
+	onenetFile := writeFile(t, "onenet.json", `[{"platform":"onenet","productKey":"FromFile01","deviceName":"file-dev-01","key":"a2V5LWJ5dGVzLWtleS1ieXRlcw=="}]`)
 	for name, extra := range map[string][]string{
-		"demo device": nil,
-		"from a file": {"-dev-secrets", secretsFile},
+		"demo device":           nil,
+		"from a file":           {"-dev-secrets", secretsFile},
+		"an Azure module first": {"-dev-secrets", moduleFile},
+		"a OneNET device first": {"-dev-secrets", onenetFile},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := startSignerd(t, append([]string{"-dev", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-metrics-addr", "off"}, extra...)...)
@@ -217,17 +221,17 @@ func TestE2EDevTryLine(t *testing.T) {
 			if m == nil {
 				t.Fatalf("try line %q has no POST URL", line["msg"])
 			}
-			if extra != nil && !strings.Contains(m[1], "/a1FromFile/devices/file-dev-01:") {
+			if extra != nil && !strings.Contains(m[1], "/devices/file-dev-01:") {
 				t.Errorf("try line %q does not name the file's device", m[1])
 			}
-			if _, err := postURL(m[1], "{}"); err != nil {
+			if _, err := postURL(m[1], m[2]); err != nil {
 				t.Errorf("the logged command fails: %v", err)
 			}
 		})
 	}
 }
 
-var tryURL = regexp.MustCompile(`curl -s -X POST (\S+) -d '\{\}'`)
+var tryURL = regexp.MustCompile(`curl -s -X POST (\S+) -d '(\{[^']*\})'`)
 
 func TestReflectionDefault(t *testing.T) {
 	tests := []struct {
