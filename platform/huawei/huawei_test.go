@@ -308,6 +308,7 @@ func TestConfigure(t *testing.T) {
 		host    string // "": the platform is off
 		want    secrets.Location
 		errs    []string // nil: valid
+		not     []string // what errs must not say
 	}{
 		{name: "none", want: DefaultLocation},
 		{name: "empty", section: `{}`, want: DefaultLocation},
@@ -324,7 +325,8 @@ func TestConfigure(t *testing.T) {
 		{name: "unknown key", section: `{"hostname":"x"}`, errs: []string{`"hostname"`}},
 		{name: "wrong case", section: `{"Host":"iot.example.com"}`, errs: []string{`"Host"`}},
 		{name: "unknown vault key", section: `{"vault":{"encoding":"base64"}}`, errs: []string{`"vault.encoding"`}},
-		{name: "wrong type", section: `{"host":8883}`, errs: []string{"host", "string"}},
+		{name: "wrong type", section: `{"host":8883}`, errs: []string{"host", "string"}, not: []string{"DNS name"}},
+		{name: "wrong vault type", section: `{"vault":{"field":3}}`, errs: []string{"vault.field", "string"}, not: []string{"required"}},
 		{name: "every bad setting at once", section: `{"host":"-bad-","vault":{"mount":"","path":"huawei/x","field":""},"port":1}`,
 			errs: []string{`"port"`, `host "-bad-"`, "vault: mount", "must contain {deviceName}", "vault: field: required"}},
 	} {
@@ -341,6 +343,13 @@ func TestConfigure(t *testing.T) {
 				for _, w := range tc.errs {
 					if !strings.Contains(err.Error(), w) {
 						t.Errorf("Configure(%s) error %q does not say %q", tc.section, err, w)
+					}
+				}
+				// A wrongly typed value reads as empty: it must not be
+				// reported a second time as a missing one.
+				for _, w := range tc.not {
+					if strings.Contains(err.Error(), w) {
+						t.Errorf("Configure(%s) error %q says %q", tc.section, err, w)
 					}
 				}
 				return

@@ -305,6 +305,7 @@ func TestConfigure(t *testing.T) {
 		section string // "" = none
 		want    secrets.Location
 		errs    []string // nil: valid
+		not     []string // what errs must not say
 	}{
 		{name: "none", want: DefaultLocation},
 		{name: "empty", section: `{}`, want: DefaultLocation},
@@ -314,7 +315,7 @@ func TestConfigure(t *testing.T) {
 		{name: "unknown key", section: `{"host":"x"}`, errs: []string{`"host"`}},
 		{name: "unknown vault key", section: `{"vault":{"encoding":"raw"}}`, errs: []string{`"vault.encoding"`}},
 		{name: "wrong case", section: `{"Vault":{}}`, errs: []string{`"Vault"`}},
-		{name: "wrong type", section: `{"vault":{"mount":5}}`, errs: []string{"vault.mount", "string"}},
+		{name: "wrong type", section: `{"vault":{"mount":5}}`, errs: []string{"vault.mount", "string"}, not: []string{"required"}},
 		{name: "every bad setting at once", section: `{"vault":{"mount":"","path":"/abs","field":""},"extra":1}`,
 			errs: []string{`"extra"`, "vault: mount", "vault: vault path template \"/abs\"", "vault: field: required"}},
 	} {
@@ -331,6 +332,13 @@ func TestConfigure(t *testing.T) {
 				for _, w := range tc.errs {
 					if !strings.Contains(err.Error(), w) {
 						t.Errorf("Configure(%s) error %q does not say %q", tc.section, err, w)
+					}
+				}
+				// A wrongly typed value reads as empty: it must not be
+				// reported a second time as a missing one.
+				for _, w := range tc.not {
+					if strings.Contains(err.Error(), w) {
+						t.Errorf("Configure(%s) error %q says %q", tc.section, err, w)
 					}
 				}
 				return

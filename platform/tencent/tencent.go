@@ -52,7 +52,10 @@ type settings struct {
 // Configure implements platform.Module.
 func (module) Configure(section []byte) (platform.Config, error) {
 	var s settings
-	decodeErr := kvsettings.Decode(section, &s)
+	checked, decodeErr := kvsettings.Decode(section, &s)
+	if !checked {
+		return platform.Config{}, decodeErr
+	}
 	loc, locErr := s.Vault.Location(DefaultLocation)
 	if err := errors.Join(decodeErr, locErr); err != nil {
 		return platform.Config{}, err

@@ -14,15 +14,17 @@ import (
 
 // Decode reads section (JSON; nil for none, which leaves v as it is) into
 // v strictly: unknown keys, duplicate keys and keys in the wrong case are
-// errors, all of them reported together with a type mismatch, so that a
-// misspelt setting is never silently ignored and one start-up shows every
-// mistake.
-func Decode(section []byte, v any) error {
+// errors, so that a misspelt setting is never silently ignored. They do
+// not stop the decoding, so that the caller can go on to check the values
+// and one start-up shows every mistake: checked is false only when a value
+// has the wrong type or the section is not JSON, and v's values are then
+// not to be checked (a wrongly typed one reads as empty).
+func Decode(section []byte, v any) (checked bool, err error) {
 	if section == nil {
-		return nil
+		return true, nil
 	}
 	strict, err := sigsjson.UnmarshalStrict(section, v)
-	return errors.Join(append(strict, err)...)
+	return err == nil, errors.Join(append(strict, err)...)
 }
 
 // Vault is the "vault" block: each setting left out takes the platform's
