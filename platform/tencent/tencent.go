@@ -24,9 +24,10 @@ const RPC = "SignTencentMqttConnect"
 
 // KeepAliveSeconds is the keep-alive handed to devices: the interval of
 // Tencent's own device SDK (QCLOUD_IOT_MQTT_KEEP_ALIVE_INTERNAL, 240 s, in
-// qcloud-iot-sdk-embedded-c's qcloud_iot_export.h), inside the 0–900 s the
-// MQTT access guide allows ("KeepAlive：保持连接的时间，取值范围为0 - 900s",
-// https://cloud.tencent.com/document/product/634/32546).
+// qcloud-iot-sdk-embedded-c's qcloud_iot_export.h), inside the range the
+// MQTT access guide allows ("KeepAlive: the time to keep the connection
+// alive, which ranges from 0 to 900s",
+// https://www.tencentcloud.com/document/product/1105/41824).
 const KeepAliveSeconds = 240
 
 // DefaultLocation is where the devices' keys are unless settings say
