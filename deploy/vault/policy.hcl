@@ -8,3 +8,15 @@
 path "iot/data/devices/*" {
   capabilities = ["read"]
 }
+
+# The other platforms' device keys, at their default locations (the
+# -platforms file's vault sections; a changed path needs its line here).
+path "iot/data/tencent/*" {
+  capabilities = ["read"]
+}
+path "iot/data/huawei/devices/*" {
+  capabilities = ["read"]
+}
+path "iot/data/onenet/*" {
+  capabilities = ["read"]
+}
