@@ -2,7 +2,8 @@
 # Applies signerd's Vault side to a running Vault with the `vault` CLI:
 #   1. a KV v2 secrets engine at $KV_MOUNT (enabled if absent; an existing
 #      mount must already be KV v2: it is never changed),
-#   2. the policy $POLICY from policy.hcl (read-only on $KV_MOUNT/data/devices/*),
+#   2. the policy $POLICY from policy.hcl (read-only on $KV_MOUNT/data/devices/*
+#      and the other platforms' key paths: tencent/*, huawei/devices/*, onenet/*),
 #   3. Kubernetes auth at $K8S_AUTH_MOUNT (enabled if absent; configured only
 #      when K8S_HOST is given) and the role $ROLE bound to the ServiceAccount
 #      $K8S_SERVICE_ACCOUNT in namespace $K8S_NAMESPACE, for tokens with
@@ -109,7 +110,7 @@ esac
 
 # 2. The least-privilege policy, with the mount name substituted.
 sed "s#\"iot/#\"$KV_MOUNT/#" "$here/policy.hcl" | v policy write "$POLICY" - >/dev/null
-say "wrote policy $POLICY (read $KV_MOUNT/data/devices/*)"
+say "wrote policy $POLICY (read $KV_MOUNT/data/devices/*, tencent/*, huawei/devices/*, onenet/*)"
 POLICIES=$POLICY
 if [ "$REGISTRATION" = true ]; then
   sed "s#\"iot/#\"$KV_MOUNT/#" "$here/policy-registration.hcl" | v policy write "$POLICY-registration" - >/dev/null
