@@ -20,7 +20,7 @@ import (
 // platformModules are the platforms this binary serves besides Alibaba
 // (whose settings are -products): the one list outside the platforms' own
 // packages that names them.
-var platformModules = []platform.Module{tencent.Module, huawei.Module, onenet.Module}
+var platformModules = []platform.Module{tencent.Module{}, huawei.Module{}, onenet.Module{}}
 
 // platformSet is what the configured platforms serve.
 type platformSet struct {

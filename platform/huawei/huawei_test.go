@@ -80,7 +80,7 @@ const testHost = "a1b2c3d4e5.st1.iotda-device.cn-north-4.myhuaweicloud.com"
 // locations declare.
 func configured(t *testing.T, devFile []secrets.DevEntry) (platform.Signer, *countingKeys) {
 	t.Helper()
-	c, err := Module.Configure([]byte(`{"host":"` + testHost + `"}`))
+	c, err := Module{}.Configure([]byte(`{"host":"` + testHost + `"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +335,7 @@ func TestConfigure(t *testing.T) {
 			if tc.section != "" {
 				section = []byte(tc.section)
 			}
-			c, err := Module.Configure(section)
+			c, err := Module{}.Configure(section)
 			if tc.errs != nil {
 				if err == nil {
 					t.Fatalf("Configure(%s) = %+v, want errors %q", tc.section, c, tc.errs)
@@ -368,8 +368,8 @@ func TestConfigure(t *testing.T) {
 			}
 		})
 	}
-	if Module.Name() != "huawei" {
-		t.Errorf("Name() = %q", Module.Name())
+	if (Module{}).Name() != "huawei" {
+		t.Errorf("Name() = %q", Module{}.Name())
 	}
 }
 

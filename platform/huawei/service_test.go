@@ -79,7 +79,7 @@ func TestThroughService(t *testing.T) {
 	mem.Put(device.ID{ProductKey: "a1PK", DeviceName: "alibaba-dev"}, []byte(testSecret))
 
 	newServer := func(section string, now time.Time) (*service.Server, *recordingAuthz, *serviceKeys) {
-		c, err := Module.Configure([]byte(section))
+		c, err := Module{}.Configure([]byte(section))
 		if err != nil {
 			t.Fatal(err)
 		}

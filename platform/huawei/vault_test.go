@@ -14,7 +14,7 @@ import (
 // TestSignWithVault signs with a secret read from a real Vault at the
 // default location, through signerd's shipped Vault policy.
 func TestSignWithVault(t *testing.T) {
-	c, err := Module.Configure([]byte(`{"host":"` + testHost + `"}`))
+	c, err := Module{}.Configure([]byte(`{"host":"` + testHost + `"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,11 +37,12 @@ var DefaultLocation = secrets.Location{
 }
 
 // Module is the platform as cmd/signerd wires it.
-var Module platform.Module = module{}
+type Module struct{}
 
-type module struct{}
+var _ platform.Module = Module{}
 
-func (module) Name() string { return sign.PlatformName }
+// Name implements platform.Module.
+func (Module) Name() string { return sign.PlatformName }
 
 // settings is the platform's section of the platforms file.
 type settings struct {
@@ -49,7 +50,7 @@ type settings struct {
 }
 
 // Configure implements platform.Module.
-func (module) Configure(section []byte) (platform.Config, error) {
+func (Module) Configure(section []byte) (platform.Config, error) {
 	var s settings
 	checked, decodeErr := kvsettings.Decode(section, &s)
 	if !checked {

@@ -75,7 +75,7 @@ func TestThroughService(t *testing.T) {
 	mem.Put(device.ID{ProductKey: testPID, DeviceName: "alibaba-dev"}, key)
 
 	newServer := func(now time.Time) (*service.Server, *recordingAuthz, *serviceKeys) {
-		c, err := Module.Configure(nil)
+		c, err := Module{}.Configure(nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -73,7 +73,7 @@ func (k *countingKeys) MAC(ctx context.Context, id device.ID, alg secrets.Algori
 // with the encodings the module's locations declare.
 func configured(t *testing.T, connID string, devFile []secrets.DevEntry) (*signer, *countingKeys) {
 	t.Helper()
-	c, err := Module.Configure(nil)
+	c, err := Module{}.Configure(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestConfigure(t *testing.T) {
 			if tc.section != "" {
 				section = []byte(tc.section)
 			}
-			c, err := Module.Configure(section)
+			c, err := Module{}.Configure(section)
 			if tc.errs != nil {
 				if err == nil {
 					t.Fatalf("Configure(%s) = %+v, want errors %q", tc.section, c, tc.errs)
@@ -370,7 +370,7 @@ func TestConfigure(t *testing.T) {
 			}
 		})
 	}
-	if Module.Name() != "tencent" {
-		t.Errorf("Name() = %q", Module.Name())
+	if (Module{}).Name() != "tencent" {
+		t.Errorf("Name() = %q", Module{}.Name())
 	}
 }

@@ -15,7 +15,7 @@ import (
 // TestSignWithVault signs with keys read from a real Vault at the default
 // locations, through signerd's shipped Vault policy.
 func TestSignWithVault(t *testing.T) {
-	c, err := Module.Configure(nil)
+	c, err := Module{}.Configure(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
