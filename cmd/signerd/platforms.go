@@ -12,13 +12,16 @@ import (
 
 	"github.com/signerd/signerd/platform"
 	"github.com/signerd/signerd/platform/azure"
+	"github.com/signerd/signerd/platform/huawei"
+	"github.com/signerd/signerd/platform/onenet"
+	"github.com/signerd/signerd/platform/tencent"
 	"github.com/signerd/signerd/secrets"
 )
 
 // platformModules are the platforms this binary serves besides Alibaba
 // (whose settings are -products): the one list outside the platforms' own
 // packages that names them.
-var platformModules = []platform.Module{azure.Module{}}
+var platformModules = []platform.Module{azure.Module{}, tencent.Module{}, huawei.Module{}, onenet.Module{}}
 
 // platformSet is what the configured platforms serve.
 type platformSet struct {

@@ -3,7 +3,8 @@
 #   1. a KV v2 secrets engine at $KV_MOUNT (enabled if absent; an existing
 #      mount must already be KV v2: it is never changed),
 #   2. the policy $POLICY from policy.hcl (read-only on $KV_MOUNT/data/devices/*
-#      and the Azure key paths $KV_MOUNT/data/azure/*, $KV_MOUNT/data/azure-dps/*),
+#      and the Azure key paths $KV_MOUNT/data/azure/*, $KV_MOUNT/data/azure-dps/*,
+#      tencent/*, huawei/devices/*, onenet/*),
 #   3. Kubernetes auth at $K8S_AUTH_MOUNT (enabled if absent; configured only
 #      when K8S_HOST is given) and the role $ROLE bound to the ServiceAccount
 #      $K8S_SERVICE_ACCOUNT in namespace $K8S_NAMESPACE, for tokens with
@@ -110,7 +111,7 @@ esac
 
 # 2. The least-privilege policy, with the mount name substituted.
 sed "s#\"iot/#\"$KV_MOUNT/#" "$here/policy.hcl" | v policy write "$POLICY" - >/dev/null
-say "wrote policy $POLICY (read $KV_MOUNT/data/devices/*, $KV_MOUNT/data/azure/*, $KV_MOUNT/data/azure-dps/*)"
+say "wrote policy $POLICY (read $KV_MOUNT/data/devices/*, $KV_MOUNT/data/azure/*, $KV_MOUNT/data/azure-dps/*, tencent/*, huawei/devices/*, onenet/*)"
 POLICIES=$POLICY
 if [ "$REGISTRATION" = true ]; then
   sed "s#\"iot/#\"$KV_MOUNT/#" "$here/policy-registration.hcl" | v policy write "$POLICY-registration" - >/dev/null

@@ -19,12 +19,12 @@ path "iot/data/azure-dps/*" {
   capabilities = ["read"]
 }
 
-# Tencent, Huawei IoTDA and OneNET device keys at their platforms' default
-# locations (-platforms tencent.vault, huawei.vault, onenet.vault).
+# The other platforms' device keys, at their default locations (the
+# -platforms file's vault sections; a changed path needs its line here).
 path "iot/data/tencent/*" {
   capabilities = ["read"]
 }
-path "iot/data/huawei/*" {
+path "iot/data/huawei/devices/*" {
   capabilities = ["read"]
 }
 path "iot/data/onenet/*" {
