@@ -72,7 +72,7 @@ func loadPlatforms(path string, modules []platform.Module) (platformSet, error) 
 		}
 		c, err := m.Configure(section)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", m.Name(), err))
+			errs = append(errs, prefixEach(m.Name(), err)...)
 			continue
 		}
 		set.signers = append(set.signers, c.Signers...)
@@ -96,4 +96,18 @@ func loadPlatforms(path string, modules []platform.Module) (platformSet, error) 
 		return set, fmt.Errorf("%s:\n%w", where, errors.Join(errs...))
 	}
 	return set, nil
+}
+
+// prefixEach names the platform on every line of a module's errors (it may
+// join several), so that none of them reads as another platform's.
+func prefixEach(name string, err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{fmt.Errorf("%s: %w", name, err)}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, prefixEach(name, e)...)
+	}
+	return out
 }
