@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/url"
