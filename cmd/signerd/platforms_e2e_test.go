@@ -18,6 +18,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	vaultapi "github.com/hashicorp/vault/api"
+
 	"github.com/signerd/signerd/internal/mqtttest"
 	"github.com/signerd/signerd/internal/pkitest"
 	"github.com/signerd/signerd/internal/vaulttest"
@@ -60,13 +62,16 @@ huawei:
 // platformFixture is signerd (the real binary, TLS, a real Vault) serving
 // every platform, and the test broker that checks their logins.
 type platformFixture struct {
-	p        *proc
-	broker   *mqtttest.Broker
-	ca       *pkitest.CA
-	backend  signerv1.SignerServiceClient
-	auditLog string
-	keys     []string // every key in Vault, as stored: none may leak
-	clock    *atomic.Int64
+	p         *proc
+	broker    *mqtttest.Broker
+	ca        *pkitest.CA
+	backend   signerv1.SignerServiceClient
+	auditLog  string
+	keys      []string // every key in Vault, as stored: none may leak
+	clock     *atomic.Int64
+	vault     *vaulttest.Server
+	token     string // signerd's Vault token
+	onenetKey string
 }
 
 func randomKeyB64(t *testing.T, n int) string {
@@ -86,7 +91,7 @@ func startPlatformFixture(t *testing.T) *platformFixture {
 	clock := &atomic.Int64{}
 	clock.Store(time.Now().Unix())
 	broker := mqtttest.Start(t, mqtttest.WithCA(ca), mqtttest.WithClock(func() time.Time { return time.Unix(clock.Load(), 0) }))
-	f := &platformFixture{broker: broker, ca: ca, clock: clock}
+	f := &platformFixture{broker: broker, ca: ca, clock: clock, vault: vault}
 
 	kv := vault.Client.KVv2("iot")
 	put := func(path, field, value string) {
@@ -123,10 +128,12 @@ func startPlatformFixture(t *testing.T) *platformFixture {
 	// signerd reads with the shipped least-privilege policy
 	// (deploy/vault/policy.hcl), not the root token: a platform whose key
 	// paths the policy forgot fails here.
-	token, err := vault.Token(ctx, time.Hour, 2*time.Hour, true)
-	if err != nil {
+	f.token, f.onenetKey = "signerd-e2e-"+strings.TrimRight(randomKeyB64(t, 12), "="), onenetKey
+	f.token = strings.NewReplacer("+", "a", "/", "b").Replace(f.token)
+	if err := f.createToken(ctx); err != nil {
 		t.Fatal(err)
 	}
+	token := f.token
 	dir := t.TempDir()
 	certFile, keyFile := pkitest.WriteFiles(t, dir, "server", ca.Issue(t, pkitest.Options{CommonName: "signerd", Server: true}))
 	f.auditLog = filepath.Join(dir, "audit.log")
@@ -149,6 +156,15 @@ func startPlatformFixture(t *testing.T) *platformFixture {
 	f.p.tls = pkitest.ClientTLS(ca.Pool(), &backend)
 	f.backend = f.p.grpcClient(t)
 	return f
+}
+
+// createToken makes signerd's token with the shipped policy, under an id
+// the test chose, so that a restarted (empty) dev server can be given the
+// same token again.
+func (f *platformFixture) createToken(ctx context.Context) error {
+	_, err := f.vault.Client.Auth().Token().CreateWithContext(ctx, &vaultapi.TokenCreateRequest{
+		ID: f.token, Policies: []string{"signerd"}, TTL: "2h", NoParent: true})
+	return err
 }
 
 // deviceClient is an HTTPS client presenting a certificate with uri.
@@ -323,6 +339,61 @@ func TestE2EPlatforms(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestE2EPlatformsVaultOutage: a platform device is cached and served
+// through a Vault outage like an Alibaba device; one never looked up gets
+// UNAVAILABLE (503, Retry-After) at once, and is served once Vault is back.
+func TestE2EPlatformsVaultOutage(t *testing.T) {
+	f := startPlatformFixture(t)
+	backendCert := f.ca.Backend(t, "spiffe://signerd.test/fleet/provisioner")
+	backend := &http.Client{Transport: &http.Transport{TLSClientConfig: pkitest.ClientTLS(f.ca.Pool(), &backendCert)}, Timeout: guard}
+	cached := "/v1/tencent/products/" + e2eTencentPK + "/devices/" + e2eTencentDN + ":signMqttConnect"
+	uncached := "/v1/onenet/products/" + e2eOneNETPK + "/devices/" + e2eOneNETDN + ":signMqttConnect"
+	if code, _, raw := f.post(t, backend, cached, `{}`); code != http.StatusOK {
+		t.Fatalf("before the outage: HTTP %d %s", code, raw)
+	}
+	f.vault.Stop()
+	code, r, raw := f.post(t, backend, cached, `{}`)
+	if code != http.StatusOK {
+		t.Fatalf("cached device during the outage: HTTP %d %s", code, raw)
+	}
+	if err := f.connect(r, mqtttest.ListenerTencentTCP, r.GetPassword()); err != nil {
+		t.Errorf("login signed during the outage refused: %v", err)
+	}
+	start := time.Now()
+	resp, err := backend.Post("https://"+f.p.httpAddr+uncached, "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || time.Since(start) > 2*time.Second {
+		t.Errorf("uncached device during the outage: HTTP %d, Retry-After %q after %v; want 503 with Retry-After within 2 s",
+			resp.StatusCode, resp.Header.Get("Retry-After"), time.Since(start))
+	}
+	// The dev server forgets everything: put back the token signerd holds
+	// (same id, same policy) and the device's key.
+	if err := f.vault.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := f.createToken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.vault.Client.KVv2("iot").Put(ctx, "onenet/"+e2eOneNETPK+"/"+e2eOneNETDN, map[string]any{"deviceKey": f.onenetKey}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, _, raw := f.post(t, backend, uncached, `{}`)
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after Vault came back: HTTP %d %s", code, raw)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
