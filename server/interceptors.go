@@ -126,12 +126,6 @@ type refusal struct {
 func (r *refusal) Error() string              { return r.st.Err().Error() }
 func (r *refusal) GRPCStatus() *status.Status { return r.st }
 
-// deviceRequest is every request that names one device.
-type deviceRequest interface {
-	GetProductKey() string
-	GetDeviceName() string
-}
-
 // limiter limits calls with a bucket per caller (and a separate, stricter
 // one for PreVerify, which costs a platform round trip).
 type limiter struct {
