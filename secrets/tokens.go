@@ -165,14 +165,25 @@ func NewVaultTokens(v *Vault, tmpl string) (*VaultTokens, error) {
 	if tmpl == "" {
 		tmpl = DefaultTokenPathTemplate
 	}
-	if err := checkTemplate(tmpl); err != nil {
+	if err := CheckTokenTemplate(tmpl, v.cfg.PathTemplate); err != nil {
 		return nil, err
 	}
-	if prefix(tmpl) == prefix(v.cfg.PathTemplate) {
-		return nil, fmt.Errorf("vault token path template %q: must not share %q with the device secrets' %q",
-			tmpl, prefix(tmpl), v.cfg.PathTemplate)
-	}
 	return &VaultTokens{v: v, tmpl: tmpl}, nil
+}
+
+// CheckTokenTemplate checks a token path template against the device
+// secrets' template deviceTmpl (default DefaultPathTemplate).
+func CheckTokenTemplate(tmpl, deviceTmpl string) error {
+	if deviceTmpl == "" {
+		deviceTmpl = DefaultPathTemplate
+	}
+	if err := checkTemplate(tmpl); err != nil {
+		return err
+	}
+	if p := prefix(tmpl); p == "" || strings.HasPrefix(p, prefix(deviceTmpl)) || strings.HasPrefix(prefix(deviceTmpl), p) {
+		return fmt.Errorf("vault token path template %q: must begin with a path of its own, apart from the device secrets' %q", tmpl, deviceTmpl)
+	}
+	return nil
 }
 
 // prefix is the part of a template before its first placeholder.

@@ -25,6 +25,7 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 	var svcOpts []service.Option
 	var registry *secrets.Registry // RegisterDevice; Vault only
 	var forget func(secrets.DeviceID)
+	var tokens service.TokenStore // nil: each replica its own, in memory
 	if cfg.dev {
 		store = a.devStore
 	} else {
@@ -40,6 +41,16 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 			return fmt.Errorf("-vault-product-path: %w", err)
 		}
 		forget = c.Forget
+		if cfg.preVerifyTokenPath != "off" {
+			vt, err := secrets.NewVaultTokens(v, cfg.preVerifyTokenPath)
+			if err != nil {
+				return fmt.Errorf("-preverify-token-path: %w", err)
+			}
+			tokens = vt
+			log.Info("PreVerify tokens shared by the replicas in Vault", "mount", cfg.vault.KVMount, "path", cfg.preVerifyTokenPath)
+		} else {
+			log.Warn("PreVerify tokens kept per replica (-preverify-token-path off): N replicas make N platform calls per device and hand out different tokens")
+		}
 		if cfg.readyNeedsVault {
 			ready = v.Ready
 		}
@@ -83,6 +94,7 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 		service.WithPreVerify(pv, service.TokenConfig{
 			RefreshMargin:        cfg.tokenRefreshMargin,
 			ForceRefreshInterval: cfg.forceRefreshInterval,
+			Store:                tokens,
 		}))
 	scfg.Service = service.New(store, svcOpts...)
 	srv, err := server.New(scfg)
