@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"time"
 
 	"github.com/signerd/signerd/auth"
 	platform "github.com/signerd/signerd/platform/aliyun"
@@ -95,6 +96,9 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 			RefreshMargin:        cfg.tokenRefreshMargin,
 			ForceRefreshInterval: cfg.forceRefreshInterval,
 			Store:                tokens,
+			// The claim must outlive the owner's platform call (bounded to
+			// 4/5 of it), one attempt and a retry at least.
+			ClaimTTL: max(10*time.Second, 2*cfg.platformTimeout+2*time.Second),
 		}))
 	scfg.Service = service.New(store, svcOpts...)
 	srv, err := server.New(scfg)
