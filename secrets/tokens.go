@@ -28,6 +28,9 @@ type Token struct {
 	Host     string    `json:"host"`
 	Port     int       `json:"port"`
 	IssuedAt time.Time `json:"issuedAt"`
+	// Forced: fetched for a force_refresh, which the replicas then refuse
+	// for the device until its interval has passed.
+	Forced bool `json:"forced,omitempty"`
 }
 
 func (t Token) String() string {

@@ -59,7 +59,8 @@ type TokenConfig struct {
 	// whose force_refresh limiter is kept; default 100,000.
 	Size int
 	// ForceRefreshInterval: force_refresh is honoured at most once per
-	// interval per device by each replica (burst 1); default 1 minute.
+	// interval per device (burst 1), fleet-wide: a token fetched by force
+	// says so in the store; default 1 minute.
 	ForceRefreshInterval time.Duration
 	// Store keeps the tokens; nil: an in-memory one (a single replica).
 	Store TokenStore
@@ -164,14 +165,9 @@ func (s *Server) PreVerify(ctx context.Context, req *signerv1.PreVerifyRequest) 
 	tc := s.tokens
 	force := req.GetForceRefresh()
 	if force {
+		// This replica's limiter first: it costs no Vault read.
 		if wait := tc.allowForce(key, s.now()); wait > 0 {
-			st, err := status.Newf(codes.ResourceExhausted,
-				"force_refresh is limited to once per %s per device; the cached token is still valid", tc.cfg.ForceRefreshInterval).
-				WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
-			if err != nil {
-				return nil, toStatus(ctx, s.log, err)
-			}
-			return nil, st.Err()
+			return nil, s.forceLimited(ctx, wait)
 		}
 	}
 	id := secrets.DeviceID{ProductKey: key.productKey, DeviceName: key.deviceName}
@@ -180,6 +176,13 @@ func (s *Server) PreVerify(ctx context.Context, req *signerv1.PreVerifyRequest) 
 		// Without the store, no token can be told current: a replaced one
 		// must never be handed out, so the call fails (UNAVAILABLE).
 		return nil, toStatus(ctx, s.log, err)
+	}
+	if t, ok := rec.Tokens[clientID]; ok && force && t.Forced {
+		// The fleet-wide limit: a forced token records that it was, so a
+		// device cannot force once per replica by going round them.
+		if wait := t.IssuedAt.Add(tc.cfg.ForceRefreshInterval).Sub(s.now()); wait > 0 {
+			return nil, s.forceLimited(ctx, wait)
+		}
 	}
 	if t, ok := tc.valid(rec, clientID, s.now()); ok && !force {
 		return s.preVerifyAnswer(t, clientID), nil
@@ -267,6 +270,7 @@ func (s *Server) obtainToken(ctx context.Context, key tokenKey, method signing.M
 		pctx, cancel := context.WithTimeout(ctx, tc.cfg.ClaimTTL*4/5)
 		t, err := s.fetchToken(pctx, key, method)
 		cancel()
+		t.Forced = force
 		done := claimed
 		done.Claim = nil
 		if err != nil {
@@ -320,6 +324,17 @@ func (s *Server) fetchToken(ctx context.Context, key tokenKey, method signing.Me
 		return secrets.Token{}, err
 	}
 	return secrets.Token{IotID: res.IotID, IotToken: res.IotToken, Host: res.Host, Port: res.Port, IssuedAt: now}, nil
+}
+
+// forceLimited is the refusal of a force_refresh within its interval.
+func (s *Server) forceLimited(ctx context.Context, wait time.Duration) error {
+	st, err := status.Newf(codes.ResourceExhausted,
+		"force_refresh is limited to once per %s per device; the cached token is still valid", s.tokens.cfg.ForceRefreshInterval).
+		WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
+	if err != nil {
+		return toStatus(ctx, s.log, err)
+	}
+	return st.Err()
 }
 
 // allowForce takes the device's forced refresh for now, or returns how long

@@ -165,6 +165,19 @@ func TestPreVerifySharedAcrossReplicas(t *testing.T) {
 				}
 			}
 
+			// A second force_refresh within the interval is refused at
+			// every replica, not only at the one that forced: the limit
+			// holds fleet-wide.
+			for i, svc := range r.svcs {
+				_, err := svc.PreVerify(ctx, &signerv1.PreVerifyRequest{ProductKey: pvPK, DeviceName: "dev-0007", ForceRefresh: true})
+				if status.Code(err) != codes.ResourceExhausted {
+					t.Errorf("second force_refresh within the interval at replica %d = %v, want RESOURCE_EXHAUSTED", i, err)
+				}
+			}
+			if r.emu.Calls() != devices+1 {
+				t.Fatalf("platform calls after refused force_refreshes = %d, want %d", r.emu.Calls(), devices+1)
+			}
+
 			// Past the refresh margin, every replica asks at once: one
 			// refresh per device.
 			r.clock.advance(6*24*time.Hour + time.Minute)
@@ -178,6 +191,10 @@ func TestPreVerifySharedAcrossReplicas(t *testing.T) {
 						t.Fatalf("device %d after the margin: replica %d handed out another or the old token", d, i)
 					}
 				}
+			}
+			// Past the interval, force_refresh works again, at any replica.
+			if _, err := r.svcs[2].PreVerify(ctx, &signerv1.PreVerifyRequest{ProductKey: pvPK, DeviceName: "dev-0007", ForceRefresh: true}); err != nil {
+				t.Errorf("force_refresh after its interval: %v", err)
 			}
 			if strings.Contains(r.logs.String(), got[0][0]) {
 				t.Error("a token reached the logs")

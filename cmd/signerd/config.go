@@ -150,7 +150,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.platformCAFile, "platform-ca-file", "", "CA bundle (PEM) for the platform's auth endpoint instead of the system roots (private deployments, tests)")
 	fs.DurationVar(&c.platformTimeout, "platform-timeout", 5*time.Second, "bound on one attempt of a PreVerify call to the platform")
 	fs.DurationVar(&c.tokenRefreshMargin, "token-refresh-margin", 24*time.Hour, "PreVerify: replace a cached iotToken this long before it expires (tokens live 7 days)")
-	fs.DurationVar(&c.forceRefreshInterval, "force-refresh-interval", time.Minute, "PreVerify: honour force_refresh at most once per this interval per device (and replica)")
+	fs.DurationVar(&c.forceRefreshInterval, "force-refresh-interval", time.Minute, "PreVerify: honour force_refresh at most once per this interval per device (across the replicas sharing -preverify-token-path)")
 	fs.StringVar(&c.preVerifyTokenPath, "preverify-token-path", "preverify-tokens/{productKey}/{deviceName}",
 		"PreVerify: where in the KV mount the replicas share each device's iotToken (check-and-set; see deploy/vault/policy.hcl); \"off\": each replica keeps its own in memory")
 

@@ -252,6 +252,13 @@ func TestE2EReplicasShareTokens(t *testing.T) {
 	}
 	close(stop)
 	bg.Wait()
+	// force_refresh is limited per device fleet-wide: going round the
+	// replicas does not buy a device more refreshes.
+	for i := range 3 {
+		if _, err := ask(clients[(i+1)%3], repName(i), true); status.Code(err) != codes.ResourceExhausted {
+			t.Errorf("%s: a second force_refresh at another replica = %v, want RESOURCE_EXHAUSTED", repName(i), err)
+		}
+	}
 	if n := seenOld.Load(); n > 0 {
 		t.Errorf("%d answers handed out a replaced token after its force_refresh had returned", n)
 	}
