@@ -311,3 +311,33 @@ func writeCA(t *testing.T, file string) {
 		t.Fatal(err)
 	}
 }
+
+// TestTokenRecordsOnlyInSignerdPolicy: the shared PreVerify tokens are
+// credentials; of the shipped policies only signerd's own may reach them,
+// and no rule elsewhere covers them by a wider glob.
+func TestTokenRecordsOnlyInSignerdPolicy(t *testing.T) {
+	files, err := filepath.Glob("vault/*.hcl")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("vault/*.hcl: %v %v", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if !strings.HasPrefix(line, "path ") {
+				continue
+			}
+			p := strings.Trim(strings.TrimSuffix(strings.TrimPrefix(line, "path "), "{"), ` "`)
+			covers := p == "iot/data/preverify-tokens/*" || strings.HasSuffix(p, "*") && strings.HasPrefix("iot/data/preverify-tokens/x", strings.TrimSuffix(p, "*"))
+			if covers && filepath.Base(f) != "policy.hcl" {
+				t.Errorf("%s: %q reaches the PreVerify token records; only policy.hcl may", f, p)
+			}
+			if covers && p != "iot/data/preverify-tokens/*" {
+				t.Errorf("%s: %q reaches the token records by a wider rule", f, p)
+			}
+		}
+	}
+}

@@ -332,3 +332,50 @@ func TestPreVerifyStoreFaults(t *testing.T) {
 		})
 	}
 }
+
+// overtaking is a store in which another replica takes over a claim that
+// expired while this one was asking the platform: it stores its own token
+// just before this replica's token write, which then conflicts.
+type overtaking struct {
+	service.TokenStore
+	mu     sync.Mutex
+	puts   int
+	winner secrets.Token
+}
+
+func (o *overtaking) Put(ctx context.Context, id secrets.DeviceID, rec secrets.TokenRecord) (int, error) {
+	o.mu.Lock()
+	o.puts++
+	n := o.puts
+	o.mu.Unlock()
+	if n == 2 { // this replica's token write, after its claim
+		cur, err := o.TokenStore.Get(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		cur.Claim = nil
+		cur.Tokens = map[string]secrets.Token{pvPK + "." + id.DeviceName: o.winner}
+		if _, err := o.TokenStore.Put(ctx, id, cur); err != nil {
+			return 0, err
+		}
+	}
+	return o.TokenStore.Put(ctx, id, rec)
+}
+
+// TestPreVerifyLostRace: a replica whose token write conflicts hands out
+// the winner's stored token, never the one it fetched itself.
+func TestPreVerifyLostRace(t *testing.T) {
+	store := &overtaking{TokenStore: secrets.NewMemoryTokens(0)}
+	r := newReplicas(t, 1, 1, store, service.TokenConfig{})
+	store.winner = secrets.Token{IotID: "iot-winner", IotToken: "the-winners-token", Host: "mqtt.test.local", Port: 8883, IssuedAt: r.clock.now()}
+	resp, err := r.svcs[0].PreVerify(context.Background(), &signerv1.PreVerifyRequest{ProductKey: pvPK, DeviceName: "dev-0000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetIotToken() != "the-winners-token" || resp.GetIotId() != "iot-winner" {
+		t.Errorf("after losing the race the replica handed out %q, want the stored winner's token", resp.GetIotId())
+	}
+	if calls := r.emu.Calls(); calls != 1 {
+		t.Errorf("platform calls = %d, want 1 (the token that lost is dropped, not fetched again)", calls)
+	}
+}
