@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	vault "github.com/hashicorp/vault/api"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -514,5 +517,41 @@ func TestE2ERollingRestart(t *testing.T) {
 	}
 	if calls.Load() < 1000 {
 		t.Errorf("only %d calls during the rolling restart: the load did not run", calls.Load())
+	}
+}
+
+// TestE2ETokenRecordsDenied: signerd whose Vault policy predates the shared
+// tokens (device secrets only) refuses to start, saying what to change;
+// with -preverify-token-path off it starts and keeps its tokens itself.
+func TestE2ETokenRecordsDenied(t *testing.T) {
+	f := startFleet(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	old := `path "iot/data/devices/*" { capabilities = ["read"] }`
+	if err := f.vault.Client.Sys().PutPolicyWithContext(ctx, "signerd-before-tokens", old); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := f.vault.Client.Auth().Token().CreateWithContext(ctx, &vault.TokenCreateRequest{
+		Policies: []string{"signerd-before-tokens"}, TTL: "1h", NoParent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append(slices.Clone(f.args), "-vault-token-file", writeFile(t, "old-token", sec.Auth.ClientToken))
+
+	cmd := exec.CommandContext(ctx, signerdBin, args...)
+	cmd.Env = hermeticEnv()
+	out, err := cmd.CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("signerd with a policy without the token records: %v (want a non-zero exit)\n%s", err, out)
+	}
+	for _, want := range []string{"-preverify-token-path", "iot/data/preverify-tokens/", "deploy/vault/policy.hcl", "off"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output does not contain %q:\n%s", want, out)
+		}
+	}
+
+	p := startSignerd(t, append(args, "-preverify-token-path", "off")...)
+	if !p.hasLog(t, "PreVerify tokens kept per replica (-preverify-token-path off): N replicas make N platform calls per device and hand out different tokens") {
+		t.Errorf("no warning about per-replica tokens:\n%s", p.logs())
 	}
 }

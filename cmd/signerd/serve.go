@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -46,6 +47,17 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 			vt, err := secrets.NewVaultTokens(v, cfg.preVerifyTokenPath)
 			if err != nil {
 				return fmt.Errorf("-preverify-token-path: %w", err)
+			}
+			// Fail fast, as for the device secrets, when signerd's policy
+			// predates the shared tokens: otherwise every PreVerify would
+			// answer UNAVAILABLE.
+			probe := secrets.DeviceID{ProductKey: "signerd-start-check", DeviceName: "signerd-start-check"}
+			if _, err := vt.Get(ctx, probe); errors.Is(err, secrets.ErrPermission) {
+				return fmt.Errorf("-preverify-token-path: Vault refuses signerd's token the PreVerify token records (%s): "+
+					"grant signerd's policy create, read and update there (deploy/vault/policy.hcl; re-run deploy/vault/apply.sh), "+
+					"or set -preverify-token-path off to keep the tokens per replica: %w", vt.Location(probe), err)
+			} else if err != nil {
+				log.Warn("PreVerify token records could not be read at start; PreVerify answers UNAVAILABLE until they can", "error", err)
 			}
 			tokens = vt
 			log.Info("PreVerify tokens shared by the replicas in Vault", "mount", cfg.vault.KVMount, "path", cfg.preVerifyTokenPath)
