@@ -418,6 +418,18 @@ func TestManifests(t *testing.T) {
 				}
 			}
 		}},
+		{"replicas share the limits", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			// Each replica enforces its share of the per-caller limits; the
+			// shares add up to the configured limit at the HPA's minimum
+			// and exceed it when scaled out, never fall short of it.
+			got := env(c)["SIGNERD_RATE_LIMIT_REPLICAS"]
+			if m.hpa.Spec.MinReplicas == nil || got != strconv.Itoa(int(*m.hpa.Spec.MinReplicas)) {
+				t.Errorf("SIGNERD_RATE_LIMIT_REPLICAS = %q, want the HPA's minReplicas %d", got, ptrInt(m.hpa.Spec.MinReplicas))
+			}
+			if p, ok := env(c)["SIGNERD_PREVERIFY_TOKEN_PATH"]; ok && p == "off" {
+				t.Error("SIGNERD_PREVERIFY_TOKEN_PATH=off: the replicas would each fetch and hand out their own PreVerify tokens")
+			}
+		}},
 		{"resources", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
 			p := m.pod()
 			for _, c := range slices.Concat(p.InitContainers, p.Containers) {
@@ -868,4 +880,11 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+func ptrInt(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

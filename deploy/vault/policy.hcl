@@ -1,4 +1,5 @@
-# signerd's Vault policy: read one device secret at a time, nothing else.
+# signerd's Vault policy: read one device secret at a time, and keep the
+# PreVerify tokens all replicas share; nothing else.
 #
 # Device secrets live in the KV v2 mount "iot" at devices/{productKey}/{deviceName}
 # (signerd's -vault-kv-mount and -vault-kv-path). KV v2 serves a secret's current
@@ -29,4 +30,16 @@ path "iot/data/huawei/devices/*" {
 }
 path "iot/data/onenet/*" {
   capabilities = ["read"]
+}
+
+# The iotToken each device got from PreVerify, shared by every signerd
+# replica (signerd's -preverify-token-path, default
+# preverify-tokens/{productKey}/{deviceName}): read, and written with
+# check-and-set, which needs "create" (a device's first record) and "update"
+# (every later version). No delete, list, metadata or destroy: signerd only
+# ever writes a newer version. The tokens are credentials: no other policy
+# should grant this path. apply.sh rewrites "preverify-tokens/" when
+# TOKEN_PREFIX names another.
+path "iot/data/preverify-tokens/*" {
+  capabilities = ["create", "read", "update"]
 }
