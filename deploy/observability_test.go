@@ -24,10 +24,15 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
-	"github.com/prometheus/prometheus/promql/promqltest"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -207,8 +212,8 @@ func runbookSection(runbook, alert, what string) bool {
 	return strings.Contains(rest, "\n**"+what+"**")
 }
 
-// alertCase is one synthetic history for an alert, in promqltest's load
-// syntax (series at 1 m steps from time 0), and whether the alert must be
+// alertCase is one synthetic history for an alert, in promtool's
+// input_series notation (series at 1 m steps from time 0), and whether the alert must be
 // firing at the end, with which labels.
 type alertCase struct {
 	name   string
@@ -317,7 +322,7 @@ signerd_platform_preverify_duration_seconds_bucket{namespace="signerd",instance=
 		fired := false
 		for _, c := range cs {
 			t.Run(name+"/"+c.name, func(t *testing.T) {
-				got := evalAlert(t, r.rule, "load 1m\n"+strings.TrimSpace(c.load), c.at)
+				got := evalAlert(t, r.rule, c.load, c.at)
 				if c.firing == nil {
 					if len(got) > 0 {
 						t.Errorf("fires %v; want silence", got)
@@ -361,16 +366,24 @@ func latencyLoad(d float64) string {
 // evalAlert evaluates an alerting rule the way Prometheus' rule manager
 // does: at every 1 m evaluation from time 0 up to at, a series the
 // expression returns becomes pending, and firing once it has been returned
-// at every evaluation for the rule's for duration. It returns the labels of
-// the alerts firing at at (the rule's labels added), sorted.
+// at every evaluation for the rule's for duration. load holds one series a
+// line in promtool's input_series notation ("metric{l="v"} 0+10x30": a
+// value a minute from time 0). It returns the labels of the alerts firing
+// at at (the rule's labels added), sorted.
+//
+// The storage is the few lines below rather than promqltest's: that
+// package's test storage links Prometheus' remote-write clients, and with
+// them the AWS, Azure and Google Cloud SDKs, doubling this package's build.
 func evalAlert(t *testing.T, r rulefmt.Rule, load string, at time.Duration) []labels.Labels {
 	t.Helper()
-	storage := promqltest.LoadedStorage(t, load)
-	engine := promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery)
+	db := loadSeries(t, load)
+	engine := promql.NewEngine(promql.EngineOpts{
+		MaxSamples: 1_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute, Parser: promParser,
+	})
 	since := map[uint64]time.Duration{}
 	var firing []labels.Labels
 	for ts := time.Duration(0); ts <= at; ts += time.Minute {
-		q, err := engine.NewInstantQuery(context.Background(), storage, nil, r.Expr, time.Unix(0, 0).Add(ts))
+		q, err := engine.NewInstantQuery(context.Background(), db, nil, r.Expr, time.Unix(0, 0).Add(ts))
 		if err != nil {
 			t.Fatalf("%s: %v", r.Alert, err)
 		}
@@ -388,7 +401,7 @@ func evalAlert(t *testing.T, r rulefmt.Rule, load string, at time.Duration) []la
 		for _, s := range vec {
 			lb := labels.NewBuilder(s.Metric)
 			lb.Del(model.MetricNameLabel)
-			lb.Set(labels.AlertName, r.Alert)
+			lb.Set(model.AlertNameLabel, r.Alert)
 			for k, v := range r.Labels {
 				lb.Set(k, v)
 			}
@@ -411,6 +424,64 @@ func evalAlert(t *testing.T, r rulefmt.Rule, load string, at time.Duration) []la
 	slices.SortFunc(firing, labels.Compare)
 	return firing
 }
+
+// loadSeries parses one series a line (parser.ParseSeriesDesc, the
+// notation of promtool's input_series) into an in-memory storage.
+func loadSeries(t *testing.T, load string) storage.Queryable {
+	t.Helper()
+	var all []storage.Series
+	for _, line := range strings.Split(strings.TrimSpace(load), "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		lset, values, err := promParser.ParseSeriesDesc(line)
+		if err != nil {
+			t.Fatalf("series %q: %v", line, err)
+		}
+		var samples []chunks.Sample
+		for i, v := range values {
+			if !v.Omitted {
+				samples = append(samples, floatSample{t: (time.Duration(i) * time.Minute).Milliseconds(), f: v.Value})
+			}
+		}
+		all = append(all, storage.NewListSeries(lset, samples))
+	}
+	slices.SortFunc(all, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
+	return &storage.MockQueryable{MockQuerier: &storage.MockQuerier{
+		SelectMockFunction: func(_ bool, _ *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+			var out []storage.Series
+			for _, s := range all {
+				if slices.IndexFunc(ms, func(m *labels.Matcher) bool { return !m.Matches(s.Labels().Get(m.Name)) }) < 0 {
+					out = append(out, s)
+				}
+			}
+			return &seriesSet{series: out, i: -1}
+		},
+	}}
+}
+
+type floatSample struct {
+	t int64
+	f float64
+}
+
+func (s floatSample) T() int64                      { return s.t }
+func (s floatSample) ST() int64                     { return 0 }
+func (s floatSample) F() float64                    { return s.f }
+func (s floatSample) H() *histogram.Histogram       { return nil }
+func (s floatSample) FH() *histogram.FloatHistogram { return nil }
+func (s floatSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s floatSample) Copy() chunks.Sample           { return s }
+
+type seriesSet struct {
+	series []storage.Series
+	i      int
+}
+
+func (s *seriesSet) Next() bool                        { s.i++; return s.i < len(s.series) }
+func (s *seriesSet) At() storage.Series                { return s.series[s.i] }
+func (s *seriesSet) Err() error                        { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return nil }
 
 // otherExporters are the series the dashboard and alerts take from outside
 // signerd, with the labels they use.
