@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -114,7 +115,11 @@ type manifests struct {
 	np         *networkingv1.NetworkPolicy
 	sm         *serviceMonitor
 	rule       *prometheusRule
-	namespaced []metav1.ObjectMeta
+	// The optional ways in for devices (ingress_test.go).
+	tlsRoutes    []*gatewayv1.TLSRoute
+	ingresses    []*networkingv1.Ingress
+	certificates []*certificate
+	namespaced   []metav1.ObjectMeta
 	// Every Deployment and HPA, for the checks that must hold whatever an
 	// overlay adds.
 	deployments []*appsv1.Deployment
@@ -248,6 +253,18 @@ func decode(t *testing.T, dir string, out []byte) *manifests {
 			one(tm.Kind, m.rule != nil)
 			m.rule = &prometheusRule{}
 			obj, meta = m.rule, &m.rule.ObjectMeta
+		case "gateway.networking.k8s.io/v1 TLSRoute":
+			o := &gatewayv1.TLSRoute{}
+			obj, meta = o, &o.ObjectMeta
+			m.tlsRoutes = append(m.tlsRoutes, o)
+		case "networking.k8s.io/v1 Ingress":
+			o := &networkingv1.Ingress{}
+			obj, meta = o, &o.ObjectMeta
+			m.ingresses = append(m.ingresses, o)
+		case "cert-manager.io/v1 Certificate":
+			o := &certificate{}
+			obj, meta = o, &o.ObjectMeta
+			m.certificates = append(m.certificates, o)
 		default:
 			t.Fatalf("%s: unexpected object %s %s: add it to this test", dir, tm.APIVersion, tm.Kind)
 		}

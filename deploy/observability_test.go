@@ -3,7 +3,9 @@ package deploy_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -788,6 +790,29 @@ func driveSignerd(t *testing.T) map[string]series {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("REST SignMqttConnect: %d %s", resp.StatusCode, body)
 	}
+	// A caller without a client certificate that carries a device's
+	// certificate in the headers TLS-terminating proxies set: signerd takes
+	// identity from the TLS handshake only (deploy/README.md, "A way in for
+	// devices"), so each is UNAUTHENTICATED (HTTP 401).
+	victim := ca.Device(t, "a1Obs", "obs-dev-00")
+	victimPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: victim.Certificate[0]}))
+	anon := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: pkitest.ClientTLS(ca.Pool(), nil)}}
+	for _, h := range proxyIdentityHeaders(victimPEM, victim.Certificate[0]) {
+		req, _ := http.NewRequest(http.MethodPost, "https://"+httpAddr+"/v1/products/a1Obs/devices/obs-dev-00:signMqttConnect", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := anon.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("REST call with %v and no client certificate: %d %s, want 401", slices.Sorted(maps.Keys(h)), resp.StatusCode, b)
+		}
+	}
 	// A device over its budget (one call): RESOURCE_EXHAUSTED, counted in
 	// signerd_rate_limited_total.
 	dev := ca.Device(t, "a1Obs", "obs-dev-01")
@@ -893,4 +918,18 @@ func formatLe(v float64) string {
 		return "+Inf"
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
+// proxyIdentityHeaders are the headers TLS-terminating proxies use to pass
+// on a client certificate or its verdict, each set as a proxy would, with
+// the certificate of a device the caller is not. signerd must trust none.
+func proxyIdentityHeaders(certPEM string, der []byte) []map[string]string {
+	esc := url.QueryEscape(certPEM)
+	return []map[string]string{
+		{"X-Forwarded-Client-Cert": `Hash=00;Cert="` + esc + `";Subject="CN=a1Obs.obs-dev-00";URI=aliyun-iot://a1Obs/obs-dev-00`}, // Envoy, Istio
+		{"Ssl-Client-Cert": esc, "Ssl-Client-Verify": "SUCCESS"},                                                                  // ingress-nginx auth-tls
+		{"X-Ssl-Client-Cert": esc, "X-Ssl-Client-Verify": "SUCCESS", "X-Ssl-Client-S-Dn": "CN=a1Obs.obs-dev-00"},                  // HAProxy, F5
+		{"X-Client-Cert": esc, "X-Forwarded-Proto": "https", "X-Forwarded-For": "127.0.0.1", "X-Real-Ip": "127.0.0.1"},
+		{"Client-Cert": ":" + base64.StdEncoding.EncodeToString(der) + ":"}, // RFC 9440
+	}
 }
