@@ -23,7 +23,7 @@ import (
 )
 
 // Metadata keys that carry a REST caller's TLS identity from the HTTP server
-// to the gRPC server through the in-process connection. Callers can never
+// to the gRPC chain through the in-process channel. Callers can never
 // set them: the gateway drops incoming headers with this prefix, and the
 // values are honoured only from the in-process peer together with a
 // per-process key.
@@ -63,10 +63,15 @@ func NewAuthenticator(a Authenticator) *Authenticator {
 	return &a
 }
 
+// GatewayNetwork is the network of the peer address of every call the REST
+// gateway makes through its in-process channel (set by the server, never by
+// a caller: the gRPC listener's peers are "tcp").
+const GatewayNetwork = "signerd-gateway"
+
 // Transport names how a call arrived: "rest" through the in-process
-// gateway connection, "grpc" otherwise.
+// gateway channel, "grpc" otherwise.
 func Transport(ctx context.Context) string {
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == "bufconn" {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == GatewayNetwork {
 		return "rest"
 	}
 	return "grpc"

@@ -23,11 +23,11 @@ import (
 )
 
 // inprocAddr is the address of a peer on the gateway's in-process
-// connection (a bufconn listener).
+// channel.
 type inprocAddr struct{}
 
-func (inprocAddr) Network() string { return "bufconn" }
-func (inprocAddr) String() string  { return "bufconn" }
+func (inprocAddr) Network() string { return auth.GatewayNetwork }
+func (inprocAddr) String() string  { return "127.0.0.1:40001" }
 
 var tcpPeer = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 
@@ -42,7 +42,7 @@ func grpcCtx(chain []*x509.Certificate, kv ...string) context.Context {
 	return metadata.NewIncomingContext(ctx, metadata.Pairs(kv...))
 }
 
-// restCtx is a call from the gateway's in-process connection with md.
+// restCtx is a call from the gateway's in-process channel with md.
 func restCtx(md metadata.MD) context.Context {
 	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: inprocAddr{}})
 	return metadata.NewIncomingContext(ctx, md)
@@ -136,7 +136,7 @@ func TestAuthenticator(t *testing.T) {
 		{name: "REST expired cert", ctx: restCtx(gatewayMD(a, &tls.ConnectionState{PeerCertificates: expired}))},
 
 		// The forwarded-certificate metadata is honoured only from the
-		// in-process connection with this process's key.
+		// in-process channel with this process's key.
 		{name: "gRPC forging forwarded-cert metadata", ctx: grpcCtx(nil, "x-signerd-peer-cert", b64(device[0]))},
 		{name: "gRPC forging forwarded-cert metadata with another's key", ctx: grpcCtx(nil,
 			"x-signerd-internal-key", keyOf(t, otherProcess), "x-signerd-peer-cert", b64(device[0]))},

@@ -7,9 +7,9 @@ package server
 //
 //	gRPC over bufconn: no network, real HTTP/2 framing and (for mtls) TLS.
 //	gRPC over loopback TCP: what a backend on the same host sees.
-//	REST through the handler: the gateway, JSON and the in-process gRPC
-//	  hop, without a network (mtls: the client certificate as net/http
-//	  would hand it over).
+//	REST through the handler: the gateway, JSON and the in-process
+//	  channel, without a network (mtls: the client certificate as net/http
+//	  would hand it over; jwt: an RS256 bearer token).
 //	REST over loopback TCP with TLS: what a device on the same host sees.
 //
 // The -parallel variants run 16 callers (GOMAXPROCS × 8) for throughput;
@@ -204,9 +204,8 @@ func benchJWT(b *testing.B) (*auth.JWTVerifier, string) {
 	return v, s
 }
 
-// pipeListener is a bufconn listener whose connections do not say
-// "bufconn": the authenticator takes bufconn peers for the REST gateway's
-// in-process hop, and these are gRPC callers.
+// pipeListener is a bufconn listener whose connections say "pipe": gRPC
+// callers without a network.
 type pipeListener struct{ *bufconn.Listener }
 
 func (l pipeListener) Accept() (net.Conn, error) {

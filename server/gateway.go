@@ -9,46 +9,102 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/fullstorydev/grpchan"
+	"github.com/fullstorydev/grpchan/inprocgrpc"
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/signerd/signerd/auth"
+	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
 // The REST side of a call. Every REST request gets its request id before the
 // gateway sees it, so that an answer the gateway gives on its own (a body it
-// cannot decode, a path it cannot route) carries it too. A request the
-// gateway refuses before calling the service is still sent through the gRPC
-// chain, carrying the refusal, so that it is authenticated, logged, counted
-// and audited like any other bad request: there is one place where calls
-// are recorded, not two.
+// cannot decode, a path it cannot route) carries it too. The gateway calls
+// the service through an in-process channel (grpchan's inprocgrpc) that
+// runs the gRPC listener's interceptor chain on the request message itself:
+// no HTTP/2, no protobuf encoding, one implementation of every check. A
+// request the gateway refuses before calling the service is still sent
+// through that chain, carrying the refusal, so that it is authenticated,
+// logged, counted and audited like any other bad request: there is one
+// place where calls are recorded, not two.
 
-// mdGatewayRejection carries, from the gateway to the in-process gRPC
-// server, the google.rpc.Status the gateway answers a request it could not
-// forward. The in-process server answers it without calling the service.
-// The "x-signerd-" prefix keeps it out of reach of REST callers (the gateway
-// drops such headers, see auth.IsInternalHeader), and only the in-process
-// server honours it.
-const mdGatewayRejection = "x-signerd-gateway-rejection-bin"
-
-// restCall is what the HTTP layer knows about one REST request.
+// restCall is what the HTTP layer knows about one REST request. It reaches
+// the in-process chain as a context value, which no caller can set.
 type restCall struct {
-	requestID  string
+	requestID string
+	// remoteAddr is the HTTP client's address, the call's peer.
+	remoteAddr string
 	pathParams map[string]string
 	// forwarded is set once the gateway hands the request to its gRPC
 	// client: errors after that come from the gRPC chain, which has
 	// recorded them already.
 	forwarded bool
-	// refusal, if set, is sent instead of the request (see keepPathParams).
+	// refusal, if set, is answered by the chain instead of calling the
+	// service (see keepPathParams, checkUTF8, replay). It is set before
+	// the call starts, and read by the chain's gatewayRejection link.
 	refusal *status.Status
 }
+
+// newGatewayChannel is the gateway's channel to the service: the chain
+// (unary, stream), entered through gatewayEntry, on an in-process channel
+// whose client side marks calls as forwarded and checks their strings.
+func newGatewayChannel(svc signerv1.SignerServiceServer, unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor) grpc.ClientConnInterface {
+	ch := &inprocgrpc.Channel{}
+	reg := grpchan.WithUnaryInterceptors(
+		grpchan.WithStreamInterceptors(ch, slices.Concat([]grpc.StreamServerInterceptor{gatewayEntryStream}, stream)...),
+		slices.Concat([]grpc.UnaryServerInterceptor{gatewayEntry}, unary)...)
+	signerv1.RegisterSignerServiceServer(reg, svc)
+	return grpchan.InterceptClientConn(ch, gatewayUnary, gatewayStream)
+}
+
+// gatewayEntry and gatewayEntryStream start the chain of an in-process
+// call: the server side of the channel sees none of the client context's
+// values, so the REST call is carried over, and the call's peer is the HTTP
+// client (auth.Transport names it "rest").
+func gatewayEntry(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := fromGateway(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func gatewayEntryStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := fromGateway(ss.Context())
+	if err != nil {
+		return err
+	}
+	w := middleware.WrapServerStream(ss)
+	w.WrappedContext = ctx
+	return handler(srv, w)
+}
+
+func fromGateway(ctx context.Context) (context.Context, error) {
+	rc := restCallFrom(inprocgrpc.ClientContext(ctx))
+	if rc == nil {
+		// Every REST request gets its restCall in withRequestID.
+		return ctx, status.Error(codes.Internal, "internal error")
+	}
+	ctx = context.WithValue(ctx, restCallKey{}, rc)
+	return peer.NewContext(ctx, &peer.Peer{Addr: gatewayPeer(rc.remoteAddr)}), nil
+}
+
+// gatewayPeer is the address of a REST caller, as the in-process chain sees
+// it.
+type gatewayPeer string
+
+func (gatewayPeer) Network() string  { return auth.GatewayNetwork }
+func (a gatewayPeer) String() string { return string(a) }
 
 type restCallKey struct{}
 
@@ -72,7 +128,7 @@ func withRequestID(h http.Handler) http.Handler {
 		}
 		r.Header.Set("X-Request-Id", id)
 		w.Header().Set("X-Request-Id", id)
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), restCallKey{}, &restCall{requestID: id})))
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), restCallKey{}, &restCall{requestID: id, remoteAddr: r.RemoteAddr})))
 	})
 }
 
@@ -124,18 +180,17 @@ func queryRefusal(rawQuery string) *status.Status {
 // INVALID_ARGUMENT naming that field, where gRPC's marshalling would have
 // failed with a bare INTERNAL that no interceptor ever saw.
 func gatewayUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	ctx, req = forward(ctx, req)
-	return invoker(ctx, method, req, reply, cc, opts...)
+	return invoker(ctx, method, forward(ctx, req), reply, cc, opts...)
 }
 
 func gatewayStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	if desc.ClientStreams {
-		ctx, _ = forward(ctx, nil)
+		forward(ctx, nil)
 		return streamer(ctx, desc, cc, method, opts...)
 	}
 	// A server-streaming request is one message, sent right after the
-	// stream opens: open it only then, with the refusal's metadata if the
-	// message needs it.
+	// stream opens: open it only then, with the refusal set if the message
+	// needs it (the chain reads the refusal as the stream opens).
 	return &lazyStream{ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}, nil
 }
 
@@ -154,8 +209,8 @@ func (s *lazyStream) SendMsg(m any) error {
 	if s.ClientStream != nil {
 		return s.ClientStream.SendMsg(m)
 	}
-	ctx, m := forward(s.ctx, m)
-	cs, err := s.streamer(ctx, s.desc, s.cc, s.method, s.opts...)
+	m = forward(s.ctx, m)
+	cs, err := s.streamer(s.ctx, s.desc, s.cc, s.method, s.opts...)
 	if err != nil {
 		return err
 	}
@@ -170,32 +225,31 @@ func (s *lazyStream) Context() context.Context {
 	return s.ClientStream.Context()
 }
 
-// forward marks the REST call as forwarded and returns the context and
-// request to send: with the call's refusal, if any, and checked by
-// checkUTF8.
-func forward(ctx context.Context, req any) (context.Context, any) {
-	rc := restCallFrom(ctx)
-	if rc != nil {
+// forward marks the REST call as forwarded and returns the request to
+// send, checked by checkUTF8; a refusal made earlier (a query parameter, a
+// replayed refusal) stays the one answered.
+func forward(ctx context.Context, req any) any {
+	st, req := checkUTF8(req)
+	if rc := restCallFrom(ctx); rc != nil {
 		rc.forwarded = true
+		if rc.refusal == nil {
+			rc.refusal = st
+		}
 	}
-	ctx, req = checkUTF8(ctx, req)
-	if rc != nil && rc.refusal != nil {
-		ctx = withRejection(ctx, rc.refusal)
-	}
-	return ctx, req
+	return req
 }
 
 // checkUTF8 returns req unchanged when every string in it is valid UTF-8.
-// Otherwise it returns a copy with the bad bytes replaced (so that it can be
-// marshalled, and audited as U+FFFD) and a context carrying the refusal.
-func checkUTF8(ctx context.Context, req any) (context.Context, any) {
+// Otherwise it returns the refusal naming the fields and a copy with the
+// bad bytes replaced (so that it is audited as U+FFFD).
+func checkUTF8(req any) (*status.Status, any) {
 	m, ok := req.(proto.Message)
 	if !ok {
-		return ctx, req
+		return nil, req
 	}
 	fields := invalidUTF8(m.ProtoReflect(), "", false)
 	if len(fields) == 0 {
-		return withoutRejection(ctx), req
+		return nil, req
 	}
 	m = proto.Clone(m)
 	invalidUTF8(m.ProtoReflect(), "", true)
@@ -207,7 +261,7 @@ func checkUTF8(ctx context.Context, req any) (context.Context, any) {
 	if len(fields) > 1 {
 		msg += " (and more: see details)"
 	}
-	return withRejection(ctx, badRequest(msg, vs...)), m
+	return badRequest(msg, vs...), m
 }
 
 // invalidUTF8 names, by proto field path (device_name,
@@ -278,33 +332,10 @@ func badRequest(msg string, vs ...*errdetails.BadRequest_FieldViolation) *status
 	return st
 }
 
-// withRejection sets the refusal the in-process server is to answer.
-func withRejection(ctx context.Context, st *status.Status) context.Context {
-	b, err := proto.Marshal(st.Proto())
-	if err != nil {
-		b, _ = proto.Marshal(status.New(st.Code(), "invalid request").Proto())
-	}
-	md, _ := metadata.FromOutgoingContext(ctx)
-	md = md.Copy()
-	md.Set(mdGatewayRejection, string(b))
-	return metadata.NewOutgoingContext(ctx, md)
-}
-
-// withoutRejection makes sure no refusal rides along with a good request.
-func withoutRejection(ctx context.Context) context.Context {
-	md, ok := metadata.FromOutgoingContext(ctx)
-	if !ok || len(md.Get(mdGatewayRejection)) == 0 {
-		return ctx
-	}
-	md = md.Copy()
-	md.Delete(mdGatewayRejection)
-	return metadata.NewOutgoingContext(ctx, md)
-}
-
-// gatewayRejection is the in-process server's interceptor that answers a
-// refusal the gateway sent instead of calling the service. It sits after
-// authentication, the rate limit and the in-flight cap, so that a bad REST
-// request is treated like any other bad request.
+// gatewayRejection is the chain's link that answers a refusal the gateway
+// made instead of calling the service. It sits after authentication, the
+// rate limit and the in-flight cap, so that a bad REST request is treated
+// like any other bad request. Only a REST call (gatewayEntry) can carry one.
 func gatewayRejection(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if err := rejectionFrom(ctx); err != nil {
 		return nil, err
@@ -320,20 +351,14 @@ func gatewayRejectionStream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 }
 
 func rejectionFrom(ctx context.Context) error {
-	md, _ := metadata.FromIncomingContext(ctx)
-	v := md.Get(mdGatewayRejection)
-	if len(v) == 0 {
-		return nil
+	if rc := restCallFrom(ctx); rc != nil && rc.refusal != nil {
+		return rc.refusal.Err()
 	}
-	var sp spb.Status
-	if len(v) != 1 || proto.Unmarshal([]byte(v[0]), &sp) != nil || sp.GetCode() == 0 {
-		return status.Error(codes.InvalidArgument, "invalid request")
-	}
-	return status.ErrorProto(&sp)
+	return nil
 }
 
 // replay sends a refusal the gateway made before calling the service
-// through the in-process gRPC server, so that it is recorded like any other
+// through the in-process chain, so that it is recorded like any other
 // call; it returns the server's answer (the refusal, unless the caller was
 // refused earlier: unauthenticated or rate limited) and its metadata. The
 // request carries the path's parameters, so that the audit record names the
@@ -358,7 +383,7 @@ func (s *Server) replay(ctx context.Context, rc *restCall, st *status.Status) (m
 			req.Set(fd, protoreflect.ValueOfString(strings.ToValidUTF8(v, "\uFFFD")))
 		}
 	}
-	// forward (the client interceptor) attaches the refusal.
+	// The chain answers the refusal in place of the service.
 	rc.refusal = st
 	opts := []grpc.CallOption{grpc.Header(&md.HeaderMD), grpc.Trailer(&md.TrailerMD)}
 	if md2.IsStreamingServer() || md2.IsStreamingClient() {
