@@ -101,18 +101,20 @@ func (a *Authenticator) Authenticate(ctx context.Context) (context.Context, erro
 }
 
 func (a *Authenticator) identify(ctx context.Context) (Identity, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
+	// ValueFromIncomingContext, not FromIncomingContext: the latter copies
+	// all of the call's metadata, on every call.
+	md := func(key string) []string { return metadata.ValueFromIncomingContext(ctx, key) }
 	// The presented chain: parsed certificates (gRPC: the TLS handshake
 	// parsed them) or, forwarded by the gateway, their DER, parsed only
 	// when the chain is not among the verified ones.
 	var chain []*x509.Certificate
 	var ders [][]byte
 	if Transport(ctx) == "rest" {
-		keys := md.Get(mdInternalKey)
+		keys := md(mdInternalKey)
 		if len(keys) != 1 || subtle.ConstantTimeCompare([]byte(keys[0]), []byte(a.key)) != 1 {
 			return Identity{}, errors.New("in-process call without the gateway's key")
 		}
-		for _, v := range md.Get(mdPeerCert) {
+		for _, v := range md(mdPeerCert) {
 			der, err := base64.StdEncoding.DecodeString(v)
 			if err != nil || len(der) == 0 {
 				return Identity{}, errors.New("malformed forwarded certificate")
@@ -129,7 +131,7 @@ func (a *Authenticator) identify(ctx context.Context) (Identity, error) {
 	}
 
 	var bearer string
-	if vals := md.Get("authorization"); len(vals) > 0 {
+	if vals := md("authorization"); len(vals) > 0 {
 		if len(vals) > 1 {
 			return Identity{}, errors.New("more than one authorization header")
 		}
