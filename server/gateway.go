@@ -173,12 +173,14 @@ func queryRefusal(rawQuery string) *status.Status {
 	return badRequest("invalid query parameter "+vs[0].Field+": not valid UTF-8", vs...)
 }
 
-// gatewayUnary and gatewayStream are the gateway connection's client
+// gatewayUnary and gatewayStream are the gateway channel's client
 // interceptors: they mark the call as forwarded, and turn a request the
 // gateway built with invalid UTF-8 in a string field (from a path parameter
 // such as %FF, which the gateway copies without checking) into a recorded
-// INVALID_ARGUMENT naming that field, where gRPC's marshalling would have
-// failed with a bare INTERNAL that no interceptor ever saw.
+// INVALID_ARGUMENT naming that field. A proto string must be valid UTF-8:
+// over a gRPC connection marshalling failed with a bare INTERNAL that no
+// interceptor saw, and the in-process channel, which does not marshal,
+// must not hand the service such a string either.
 func gatewayUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	return invoker(ctx, method, forward(ctx, req), reply, cc, opts...)
 }
