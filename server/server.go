@@ -315,11 +315,6 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 	if inflight == nil {
 		inflight = limits.NewInFlight(0)
 	}
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithLevels(callLevel),
-		logging.WithFieldsFromContext(logFields),
-	}
 	var measure grpc.UnaryServerInterceptor = passThrough
 	measureStream := passThroughStream
 	if cfg.Metrics != nil {
@@ -330,7 +325,7 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 		requestID,
 		retryInfo,
 		measure,
-		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
+		logCalls(cfg.Logger),
 		selector.UnaryServerInterceptor(auditCalls(cfg.Audit), signer),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.UnaryServerInterceptor(rateLimit(lim), signer),
@@ -342,7 +337,7 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 		requestIDStream,
 		retryInfoStream,
 		measureStream,
-		logging.StreamServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
+		logCallsStream(cfg.Logger),
 		selector.StreamServerInterceptor(auditStream(cfg.Audit), signer),
 		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.StreamServerInterceptor(rateLimitStream(lim), signer),
@@ -393,13 +388,6 @@ func passThroughStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, 
 func (s *Server) recovered(ctx context.Context, p any) error {
 	s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))
 	return status.Error(codes.Internal, "internal error")
-}
-
-// interceptorLogger adapts slog to go-grpc-middleware's logging interface.
-func interceptorLogger(l *slog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		l.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
 }
 
 // gatewayMarshaler speaks protojson with the API's camelCase names. Unknown
