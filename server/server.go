@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
@@ -419,9 +420,17 @@ func (m *strictJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
 		if !utf8.Valid(raw) {
 			return fmt.Errorf("invalid UTF-8 in field %q", invalidUTF8Field(raw))
 		}
-		inner := runtime.DecoderWrapper{Decoder: json.NewDecoder(bytes.NewReader(raw)), UnmarshalOptions: m.UnmarshalOptions}
-		if err := inner.Decode(v); err != nil {
-			return err
+		if pm, ok := v.(proto.Message); ok {
+			// What the gateway's decoder does with a message, without
+			// scanning the body with encoding/json a second time.
+			if err := m.UnmarshalOptions.Unmarshal(raw, pm); err != nil {
+				return err
+			}
+		} else {
+			inner := runtime.DecoderWrapper{Decoder: json.NewDecoder(bytes.NewReader(raw)), UnmarshalOptions: m.UnmarshalOptions}
+			if err := inner.Decode(v); err != nil {
+				return err
+			}
 		}
 		_, err := d.Token()
 		var syntax *json.SyntaxError
