@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -165,10 +167,30 @@ func (v *JWTVerifier) Verify(token string) (Identity, error) {
 // stillCurrent reports whether the JWKS still gives, for the token's kid and
 // alg, the key the token was verified with.
 func (v *JWTVerifier) stillCurrent(c verifiedToken) bool {
+	// The JWKS unchanged holds the very key object the token was verified
+	// with (a JWK is never changed in place: a refresh or an edit stores
+	// new ones). Anything else is asked again, alg and use included.
+	if jwk, err := v.keys.Storage().KeyRead(context.Background(), c.kid); err == nil && sameKeyObject(jwk.Key(), c.key) {
+		return true
+	}
 	k, err := v.keys.Keyfunc(&jwt.Token{Header: map[string]any{"kid": c.kid, "alg": c.alg}})
 	if err != nil {
 		return false
 	}
 	cached, ok := c.key.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && cached.Equal(k)
+}
+
+// sameKeyObject reports whether a and b are the same RSA or EC public key
+// object (pointer identity; the only key types RS256 and ES256 verify with).
+func sameKeyObject(a, b crypto.PublicKey) bool {
+	switch a := a.(type) {
+	case *rsa.PublicKey:
+		b, ok := b.(*rsa.PublicKey)
+		return ok && a == b
+	case *ecdsa.PublicKey:
+		b, ok := b.(*ecdsa.PublicKey)
+		return ok && a == b
+	}
+	return false
 }
