@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/peer"
 )
 
 // latencyBuckets spans a cache hit (~µs) to a slow upstream (seconds).
@@ -102,22 +101,21 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // UnaryServerInterceptor counts calls by RPC and code and times them by RPC
-// and transport (grpc, or rest through the gateway).
-func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	return m.grpc.UnaryServerInterceptor(grpcprom.WithLabelsFromContext(transportLabel))
+// and transport, which transport names from the call's context (the server
+// passes auth.Transport: "grpc", or "rest" through the gateway).
+func (m *Metrics) UnaryServerInterceptor(transport func(context.Context) string) grpc.UnaryServerInterceptor {
+	return m.grpc.UnaryServerInterceptor(grpcprom.WithLabelsFromContext(transportLabel(transport)))
 }
 
 // StreamServerInterceptor is UnaryServerInterceptor for streams.
-func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
-	return m.grpc.StreamServerInterceptor(grpcprom.WithLabelsFromContext(transportLabel))
+func (m *Metrics) StreamServerInterceptor(transport func(context.Context) string) grpc.StreamServerInterceptor {
+	return m.grpc.StreamServerInterceptor(grpcprom.WithLabelsFromContext(transportLabel(transport)))
 }
 
-func transportLabel(ctx context.Context) prometheus.Labels {
-	t := "grpc"
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == "bufconn" {
-		t = "rest"
+func transportLabel(transport func(context.Context) string) func(context.Context) prometheus.Labels {
+	return func(ctx context.Context) prometheus.Labels {
+		return prometheus.Labels{"transport": transport(ctx)}
 	}
-	return prometheus.Labels{"transport": t}
 }
 
 // InitializeServer pre-creates the per-RPC series at zero, so dashboards

@@ -21,6 +21,11 @@
 //	seed     write the devices' secrets to Vault KV v2 (and import them as
 //	         Transit hmac keys), timed; or to a signerd -dev -dev-secrets file
 //	report   print a Markdown table (with ratios) of -json result files
+//	token    a fresh RS256 key's JWKS and a bearer token of it, for a JWT run
+//
+// With -server-pid, a load mode also reports the server's CPU time per sign
+// over the measured run (from /proc), and report divides it by the bare
+// HMAC's (the hmac run's own CPU per sign).
 //
 // Devices are {product}/dev-0000000 … with secrets derived from
 // -secret-seed, so seed, load (-verify) and hmac agree without sharing files.
@@ -64,6 +69,8 @@ Other modes:
   seed      write device secrets to Vault KV v2 / import them into Transit,
             or to a signerd -dev -dev-secrets file
   report    Markdown table of -json result files: signerload report FILE...
+  token     a fresh RS256 key's JWKS (for signerd -jwks-file) and a bearer
+            token of it (for -token-file), for a JWT run
 
 "signerload <mode> -h" lists the mode's flags. Load modes target loopback
 addresses only unless -allow-remote is given, and stop after -d or -count,
@@ -91,6 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = seedMain(rest, stdout, stderr)
 	case "report":
 		err = reportMain(rest, stdout, stderr)
+	case "token":
+		err = tokenMain(rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "signerload: unknown mode %q\n\n%s", mode, usage)
 		return 2
