@@ -308,7 +308,9 @@ func TestE2EVaultHATokenRenewalUnderLoad(t *testing.T) {
 // devices are still served.
 func TestE2EVaultHAOutageLongerThanToken(t *testing.T) {
 	c := haCluster.Get(t)
-	const ttl = 2 * time.Second
+	// Long enough for a signerd to start on a loaded 2-core machine with
+	// its token still alive (2 s was not); the outage below is twice it.
+	const ttl = 6 * time.Second
 	node := c.Nodes[0]
 	approle := startHASignerd(t, c, node, appRoleArgs(t, c, ttl, time.Hour)...)
 	static := startHASignerd(t, c, node, tokenArgs(t, c, ttl)...)
