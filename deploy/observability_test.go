@@ -302,12 +302,19 @@ kube_deployment_status_replicas_available{namespace="signerd",deployment="signer
 kube_deployment_status_replicas_available{namespace="signerd",deployment="signerd"} 3x8 0x1 3x10`},
 		},
 		"SignerdPlatformBreakerOpen": {
-			{name: "fast refusals", at: 10 * time.Minute, firing: []map[string]string{{"namespace": "signerd"}}, load: `
-signerd_platform_preverify_duration_seconds_bucket{namespace="signerd",instance="a",outcome="unavailable",le="0.001"} 0+20x30
-signerd_platform_preverify_duration_seconds_bucket{namespace="signerd",instance="a",outcome="unavailable",le="+Inf"} 0+25x30`},
-			{name: "slow timeouts: the platform, not the breaker", at: 10 * time.Minute, load: `
-signerd_platform_preverify_duration_seconds_bucket{namespace="signerd",instance="a",outcome="unavailable",le="0.001"} 0x30
-signerd_platform_preverify_duration_seconds_bucket{namespace="signerd",instance="a",outcome="unavailable",le="+Inf"} 0+25x30`},
+			{name: "open", at: 10 * time.Minute, firing: []map[string]string{{"namespace": "signerd"}}, load: `
+signerd_platform_breaker_state{namespace="signerd",instance="a",endpoint="https://iot-auth.cn-shanghai.aliyuncs.com"} 0x4 2x20
+signerd_platform_breaker_state{namespace="signerd",instance="b",endpoint="https://iot-auth.cn-shanghai.aliyuncs.com"} 0x30`},
+			{name: "one endpoint of two down, probes failing", at: 10 * time.Minute, firing: []map[string]string{{"namespace": "signerd"}}, load: `
+signerd_platform_breaker_state{namespace="signerd",instance="a",endpoint="https://iot-auth.cn-shanghai.aliyuncs.com"} 0x30
+signerd_platform_breaker_state{namespace="signerd",instance="a",endpoint="https://auth.example.com"} 0x4 2 1 2 2 1 2 2 1 2 2 1 2 2 1 2`},
+			{name: "half-open, no call since", at: 10 * time.Minute, firing: []map[string]string{{"namespace": "signerd"}}, load: `
+signerd_platform_breaker_state{namespace="signerd",instance="a",endpoint="https://iot-auth.cn-shanghai.aliyuncs.com"} 0x4 2 1x20`},
+			{name: "opened once, closed by its first probe", at: 15 * time.Minute, load: `
+signerd_platform_breaker_state{namespace="signerd",instance="a",endpoint="https://iot-auth.cn-shanghai.aliyuncs.com"} 0x8 2 0x10`},
+			{name: "closed", at: 10 * time.Minute, load: `
+signerd_platform_breaker_state{namespace="signerd",instance="a",endpoint="https://iot-auth.cn-shanghai.aliyuncs.com"} 0x30
+signerd_platform_breaker_state{namespace="signerd",instance="b",endpoint="https://iot-auth.cn-shanghai.aliyuncs.com"} 0x30`},
 		},
 	}
 	for name := range rules {
@@ -668,7 +675,7 @@ func TestDashboardCoversTheIssue(t *testing.T) {
 		"Vault errors":                       `signerd_vault_requests_total\{[^}]*code!~"2\.\."`,
 		"Vault token renewals":               `signerd_vault_token_renewals_total`,
 		"PreVerify upstream latency":         `histogram_quantile\(0\.99, sum by \(le, outcome\) \(rate\(signerd_platform_preverify_duration_seconds_bucket`,
-		"breaker state (fast refusals)":      `signerd_platform_preverify_duration_seconds_bucket\{[^}]*outcome="unavailable",le="0\.001"`,
+		"breaker state per endpoint":         `max by \(endpoint\) \(signerd_platform_breaker_state\{`,
 		"rate-limit rejections":              `signerd_rate_limited_total`,
 		"available replicas (no ready ones)": `kube_deployment_status_replicas_available`,
 	} {
@@ -829,7 +836,8 @@ func driveSignerd(t *testing.T) map[string]series {
 	_, _ = c.SignMqttConnect(ctx, &signerv1.SignMqttConnectRequest{ProductKey: "a1Transit", DeviceName: "obs-transit"})
 	// PreVerify: one that succeeds, then devices whose calls the platform
 	// answers 503 until the breaker opens (5 failed attempts, 3 per call)
-	// and refuses calls without a round trip.
+	// and refuses calls without a round trip (the breaker gauge, checked
+	// below, says open).
 	if _, err := c.PreVerify(ctx, &signerv1.PreVerifyRequest{ProductKey: "a1Obs", DeviceName: "obs-dev-00"}); err != nil {
 		t.Fatalf("PreVerify: %v", err)
 	}
@@ -863,6 +871,19 @@ func driveSignerd(t *testing.T) map[string]series {
 	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		t.Fatalf("/metrics: %v", err)
+	}
+	// The one platform endpoint's breaker, opened above, stays open for
+	// the default 30 s: the gauge must say so under the endpoint's URL.
+	breakerOpen := false
+	for _, m := range fams["signerd_platform_breaker_state"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "endpoint" && l.GetValue() == emu.URL() && m.GetGauge().GetValue() == 2 {
+				breakerOpen = true
+			}
+		}
+	}
+	if !breakerOpen {
+		t.Errorf("/metrics lacks signerd_platform_breaker_state{endpoint=%q} 2: %v", emu.URL(), fams["signerd_platform_breaker_state"])
 	}
 	out := map[string]series{}
 	// add records a sample's name and label names; its label values only

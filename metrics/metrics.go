@@ -38,6 +38,7 @@ type Metrics struct {
 	rateLimited    *prometheus.CounterVec
 	tokenRenewals  *prometheus.CounterVec
 	regUnknown     prometheus.Counter
+	breakerState   *prometheus.GaugeVec
 }
 
 // New registers every collector on a fresh registry (plus the Go runtime
@@ -88,9 +89,14 @@ func New() *Metrics {
 			Help: "RegisterDevice calls that may have registered the device on the platform without signerd learning the secret " +
 				"(REGISTRATION_OUTCOME_UNKNOWN): each such device needs a look, and likely a reset on the platform.",
 		}),
+		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "signerd_platform_breaker_state",
+			Help: "State of the circuit breaker of each platform endpoint (base URL): 0 closed, 1 half-open " +
+				"(letting a probe through), 2 open (refusing PreVerify and RegisterDevice calls without a round trip).",
+		}, []string{"endpoint"}),
 	}
 	r.MustRegister(m.grpc, m.cacheLookups, m.cacheEvictions, m.vaultDuration, m.vaultRequests,
-		m.platformDur, m.rateLimited, m.tokenRenewals, m.regUnknown,
+		m.platformDur, m.rateLimited, m.tokenRenewals, m.regUnknown, m.breakerState,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -191,3 +197,17 @@ func (m *Metrics) PreVerified(outcome string, d time.Duration) {
 // RegistrationOutcomeUnknown is platform.Config.Observer's: it counts one
 // registration whose outcome is unknown.
 func (m *Metrics) RegistrationOutcomeUnknown() { m.regUnknown.Inc() }
+
+// breakerStates are the gauge values of the platform client's breaker
+// states, in the order a breaker goes from healthy to refusing.
+var breakerStates = map[string]float64{"closed": 0, "half-open": 1, "open": 2}
+
+// BreakerState is platform.Config.Observer's: it sets endpoint's breaker
+// gauge. The endpoint label is a configured platform base URL, so there are
+// as many series as configured regions and product URLs. A state it does
+// not know leaves the gauge as it was rather than showing a made-up value.
+func (m *Metrics) BreakerState(endpoint, state string) {
+	if v, ok := breakerStates[state]; ok {
+		m.breakerState.WithLabelValues(endpoint).Set(v)
+	}
+}
