@@ -23,7 +23,7 @@ import (
 )
 
 // Metadata keys that carry a REST caller's TLS identity from the HTTP server
-// to the gRPC server through the in-process connection. Callers can never
+// to the gRPC chain through the in-process channel. Callers can never
 // set them: the gateway drops incoming headers with this prefix, and the
 // values are honoured only from the in-process peer together with a
 // per-process key.
@@ -63,10 +63,15 @@ func NewAuthenticator(a Authenticator) *Authenticator {
 	return &a
 }
 
+// GatewayNetwork is the network of the peer address of every call the REST
+// gateway makes through its in-process channel (set by the server, never by
+// a caller: the gRPC listener's peers are "tcp").
+const GatewayNetwork = "signerd-gateway"
+
 // Transport names how a call arrived: "rest" through the in-process
-// gateway connection, "grpc" otherwise.
+// gateway channel, "grpc" otherwise.
 func Transport(ctx context.Context) string {
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == "bufconn" {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == GatewayNetwork {
 		return "rest"
 	}
 	return "grpc"
@@ -96,32 +101,37 @@ func (a *Authenticator) Authenticate(ctx context.Context) (context.Context, erro
 }
 
 func (a *Authenticator) identify(ctx context.Context) (Identity, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
+	// ValueFromIncomingContext, not FromIncomingContext: the latter copies
+	// all of the call's metadata, on every call.
+	md := func(key string) []string { return metadata.ValueFromIncomingContext(ctx, key) }
+	// The presented chain: parsed certificates (gRPC: the TLS handshake
+	// parsed them) or, forwarded by the gateway, their DER, parsed only
+	// when the chain is not among the verified ones.
 	var chain []*x509.Certificate
+	var ders [][]byte
 	if Transport(ctx) == "rest" {
-		keys := md.Get(mdInternalKey)
+		keys := md(mdInternalKey)
 		if len(keys) != 1 || subtle.ConstantTimeCompare([]byte(keys[0]), []byte(a.key)) != 1 {
 			return Identity{}, errors.New("in-process call without the gateway's key")
 		}
-		for _, v := range md.Get(mdPeerCert) {
+		for _, v := range md(mdPeerCert) {
 			der, err := base64.StdEncoding.DecodeString(v)
-			if err != nil {
+			if err != nil || len(der) == 0 {
 				return Identity{}, errors.New("malformed forwarded certificate")
 			}
-			c, err := x509.ParseCertificate(der)
-			if err != nil {
-				return Identity{}, errors.New("malformed forwarded certificate")
-			}
-			chain = append(chain, c)
+			ders = append(ders, der)
 		}
 	} else if p, ok := peer.FromContext(ctx); ok {
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
 			chain = ti.State.PeerCertificates
+			for _, c := range chain {
+				ders = append(ders, c.Raw)
+			}
 		}
 	}
 
 	var bearer string
-	if vals := md.Get("authorization"); len(vals) > 0 {
+	if vals := md("authorization"); len(vals) > 0 {
 		if len(vals) > 1 {
 			return Identity{}, errors.New("more than one authorization header")
 		}
@@ -133,8 +143,8 @@ func (a *Authenticator) identify(ctx context.Context) (Identity, error) {
 	}
 
 	var certID *Identity
-	if len(chain) > 0 {
-		id, err := a.verifyChain(chain)
+	if len(ders) > 0 {
+		id, err := a.verifyChain(ders, chain)
 		if err != nil {
 			return Identity{}, err
 		}
@@ -164,13 +174,15 @@ func (a *Authenticator) identify(ctx context.Context) (Identity, error) {
 	return Identity{}, errors.New("no client certificate or bearer token")
 }
 
-func (a *Authenticator) verifyChain(chain []*x509.Certificate) (Identity, error) {
+// verifyChain verifies the chain whose certificates' DER is ders; chain is
+// them parsed, or nil to parse them here if the chain is not remembered.
+func (a *Authenticator) verifyChain(ders [][]byte, chain []*x509.Certificate) (Identity, error) {
 	if a.ClientCAs == nil {
 		return Identity{}, errors.New("client certificates are not accepted: no client CA configured")
 	}
 	roots := a.ClientCAs()
 	now := a.Now()
-	key := chainKey(chain)
+	key := chainKey(ders)
 	// Chain verification is half of a warm call's CPU; its result holds for
 	// the same chain against the same CA bundle while every certificate in
 	// the verified chain is within its validity. A CA reload yields a new
@@ -180,6 +192,15 @@ func (a *Authenticator) verifyChain(chain []*x509.Certificate) (Identity, error)
 	}
 	if v, ok := a.verified.Get(key); ok && v.roots == roots && !now.Before(v.notBefore) && now.Before(v.notAfter) {
 		return v.id, nil
+	}
+	if chain == nil {
+		for _, der := range ders {
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				return Identity{}, errors.New("malformed forwarded certificate")
+			}
+			chain = append(chain, c)
+		}
 	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
@@ -219,13 +240,13 @@ type verifiedChain struct {
 }
 
 // chainKey identifies a presented chain by its exact bytes.
-func chainKey(chain []*x509.Certificate) [sha256.Size]byte {
+func chainKey(ders [][]byte) [sha256.Size]byte {
 	h := sha256.New()
 	var n [8]byte
-	for _, c := range chain {
-		binary.BigEndian.PutUint64(n[:], uint64(len(c.Raw)))
+	for _, der := range ders {
+		binary.BigEndian.PutUint64(n[:], uint64(len(der)))
 		h.Write(n[:])
-		h.Write(c.Raw)
+		h.Write(der)
 	}
 	var k [sha256.Size]byte
 	h.Sum(k[:0])

@@ -23,11 +23,11 @@ import (
 )
 
 // inprocAddr is the address of a peer on the gateway's in-process
-// connection (a bufconn listener).
+// channel.
 type inprocAddr struct{}
 
-func (inprocAddr) Network() string { return "bufconn" }
-func (inprocAddr) String() string  { return "bufconn" }
+func (inprocAddr) Network() string { return auth.GatewayNetwork }
+func (inprocAddr) String() string  { return "127.0.0.1:40001" }
 
 var tcpPeer = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 
@@ -42,7 +42,7 @@ func grpcCtx(chain []*x509.Certificate, kv ...string) context.Context {
 	return metadata.NewIncomingContext(ctx, metadata.Pairs(kv...))
 }
 
-// restCtx is a call from the gateway's in-process connection with md.
+// restCtx is a call from the gateway's in-process channel with md.
 func restCtx(md metadata.MD) context.Context {
 	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: inprocAddr{}})
 	return metadata.NewIncomingContext(ctx, md)
@@ -136,7 +136,7 @@ func TestAuthenticator(t *testing.T) {
 		{name: "REST expired cert", ctx: restCtx(gatewayMD(a, &tls.ConnectionState{PeerCertificates: expired}))},
 
 		// The forwarded-certificate metadata is honoured only from the
-		// in-process connection with this process's key.
+		// in-process channel with this process's key.
 		{name: "gRPC forging forwarded-cert metadata", ctx: grpcCtx(nil, "x-signerd-peer-cert", b64(device[0]))},
 		{name: "gRPC forging forwarded-cert metadata with another's key", ctx: grpcCtx(nil,
 			"x-signerd-internal-key", keyOf(t, otherProcess), "x-signerd-peer-cert", b64(device[0]))},
@@ -206,27 +206,43 @@ func TestAuthenticator(t *testing.T) {
 }
 
 // TestAuthenticatorClockAndCAReload: certificate validity is judged by Now, and the CA
-// bundle is asked for at every call (so a reload applies at once).
+// bundle is asked for at every call (so a reload applies at once), over
+// both transports, whatever the verified-chain cache remembers.
 func TestAuthenticatorClockAndCAReload(t *testing.T) {
 	ca := pkitest.NewCA(t, "client CA")
 	device := leafChain(ca.Device(t, "a1ProdA", "dev-0001"))
-	now := time.Now()
-	pool := ca.Pool()
-	a := auth.NewAuthenticator(auth.Authenticator{
-		ClientCAs: func() *x509.CertPool { return pool },
-		Now:       func() time.Time { return now },
-	})
-	if _, err := a.Authenticate(grpcCtx(device)); err != nil {
-		t.Fatalf("valid device: %v", err)
-	}
-	now = now.Add(30 * 24 * time.Hour) // past the certificate's NotAfter
-	if _, err := a.Authenticate(grpcCtx(device)); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("device after its certificate expired: %v, want Unauthenticated", err)
-	}
-	now = time.Now()
-	pool = x509.NewCertPool() // the CA was removed from the bundle
-	if _, err := a.Authenticate(grpcCtx(device)); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("device after its CA was removed: %v, want Unauthenticated", err)
+	for _, transport := range []string{"grpc", "rest"} {
+		t.Run(transport, func(t *testing.T) {
+			now := time.Now()
+			pool := ca.Pool()
+			a := auth.NewAuthenticator(auth.Authenticator{
+				ClientCAs: func() *x509.CertPool { return pool },
+				Now:       func() time.Time { return now },
+			})
+			ctx := grpcCtx(device)
+			if transport == "rest" {
+				ctx = restCtx(gatewayMD(a, &tls.ConnectionState{PeerCertificates: device}))
+			}
+			for _, step := range []struct {
+				what   string
+				change func()
+				ok     bool
+			}{
+				{"valid device", func() {}, true},
+				{"valid device again (remembered)", func() {}, true},
+				{"past the certificate's NotAfter", func() { now = now.Add(30 * 24 * time.Hour) }, false},
+				{"back within validity", func() { now = time.Now() }, true},
+				{"before the certificate's NotBefore", func() { now = now.Add(-30 * 24 * time.Hour) }, false},
+				{"its CA removed from the bundle", func() { now = time.Now(); pool = x509.NewCertPool() }, false},
+				{"its CA back in the bundle", func() { pool = ca.Pool() }, true},
+			} {
+				step.change()
+				_, err := a.Authenticate(ctx)
+				if step.ok && err != nil || !step.ok && status.Code(err) != codes.Unauthenticated {
+					t.Errorf("%s: %v, want ok=%v (else Unauthenticated)", step.what, err, step.ok)
+				}
+			}
+		})
 	}
 }
 

@@ -2,6 +2,10 @@ package auth
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +13,7 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // JWTConfig configures bearer-token authentication of backends.
@@ -20,12 +25,35 @@ type JWTConfig struct {
 	Issuer, Audience string
 	// Leeway tolerates clock skew on exp/nbf/iat; default 30 s.
 	Leeway time.Duration
+	// CacheSize bounds the number of verified tokens remembered; 0 means
+	// DefaultJWTCacheSize, a negative value disables the cache.
+	CacheSize int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
+
+// DefaultJWTCacheSize is the number of verified bearer tokens a verifier
+// remembers: a backend reuses one token for its lifetime, so this is far
+// more distinct callers than a deployment has.
+const DefaultJWTCacheSize = 10_000
 
 // JWTVerifier validates backend bearer tokens.
 type JWTVerifier struct {
 	keys   keyfunc.Keyfunc
 	parser *jwt.Parser
+	now    func() time.Time
+	// verified remembers tokens that passed, by SHA-256 of the token (the
+	// token itself, a credential, is never kept).
+	verified *lru.Cache[[sha256.Size]byte, verifiedToken]
+}
+
+// verifiedToken is a successful verification: who, until when, and the key
+// it was verified with, re-read from the JWKS on every use.
+type verifiedToken struct {
+	id       Identity
+	exp      time.Time
+	kid, alg string
+	key      crypto.PublicKey
 }
 
 // NewJWTVerifier loads the keys. ctx bounds the background refresh of a
@@ -39,6 +67,9 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	var kf keyfunc.Keyfunc
 	var err error
@@ -54,8 +85,9 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jwt: JWKS: %w", err)
 	}
-	return &JWTVerifier{
+	v := &JWTVerifier{
 		keys: kf,
+		now:  cfg.Now,
 		parser: jwt.NewParser(
 			// Asymmetric algorithms only: this rejects "none" and the
 			// HS256-signed-with-the-public-key confusion.
@@ -65,15 +97,51 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(cfg.Leeway),
+			jwt.WithTimeFunc(cfg.Now),
 		),
-	}, nil
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultJWTCacheSize
+	}
+	if cfg.CacheSize > 0 {
+		if v.verified, err = lru.New[[sha256.Size]byte, verifiedToken](cfg.CacheSize); err != nil {
+			return nil, fmt.Errorf("jwt: cache: %w", err)
+		}
+	}
+	return v, nil
 }
 
 // Verify checks a bearer token and returns the backend identity named by its
 // subject. Errors never contain the token.
+//
+// An RSA verification is most of a warm REST call's CPU, and a backend
+// sends the same token for its whole lifetime, so a successful verification
+// is remembered until the token's exp (without the leeway: past exp the
+// token is verified afresh, leeway and all). Each reuse first asks the JWKS,
+// as it is now, for the token's key: a key removed from the JWKS, or
+// replaced under the same kid, ends every remembered token it verified at
+// once.
 func (v *JWTVerifier) Verify(token string) (Identity, error) {
+	var key [sha256.Size]byte
+	if v.verified != nil {
+		key = sha256.Sum256([]byte(token))
+		if c, ok := v.verified.Get(key); ok {
+			if v.now().Before(c.exp) && v.stillCurrent(c) {
+				return c.id, nil
+			}
+			v.verified.Remove(key)
+		}
+	}
 	var claims jwt.RegisteredClaims
-	if _, err := v.parser.ParseWithClaims(token, &claims, v.keys.Keyfunc); err != nil {
+	var used crypto.PublicKey
+	tok, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		k, err := v.keys.Keyfunc(t)
+		if pk, ok := k.(crypto.PublicKey); ok && err == nil {
+			used = pk
+		}
+		return k, err
+	})
+	if err != nil {
 		return Identity{}, fmt.Errorf("invalid bearer token: %w", err)
 	}
 	if claims.Subject == "" {
@@ -84,5 +152,45 @@ func (v *JWTVerifier) Verify(token string) (Identity, error) {
 	if err := ValidateBackendName(claims.Subject); err != nil {
 		return Identity{}, fmt.Errorf("invalid bearer token: subject %w", err)
 	}
-	return Identity{Kind: KindBackend, Name: claims.Subject, Method: "jwt"}, nil
+	id := Identity{Kind: KindBackend, Name: claims.Subject, Method: "jwt"}
+	kid, _ := tok.Header["kid"].(string)
+	alg, _ := tok.Header["alg"].(string)
+	// Only a token verified with one key named by its kid is remembered: a
+	// token without a kid is checked against every key of the set, and
+	// which one matched is not known here.
+	if _, comparable := used.(interface{ Equal(crypto.PublicKey) bool }); v.verified != nil && kid != "" && comparable && claims.ExpiresAt != nil {
+		v.verified.Add(key, verifiedToken{id: id, exp: claims.ExpiresAt.Time, kid: kid, alg: alg, key: used})
+	}
+	return id, nil
+}
+
+// stillCurrent reports whether the JWKS still gives, for the token's kid and
+// alg, the key the token was verified with.
+func (v *JWTVerifier) stillCurrent(c verifiedToken) bool {
+	// The JWKS unchanged holds the very key object the token was verified
+	// with (a JWK is never changed in place: a refresh or an edit stores
+	// new ones). Anything else is asked again, alg and use included.
+	if jwk, err := v.keys.Storage().KeyRead(context.Background(), c.kid); err == nil && sameKeyObject(jwk.Key(), c.key) {
+		return true
+	}
+	k, err := v.keys.Keyfunc(&jwt.Token{Header: map[string]any{"kid": c.kid, "alg": c.alg}})
+	if err != nil {
+		return false
+	}
+	cached, ok := c.key.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && cached.Equal(k)
+}
+
+// sameKeyObject reports whether a and b are the same RSA or EC public key
+// object (pointer identity; the only key types RS256 and ES256 verify with).
+func sameKeyObject(a, b crypto.PublicKey) bool {
+	switch a := a.(type) {
+	case *rsa.PublicKey:
+		b, ok := b.(*rsa.PublicKey)
+		return ok && a == b
+	case *ecdsa.PublicKey:
+		b, ok := b.(*ecdsa.PublicKey)
+		return ok && a == b
+	}
+	return false
 }

@@ -304,3 +304,154 @@ func TestNewJWTVerifierErrors(t *testing.T) {
 		})
 	}
 }
+
+// jwks is a JWKS document of the given keys.
+func jwks(t *testing.T, keys ...map[string]string) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"keys": keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A remembered verification holds only while the JWKS still has the key
+// that verified the token: removing the key, or putting another key under
+// its kid, refuses the token on its next use, and putting it back accepts
+// it again.
+func TestJWTVerifierCacheFollowsJWKS(t *testing.T) {
+	k := newJWTKeys(t)
+	other := newJWTKeys(t)
+	full := jwks(t, rsaJWK(rsaKID, &k.rsa.PublicKey), ecJWK(t, ecKID, &k.ec.PublicKey))
+	tests := []struct {
+		name    string
+		token   string
+		without []byte // the JWKS without the token's key
+		swapped []byte // the JWKS with another key under the token's kid
+	}{
+		{name: "RS256", token: k.rs256(t, claims("rsa-backend")),
+			without: jwks(t, ecJWK(t, ecKID, &k.ec.PublicKey)),
+			swapped: jwks(t, rsaJWK(rsaKID, &other.rsa.PublicKey), ecJWK(t, ecKID, &k.ec.PublicKey))},
+		{name: "ES256", token: k.es256(t, claims("ec-backend")),
+			without: jwks(t, rsaJWK(rsaKID, &k.rsa.PublicKey)),
+			swapped: jwks(t, rsaJWK(rsaKID, &k.rsa.PublicKey), ecJWK(t, ecKID, &other.ec.PublicKey))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := k.verifier(t)
+			for _, step := range []struct {
+				what string
+				set  []byte
+				ok   bool
+			}{
+				{"first use", nil, true},
+				{"second use (remembered)", nil, true},
+				{"key removed from the JWKS", tc.without, false},
+				{"key put back", full, true},
+				{"remembered again", nil, true},
+				{"another key under the kid", tc.swapped, false},
+				{"key put back again", full, true},
+			} {
+				if step.set != nil {
+					if err := auth.SetJWKS(v, step.set); err != nil {
+						t.Fatal(err)
+					}
+				}
+				_, err := v.Verify(tc.token)
+				if (err == nil) != step.ok {
+					t.Errorf("%s: Verify error %v, want ok=%v", step.what, err, step.ok)
+				}
+			}
+		})
+	}
+}
+
+// A remembered verification never outlives the token's exp: after it the
+// token is verified afresh, which refuses it once exp and the leeway have
+// passed.
+func TestJWTVerifierCacheNeverOutlivesExp(t *testing.T) {
+	k := newJWTKeys(t)
+	start := time.Now().Truncate(time.Second)
+	now := start
+	v, err := auth.NewJWTVerifier(context.Background(), auth.JWTConfig{JWKSFile: k.jwksFile, Issuer: testIssuer, Audience: testAudience,
+		Leeway: 5 * time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := start.Add(time.Minute)
+	tok := k.rs256(t, with(claims("short-lived"), "iat", start.Unix(), "nbf", start.Unix(), "exp", exp.Unix()))
+	for _, step := range []struct {
+		at time.Time
+		ok bool
+	}{
+		{start, true},
+		{exp.Add(-time.Second), true},         // remembered
+		{exp.Add(4 * time.Second), true},      // past exp, within the leeway: verified afresh
+		{exp.Add(6 * time.Second), false},     // past exp and the leeway
+		{exp.Add(-time.Second), true},         // the clock stepped back: verified afresh
+		{exp.Add(time.Hour), false},           // long expired
+		{start.Add(-10 * time.Second), false}, // before nbf and the leeway
+	} {
+		now = step.at
+		_, err := v.Verify(tok)
+		if (err == nil) != step.ok {
+			t.Errorf("at exp%+v: Verify error %v, want ok=%v", step.at.Sub(exp), err, step.ok)
+		}
+	}
+}
+
+// Caching changes no answer: every token of the accept and reject tables
+// gets the same answer from a caching verifier, asked twice, as from one
+// that does not cache.
+func TestJWTVerifierCacheSameAnswers(t *testing.T) {
+	k := newJWTKeys(t)
+	cached := k.verifier(t)
+	plain, err := auth.NewJWTVerifier(context.Background(), auth.JWTConfig{JWKSFile: k.jwksFile, Issuer: testIssuer, Audience: testAudience, CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tokens := []string{
+		k.rs256(t, claims("a")), k.es256(t, claims("b")),
+		sign(t, jwt.SigningMethodES256, "", claims("nokid"), k.ec),
+		k.rs256(t, with(claims("a"), "exp", now.Add(-time.Hour).Unix())),
+		k.rs256(t, with(claims("a"), "aud", "someone-else")),
+		k.rs256(t, with(claims("a"), "iss", "https://evil.test")),
+		k.rs256(t, with(claims("a"), "nbf", now.Add(time.Hour).Unix())),
+		k.rs256(t, with(claims("a"), "exp", nil)),
+		k.rs256(t, with(claims(""))),
+		k.rs256(t, claims("bad\x00name")),
+		sign(t, jwt.SigningMethodRS256, "unknown-kid", claims("a"), k.rsa),
+		sign(t, jwt.SigningMethodES256, rsaKID, claims("a"), k.ec),
+		k.rs256(t, claims("a")) + "x",
+	}
+	for i, tok := range tokens {
+		_, want := plain.Verify(tok)
+		for try := range 2 {
+			id, err := cached.Verify(tok)
+			if (err == nil) != (want == nil) {
+				t.Errorf("token %d, try %d: cached Verify = %+v, %v; uncached error %v", i, try, id, err, want)
+			}
+		}
+	}
+}
+
+func BenchmarkJWTVerify(b *testing.B) {
+	k := newJWTKeys(b)
+	for _, size := range []int{-1, 0} {
+		name := map[int]string{-1: "uncached", 0: "cached"}[size]
+		b.Run(name, func(b *testing.B) {
+			v, err := auth.NewJWTVerifier(context.Background(), auth.JWTConfig{JWKSFile: k.jwksFile, Issuer: testIssuer, Audience: testAudience, CacheSize: size})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tok := k.rs256(b, claims("spiffe://td/loadgen"))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -59,7 +59,7 @@ var DefaultDeviceRPCs = []string{"SignMqttConnect", "PreVerify",
 // ParsePolicy reads a policy file (YAML or JSON); unknown keys, bad
 // productKeys and unknown RPC names are errors naming the field.
 func ParsePolicy(data []byte) (*Policy, error) {
-	js, err := yaml.YAMLToJSON(data)
+	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		return nil, fmt.Errorf("parse policy: %w", err)
 	}

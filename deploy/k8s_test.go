@@ -1,8 +1,10 @@
 package deploy_test
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -24,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -42,6 +45,38 @@ type overlay struct {
 	// sets it (true: the flag's default). False needs the vault-alerts
 	// component, which then reports a Vault outage instead of readiness.
 	readyRequiresVault bool
+
+	// chartValues, for the Helm chart (dir is then the chart): the value
+	// files it is rendered with, after its values.yaml.
+	chartValues []string
+	// apply overrides apply.sh's defaults: the settings a site ran it with,
+	// which the manifests must agree with.
+	apply map[string]string
+	// noNamespace: the Namespace object is not rendered (helm install -n
+	// needs the namespace first).
+	noNamespace bool
+	// approle: signerd logs in to Vault with AppRole, not Kubernetes auth.
+	approle bool
+	// vaultNamespace is where the NetworkPolicy lets signerd reach Vault
+	// (default "vault").
+	vaultNamespace string
+}
+
+// settings are apply.sh's settings this rendering must agree with.
+func (o overlay) settings(defaults map[string]string) map[string]string {
+	s := map[string]string{}
+	maps.Copy(s, defaults)
+	maps.Copy(s, o.apply)
+	return s
+}
+
+// render renders the overlay (kustomize) or the chart with its values.
+func (o overlay) render(t *testing.T) *manifests {
+	t.Helper()
+	if o.chartValues != nil {
+		return decode(t, o.name, renderChart(t, o.dir, cmp.Or(o.apply["K8S_NAMESPACE"], "signerd"), o.chartValues...))
+	}
+	return render(t, o.dir)
 }
 
 var overlays = []overlay{
@@ -49,6 +84,22 @@ var overlays = []overlay{
 	{name: "dev", dir: "k8s/overlays/dev", hpaMin: 1, image: "signerd:dev", readyRequiresVault: true},
 	{name: "prod", dir: "k8s/overlays/prod", hpaMin: 3, image: "registry.example.com/signerd/signerd:v0.1.0",
 		serviceMonitor: true, spread: true, production: true, readyRequiresVault: false},
+
+	// The Helm chart (helm_test.go renders it with Helm's Go library), for
+	// each of its value sets: the same checks as the overlays.
+	{name: "chart default", dir: chartDir, chartValues: []string{}, hpaMin: 3, image: "registry.example.com/signerd/signerd:v0.1.0",
+		serviceMonitor: true, spread: true, production: true, readyRequiresVault: false, noNamespace: true},
+	{name: "chart dev", dir: chartDir, chartValues: []string{"ci/dev-values.yaml"}, hpaMin: 1, image: "signerd:dev",
+		readyRequiresVault: true, noNamespace: true},
+	{name: "chart site", dir: chartDir, chartValues: []string{"ci/site-values.yaml"}, hpaMin: 3,
+		image:          "registry.internal:5000/platform/signerd@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+		serviceMonitor: true, spread: true, production: true, readyRequiresVault: false,
+		apply: map[string]string{"K8S_NAMESPACE": "iot-signing", "ROLE": "iot-signer", "K8S_AUTH_MOUNT": "k8s-prod",
+			"KV_MOUNT": "devices-kv", "K8S_AUDIENCE": "vault-prod"},
+		vaultNamespace: "secrets"},
+	{name: "chart approle", dir: chartDir, chartValues: []string{"ci/approle-values.yaml"}, hpaMin: 3,
+		image: "registry.example.com/signerd/signerd:v0.1.0", serviceMonitor: true, spread: true, production: true,
+		readyRequiresVault: false, noNamespace: true, approle: true},
 }
 
 // manifests is one rendered overlay, every object strictly decoded into
@@ -64,7 +115,11 @@ type manifests struct {
 	np         *networkingv1.NetworkPolicy
 	sm         *serviceMonitor
 	rule       *prometheusRule
-	namespaced []metav1.ObjectMeta
+	// The optional ways in for devices (ingress_test.go).
+	tlsRoutes    []*gatewayv1.TLSRoute
+	ingresses    []*networkingv1.Ingress
+	certificates []*certificate
+	namespaced   []metav1.ObjectMeta
 	// Every Deployment and HPA, for the checks that must hold whatever an
 	// overlay adds.
 	deployments []*appsv1.Deployment
@@ -132,7 +187,13 @@ var docSep = regexp.MustCompile(`(?m)^---\s*$`)
 // misspelt or misplaced field fails here, before any cluster sees it.
 func render(t *testing.T, dir string) *manifests {
 	t.Helper()
-	out := build(t, dir)
+	return decode(t, dir, build(t, dir))
+}
+
+// decode strictly decodes every object of a multi-document YAML stream
+// (kustomize's or the Helm chart's), named dir in errors.
+func decode(t *testing.T, dir string, out []byte) *manifests {
+	t.Helper()
 	m := &manifests{configMaps: map[string]*corev1.ConfigMap{}, services: map[string]*corev1.Service{}}
 	one := func(kind string, have bool) {
 		if have {
@@ -192,6 +253,18 @@ func render(t *testing.T, dir string) *manifests {
 			one(tm.Kind, m.rule != nil)
 			m.rule = &prometheusRule{}
 			obj, meta = m.rule, &m.rule.ObjectMeta
+		case "gateway.networking.k8s.io/v1 TLSRoute":
+			o := &gatewayv1.TLSRoute{}
+			obj, meta = o, &o.ObjectMeta
+			m.tlsRoutes = append(m.tlsRoutes, o)
+		case "networking.k8s.io/v1 Ingress":
+			o := &networkingv1.Ingress{}
+			obj, meta = o, &o.ObjectMeta
+			m.ingresses = append(m.ingresses, o)
+		case "cert-manager.io/v1 Certificate":
+			o := &certificate{}
+			obj, meta = o, &o.ObjectMeta
+			m.certificates = append(m.certificates, o)
 		default:
 			t.Fatalf("%s: unexpected object %s %s: add it to this test", dir, tm.APIVersion, tm.Kind)
 		}
@@ -345,11 +418,17 @@ func TestManifests(t *testing.T) {
 		fn   func(t *testing.T, o overlay, m *manifests, c *corev1.Container)
 	}{
 		{"namespace", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
-			ns := defaults["K8S_NAMESPACE"]
+			ns := o.settings(defaults)["K8S_NAMESPACE"]
 			for _, o := range m.namespaced {
 				if o.Namespace != ns {
 					t.Errorf("%s is in namespace %q, want %q (the Vault role's namespace)", o.Name, o.Namespace, ns)
 				}
+			}
+			if o.noNamespace {
+				if len(m.namespaces) != 0 {
+					t.Errorf("%d Namespaces rendered, want none", len(m.namespaces))
+				}
+				return
 			}
 			if len(m.namespaces) != 1 || m.namespaces[0].Name != ns {
 				t.Fatalf("want one Namespace %s, got %d", ns, len(m.namespaces))
@@ -384,9 +463,9 @@ func TestManifests(t *testing.T) {
 			if m.sa.AutomountServiceAccountToken == nil || *m.sa.AutomountServiceAccountToken {
 				t.Error("ServiceAccount: automountServiceAccountToken is not false")
 			}
-			if p.ServiceAccountName != m.sa.Name || m.sa.Name != defaults["K8S_SERVICE_ACCOUNT"] {
+			if sa := o.settings(defaults)["K8S_SERVICE_ACCOUNT"]; p.ServiceAccountName != m.sa.Name || m.sa.Name != sa {
 				t.Errorf("pod runs as ServiceAccount %q, the manifest has %q, the Vault role binds %q",
-					p.ServiceAccountName, m.sa.Name, defaults["K8S_SERVICE_ACCOUNT"])
+					p.ServiceAccountName, m.sa.Name, sa)
 			}
 		}},
 		{"container security", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
@@ -416,6 +495,18 @@ func TestManifests(t *testing.T) {
 					(sc.SeccompProfile != nil && sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault) {
 					t.Errorf("container %s: seccompProfile is not RuntimeDefault", c.Name)
 				}
+			}
+		}},
+		{"replicas share the limits", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+			// Each replica enforces its share of the per-caller limits; the
+			// shares add up to the configured limit at the HPA's minimum
+			// and exceed it when scaled out, never fall short of it.
+			got := env(c)["SIGNERD_RATE_LIMIT_REPLICAS"]
+			if m.hpa.Spec.MinReplicas == nil || got != strconv.Itoa(int(*m.hpa.Spec.MinReplicas)) {
+				t.Errorf("SIGNERD_RATE_LIMIT_REPLICAS = %q, want the HPA's minReplicas %d", got, ptrInt(m.hpa.Spec.MinReplicas))
+			}
+			if p, ok := env(c)["SIGNERD_PREVERIFY_TOKEN_PATH"]; ok && p == "off" {
+				t.Error("SIGNERD_PREVERIFY_TOKEN_PATH=off: the replicas would each fetch and hand out their own PreVerify tokens")
 			}
 		}},
 		{"resources", func(t *testing.T, o overlay, m *manifests, _ *corev1.Container) {
@@ -511,8 +602,13 @@ func TestManifests(t *testing.T) {
 				t.Errorf("terminationGracePeriodSeconds must exceed preStop sleep %s + shutdown timeout %s", sleep, drain)
 			}
 		}},
-		{"vault kubernetes auth", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+		{"vault auth", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
 			e := env(c)
+			defaults := o.settings(defaults)
+			if o.approle {
+				checkAppRole(t, m, c, defaults)
+				return
+			}
 			for variable, want := range map[string]string{
 				"SIGNERD_VAULT_AUTH":      "kubernetes",
 				"SIGNERD_VAULT_K8S_ROLE":  defaults["ROLE"],
@@ -715,13 +811,13 @@ func TestManifests(t *testing.T) {
 			}
 		}},
 		{"network policy", func(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
-			checkNetworkPolicy(t, m, c)
+			checkNetworkPolicy(t, o, m, c)
 		}},
 	}
 
 	for _, o := range overlays {
 		t.Run(o.name, func(t *testing.T) {
-			m := render(t, o.dir)
+			m := o.render(t)
 			c := m.container(t)
 			for _, ch := range checks {
 				t.Run(ch.name, func(t *testing.T) {
@@ -745,7 +841,8 @@ func mapKeys[M ~map[string]V, V any](m M) func(func(string) bool) {
 // checkNetworkPolicy: default deny both ways for signerd's pods; ingress on
 // the Services' ports only; egress to Vault (8200), DNS (53 UDP+TCP) and
 // public addresses on 443 only.
-func checkNetworkPolicy(t *testing.T, m *manifests, c *corev1.Container) {
+func checkNetworkPolicy(t *testing.T, o overlay, m *manifests, c *corev1.Container) {
+	vaultNS := cmp.Or(o.vaultNamespace, "vault")
 	np := m.np.Spec
 	pods := m.dep.Spec.Template.Labels
 	if !selects(&np.PodSelector, pods) {
@@ -805,8 +902,8 @@ func checkNetworkPolicy(t *testing.T, m *manifests, c *corev1.Container) {
 		case "8200/TCP": // Vault, found by namespace and pod labels
 			for _, peer := range r.To {
 				if peer.IPBlock != nil || peer.NamespaceSelector == nil || peer.PodSelector == nil ||
-					selects(peer.PodSelector, pods) || peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "vault" {
-					t.Errorf("egress[%d] (Vault): peer %+v is not Vault's pods in namespace vault", i, peer)
+					selects(peer.PodSelector, pods) || peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != vaultNS {
+					t.Errorf("egress[%d] (Vault): peer %+v is not Vault's pods in namespace %s", i, peer, vaultNS)
 				}
 			}
 		case "53/TCP,53/UDP": // cluster DNS
@@ -868,4 +965,11 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+func ptrInt(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

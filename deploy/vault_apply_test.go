@@ -154,10 +154,47 @@ func TestVaultApply(t *testing.T) {
 		}
 	})
 
+	// The PreVerify tokens the replicas share: created, read and replaced
+	// with check-and-set, as secrets.VaultTokens does.
+	t.Run("preverify tokens: create, read, replace", func(t *testing.T) {
+		kv := signerd.KVv2("iot")
+		path := "preverify-tokens/x/y"
+		s, err := kv.Put(ctx, path, map[string]any{"tokens": map[string]any{}}, vault.WithCheckAndSet(0))
+		if err != nil {
+			t.Fatalf("create %s: %v", path, err)
+		}
+		if _, err := kv.Put(ctx, path, map[string]any{"tokens": map[string]any{}}, vault.WithCheckAndSet(s.VersionMetadata.Version)); err != nil {
+			t.Fatalf("replace %s: %v", path, err)
+		}
+		if got, err := kv.Get(ctx, path); err != nil || got.VersionMetadata.Version != 2 {
+			t.Fatalf("read %s: %v %v", path, got, err)
+		}
+	})
+
 	denied := []struct {
 		name string
 		do   func() error
 	}{
+		{"delete a token record", func() error {
+			_, err := signerd.Logical().DeleteWithContext(ctx, "iot/data/preverify-tokens/x/y")
+			return err
+		}},
+		{"list token records", func() error {
+			_, err := signerd.Logical().ListWithContext(ctx, "iot/metadata/preverify-tokens")
+			return err
+		}},
+		{"read token metadata", func() error {
+			_, err := signerd.Logical().ReadWithContext(ctx, "iot/metadata/preverify-tokens/x/y")
+			return err
+		}},
+		{"destroy token versions", func() error {
+			_, err := signerd.Logical().WriteWithContext(ctx, "iot/destroy/preverify-tokens/x/y", map[string]any{"versions": []int{1}})
+			return err
+		}},
+		{"write beside the token records", func() error {
+			_, err := signerd.Logical().WriteWithContext(ctx, "iot/data/preverify-tokens-x", map[string]any{"data": map[string]any{"a": "b"}})
+			return err
+		}},
 		{"write the device secret", func() error {
 			_, err := signerd.Logical().WriteWithContext(ctx, "iot/data/devices/x/y", map[string]any{"data": map[string]any{"deviceSecret": "x"}})
 			return err
@@ -236,6 +273,22 @@ func TestVaultApply(t *testing.T) {
 			t.Errorf("policy signerd2 (%v):\n%s", err, got)
 		}
 	})
+
+	t.Run("other token prefix", func(t *testing.T) {
+		out, err := runApply(t, srv, "TOKEN_PREFIX=pv-tokens", "POLICY=signerd3", "ROLE=signerd3")
+		if err != nil {
+			t.Fatalf("apply.sh: %v\n%s", err, out)
+		}
+		got, err := srv.Client.Sys().GetPolicyWithContext(ctx, "signerd3")
+		if err != nil || !strings.Contains(got, `path "iot/data/pv-tokens/*"`) || strings.Contains(got, "preverify-tokens/*") {
+			t.Errorf("policy signerd3 (%v):\n%s", err, got)
+		}
+		for _, bad := range []string{"TOKEN_PREFIX=devices", "TOKEN_PREFIX=a/b", "TOKEN_PREFIX=../x"} {
+			if out, err := runApply(t, srv, bad, "POLICY=signerd4"); err == nil {
+				t.Errorf("apply.sh %s succeeded:\n%s", bad, out)
+			}
+		}
+	})
 }
 
 func strs(v any) []string {
@@ -256,5 +309,35 @@ func writeCA(t *testing.T, file string) {
 	cert, _ := selfSigned(t, "test kubernetes CA", "")
 	if err := os.WriteFile(file, cert, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTokenRecordsOnlyInSignerdPolicy: the shared PreVerify tokens are
+// credentials; of the shipped policies only signerd's own may reach them,
+// and no rule elsewhere covers them by a wider glob.
+func TestTokenRecordsOnlyInSignerdPolicy(t *testing.T) {
+	files, err := filepath.Glob("vault/*.hcl")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("vault/*.hcl: %v %v", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if !strings.HasPrefix(line, "path ") {
+				continue
+			}
+			p := strings.Trim(strings.TrimSuffix(strings.TrimPrefix(line, "path "), "{"), ` "`)
+			covers := p == "iot/data/preverify-tokens/*" || strings.HasSuffix(p, "*") && strings.HasPrefix("iot/data/preverify-tokens/x", strings.TrimSuffix(p, "*"))
+			if covers && filepath.Base(f) != "policy.hcl" {
+				t.Errorf("%s: %q reaches the PreVerify token records; only policy.hcl may", f, p)
+			}
+			if covers && p != "iot/data/preverify-tokens/*" {
+				t.Errorf("%s: %q reaches the token records by a wider rule", f, p)
+			}
+		}
 	}
 }

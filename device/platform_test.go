@@ -7,9 +7,9 @@ import (
 	"github.com/signerd/signerd/device"
 )
 
-// testPlatform is registered once for this package's tests, as a platform
-// package registers itself from init.
-var testPlatform = func() device.Platform {
+// The test platform is registered once for this package's tests, as a
+// platform package registers itself from init.
+var _ = func() device.Platform {
 	name := device.Chars(true, "-")
 	p := device.Platform{
 		Name: "testplat", Scheme: "testplat-iot", Products: true, Modules: true,

@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/peer"
 )
 
 // latencyBuckets spans a cache hit (~µs) to a slow upstream (seconds).
@@ -39,6 +38,7 @@ type Metrics struct {
 	rateLimited    *prometheus.CounterVec
 	tokenRenewals  *prometheus.CounterVec
 	regUnknown     prometheus.Counter
+	breakerState   *prometheus.GaugeVec
 }
 
 // New registers every collector on a fresh registry (plus the Go runtime
@@ -89,9 +89,14 @@ func New() *Metrics {
 			Help: "RegisterDevice calls that may have registered the device on the platform without signerd learning the secret " +
 				"(REGISTRATION_OUTCOME_UNKNOWN): each such device needs a look, and likely a reset on the platform.",
 		}),
+		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "signerd_platform_breaker_state",
+			Help: "State of the circuit breaker of each platform endpoint (base URL): 0 closed, 1 half-open " +
+				"(letting a probe through), 2 open (refusing PreVerify and RegisterDevice calls without a round trip).",
+		}, []string{"endpoint"}),
 	}
 	r.MustRegister(m.grpc, m.cacheLookups, m.cacheEvictions, m.vaultDuration, m.vaultRequests,
-		m.platformDur, m.rateLimited, m.tokenRenewals, m.regUnknown,
+		m.platformDur, m.rateLimited, m.tokenRenewals, m.regUnknown, m.breakerState,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -102,22 +107,21 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // UnaryServerInterceptor counts calls by RPC and code and times them by RPC
-// and transport (grpc, or rest through the gateway).
-func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	return m.grpc.UnaryServerInterceptor(grpcprom.WithLabelsFromContext(transportLabel))
+// and transport, which transport names from the call's context (the server
+// passes auth.Transport: "grpc", or "rest" through the gateway).
+func (m *Metrics) UnaryServerInterceptor(transport func(context.Context) string) grpc.UnaryServerInterceptor {
+	return m.grpc.UnaryServerInterceptor(grpcprom.WithLabelsFromContext(transportLabel(transport)))
 }
 
 // StreamServerInterceptor is UnaryServerInterceptor for streams.
-func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
-	return m.grpc.StreamServerInterceptor(grpcprom.WithLabelsFromContext(transportLabel))
+func (m *Metrics) StreamServerInterceptor(transport func(context.Context) string) grpc.StreamServerInterceptor {
+	return m.grpc.StreamServerInterceptor(grpcprom.WithLabelsFromContext(transportLabel(transport)))
 }
 
-func transportLabel(ctx context.Context) prometheus.Labels {
-	t := "grpc"
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == "bufconn" {
-		t = "rest"
+func transportLabel(transport func(context.Context) string) func(context.Context) prometheus.Labels {
+	return func(ctx context.Context) prometheus.Labels {
+		return prometheus.Labels{"transport": transport(ctx)}
 	}
-	return prometheus.Labels{"transport": t}
 }
 
 // InitializeServer pre-creates the per-RPC series at zero, so dashboards
@@ -145,6 +149,21 @@ func (m *Metrics) TokenRenewed(relogin bool) {
 		kind = "relogin"
 	}
 	m.tokenRenewals.WithLabelValues(kind).Inc()
+}
+
+// VaultTokenRefused exports refused (secrets.Vault.TokenRefused) as
+// signerd_vault_token_refused: 1 while Vault refuses signerd's token or
+// login, which with token auth only a new token ends.
+func (m *Metrics) VaultTokenRefused(refused func() bool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "signerd_vault_token_refused",
+		Help: "1 while Vault refuses signerd's token or login (token expired or revoked, credentials rejected); 0 otherwise, also while Vault is unreachable.",
+	}, func() float64 {
+		if refused() {
+			return 1
+		}
+		return 0
+	}))
 }
 
 // RateLimited counts one refused call.
@@ -178,3 +197,17 @@ func (m *Metrics) PreVerified(outcome string, d time.Duration) {
 // RegistrationOutcomeUnknown is platform.Config.Observer's: it counts one
 // registration whose outcome is unknown.
 func (m *Metrics) RegistrationOutcomeUnknown() { m.regUnknown.Inc() }
+
+// breakerStates are the gauge values of the platform client's breaker
+// states, in the order a breaker goes from healthy to refusing.
+var breakerStates = map[string]float64{"closed": 0, "half-open": 1, "open": 2}
+
+// BreakerState is platform.Config.Observer's: it sets endpoint's breaker
+// gauge. The endpoint label is a configured platform base URL, so there are
+// as many series as configured regions and product URLs. A state it does
+// not know leaves the gauge as it was rather than showing a made-up value.
+func (m *Metrics) BreakerState(endpoint, state string) {
+	if v, ok := breakerStates[state]; ok {
+		m.breakerState.WithLabelValues(endpoint).Set(v)
+	}
+}

@@ -4,7 +4,8 @@
 #   (a) Vault Transit HMAC (sha2-256), each device's own imported key, vault/api
 #   (b) a raw Vault KV v2 read of a device secret, vault/api
 #       (both with least-privilege tokens; and again with the root token)
-#   (c) signerd warm (cached): gRPC and REST, mTLS backend identity
+#   (c) signerd warm (cached): gRPC and REST with an mTLS backend identity,
+#       and REST with a TLS-only connection and an RS256 bearer JWT
 #   (d) signerd cold: every device asked once, so every sign reads Vault
 #       (and, with one client, against a raw KV read with one client)
 #   (e) a bare HMAC-SHA256 in Go (signerload hmac at the same concurrency)
@@ -15,6 +16,11 @@
 # then the RSS of signerd with RSS_DEVICES (default 100,000) devices cached;
 # then the in-process Go benchmarks (go test -bench: signing, secrets,
 # service, server).
+#
+# Every signerd and Vault run also reports the server's CPU per sign over the
+# measured run (signerload -server-pid) and its ratio to one bare HMAC-SHA256
+# measured in the same run: issue 15's targets are those ratios, and the
+# throughput of signerd against Transit (root and least-privilege tokens).
 #
 # Usage: scripts/bench.sh            (about 10 minutes on 2 cores)
 # Knobs (environment): DURATION=20s WARMUP=3s CONCURRENCY=16 WARM_DEVICES=1000
@@ -152,16 +158,22 @@ log "certificates (openssl, ECDSA P-256)"
   }
   issue server "/CN=signerd" "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature"
   issue backend "/CN=loadgen" "subjectAltName=URI:$backend_id\nextendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature"
-  printf 'backends:\n  - identity: %s\n    products: ["*"]\n    rpcs: ["*"]\n' "$backend_id" >policy.yaml
+  printf 'backends:\n  - identity: %s\n    products: ["*"]\n    rpcs: ["*"]\n  - identity: %s\n    products: ["*"]\n    rpcs: ["*"]\n' \
+    "$backend_id" loadgen-jwt >policy.yaml
 )
 pki="$out/pki"
 tlsflags=(-ca "$pki/ca.pem" -cert "$pki/backend.pem" -key "$pki/backend.key")
+# The JWT backend: an RS256 token (as most identity providers sign) of a
+# fresh key whose JWKS signerd reads, over TLS without a client certificate.
+jwt_issuer="https://issuer.signerd.bench"
+"$load" token -jwks "$pki/jwks.json" -out "$out/jwt.token" -issuer "$jwt_issuer" -subject loadgen-jwt -ttl 2h >&2
 
 log "signerd (TLS, mTLS backend, policy, audit to a file, -backend-rate-limit 0)"
 signerd_args=(-grpc-addr 127.0.0.1:0 -http-addr 127.0.0.1:0 -metrics-addr 127.0.0.1:0
   -vault-addr "$VAULT_ADDR" -vault-token-file "$out/signerd.token"
   -tls-cert-file "$pki/server.pem" -tls-key-file "$pki/server.key" -client-ca-file "$pki/ca.pem"
-  -policy-file "$pki/policy.yaml" -backend-rate-limit 0 -audit-log "$out/audit.log")
+  -policy-file "$pki/policy.yaml" -backend-rate-limit 0 -audit-log "$out/audit.log"
+  -jwks-file "$pki/jwks.json" -jwt-issuer "$jwt_issuer")
 echo "signerd ${signerd_args[*]}" >"$out/signerd.cmd"
 env -u VAULT_TOKEN "$out/bin/signerd" "${signerd_args[@]}" >/dev/null 2>"$out/signerd.log" &
 signerd_pid=$!
@@ -180,16 +192,18 @@ metric() { curl -fsS "http://$metrics_addr/metrics" 2>/dev/null | awk -v m="$1" 
 rss_idle=$(rss)
 
 common=(-c "$CONCURRENCY" -d "$DURATION")
-grpc=("$load" grpc -addr "$grpc_addr" "${tlsflags[@]}")
-rest=("$load" rest -url "https://$http_addr" "${tlsflags[@]}")
-vaultflags=(-vault-addr "$VAULT_ADDR")
+grpc=("$load" grpc -addr "$grpc_addr" "${tlsflags[@]}" -server-pid "$signerd_pid")
+rest=("$load" rest -url "https://$http_addr" "${tlsflags[@]}" -server-pid "$signerd_pid")
+restjwt=("$load" rest -url "https://$http_addr" -ca "$pki/ca.pem" -token-file "$out/jwt.token" -server-pid "$signerd_pid")
+vaultflags=(-vault-addr "$VAULT_ADDR" -server-pid "$vault_pid")
 
 log "sanity: every answer checked against the HMAC computed locally"
 "${grpc[@]}" -n "$WARM_DEVICES" -count 2000 -d 0 -verify -label verify-grpc >/dev/null
 "${rest[@]}" -n "$WARM_DEVICES" -count 2000 -d 0 -verify -label verify-rest >/dev/null
+"${restjwt[@]}" -n "$WARM_DEVICES" -count 2000 -d 0 -verify -label verify-rest-jwt >/dev/null
 "$load" transit "${vaultflags[@]}" -vault-token-file "$out/transit.token" -n "$WARM_DEVICES" -count 200 -d 0 -verify >/dev/null
 "$load" kv "${vaultflags[@]}" -vault-token-file "$out/signerd.token" -n "$WARM_DEVICES" -count 200 -d 0 -verify >/dev/null
-echo "ok: gRPC, REST, Transit and KV answers match the local HMAC / secret" >&2
+echo "ok: gRPC, REST (mTLS and JWT), Transit and KV answers match the local HMAC / secret" >&2
 
 # CPU time (clock ticks) a process has used; 0 when it is not running.
 ticks() { { [ -n "$1" ] && awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; } || echo 0; }
@@ -205,22 +219,25 @@ run() { # label, command...
 # cpu_report: CPU per sign of signerd and of Vault in each run, from their
 # utilisation over the run and the run's rate.
 cpu_report() {
-  local hz label ds dv t0 t1 rate
+  local hz label ds dv t0 t1 rate hmac
   hz=$(getconf CLK_TCK)
-  echo "| run | signerd | Vault | signerload (the client) | signerd alone on $(nproc) dedicated cores, at most |"
-  echo "|---|--:|--:|--:|--:|"
+  # One bare HMAC-SHA256: the hmac run's own CPU per sign.
+  hmac=$(sed -n 's/.*"clientCPUMicrosPerSign": *\([0-9.e+-]*\).*/\1/p' "$out/results/hmac.json" 2>/dev/null)
+  echo "| run | signerd | ÷ one HMAC | Vault | signerload (the client) | signerd alone on $(nproc) dedicated cores, at most |"
+  echo "|---|--:|--:|--:|--:|--:|"
   while read -r label ds dv t0 t1; do
     rate=$(sed -n 's/.*"signsPerSecond": *\([0-9.e+-]*\).*/\1/p' "$out/results/$label.json" 2>/dev/null)
     client=$(sed -n 's/.*"clientCPUMicrosPerSign": *\([0-9.e+-]*\).*/\1/p' "$out/results/$label.json" 2>/dev/null)
     [ -n "$rate" ] || continue
     awk -v l="$label" -v ds="$ds" -v dv="$dv" -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
-      -v r="$rate" -v c="${client:-0}" -v hz="$hz" -v n="$(nproc)" 'BEGIN {
+      -v r="$rate" -v c="${client:-0}" -v hz="$hz" -v n="$(nproc)" -v h="${hmac:-0}" 'BEGIN {
       if (r <= 0 || t <= 0) exit
       s = ds / hz / t / r * 1e6; v = dv / hz / t / r * 1e6
       f = "%.0f µs"; if (c < 10) f = "%.2f µs"
       # Less than 2 µs per sign: the process was idle in this run (it
       # was not asked); show nothing rather than noise.
-      printf "| %s | %s | %s | %s | %s |\n", l, (s >= 2 ? sprintf("%.0f µs", s) : "–"), (v >= 2 ? sprintf("%.0f µs", v) : "–"),
+      printf "| %s | %s | %s | %s | %s | %s |\n", l, (s >= 2 ? sprintf("%.0f µs", s) : "–"), (s >= 2 && h > 0 ? sprintf("%.0f×", s / h) : "–"),
+        (v >= 2 ? sprintf("%.0f µs", v) : "–"),
         (c > 0 ? sprintf(f, c) : "–"), (s >= 2 ? sprintf("%.0f signs/s", n * 1e6 / s) : "–")
     }'
   done <"$out/cpu.txt"
@@ -237,6 +254,7 @@ run transit-root "${transit[@]}" -vault-token-file "$out/root.token"
 run kv-root      "${kv[@]}" -vault-token-file "$out/root.token"
 run grpc-warm "${grpc[@]}" -n "$WARM_DEVICES" -warmup "$WARMUP" "${common[@]}"
 run rest-warm "${rest[@]}" -n "$WARM_DEVICES" -warmup "$WARMUP" "${common[@]}"
+run rest-jwt-warm "${restjwt[@]}" -n "$WARM_DEVICES" -warmup "$WARMUP" "${common[@]}"
 # Devices never asked before: each sign is a cache miss and a Vault read.
 run grpc-cold "${grpc[@]}" -unique -device-offset "$WARM_DEVICES" -n "$COLD_DEVICES" "${common[@]}"
 run hmac      "$load" hmac -n "$WARM_DEVICES" "${common[@]}"
@@ -280,7 +298,7 @@ log "report"
   echo
   echo "signerload runs (closed loop; latency of successful requests):"
   echo
-  "$load" report "$out"/results/{transit,kv,grpc-warm,rest-warm,grpc-cold,hmac,transit-root,kv-root,kv-pool3,kv-c1,grpc-cold-c1,grpc-warm-c1,rss-fill,grpc-warm-all}.json
+  "$load" report "$out"/results/{transit,kv,grpc-warm,rest-warm,rest-jwt-warm,grpc-cold,hmac,transit-root,kv-root,kv-pool3,kv-c1,grpc-cold-c1,grpc-warm-c1,rss-fill,grpc-warm-all}.json
   echo
   echo "CPU per sign: the process's CPU use over the run (from /proc, warm-up included) divided by the run's rate:"
   echo

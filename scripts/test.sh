@@ -4,9 +4,12 @@
 #   → the Vault server binary (built once per machine, then cached)
 #   → the Debian packages of the C device example (apt-get, when missing)
 #   → all tests with the race detector (fuzz seed corpora included)
+#   → every fuzz target beyond its seed corpus, FUZZTIME (10s) each
+#     (scripts/fuzz.sh; longer runs: docs/RELIABILITY.md)
 #   → every benchmark once (smoke).
 # Tests that need Vault start their own `vault server -dev` on a 127.0.0.1
-# ephemeral port from the binary named by SIGNERD_VAULT_BIN.
+# ephemeral port from the binary named by SIGNERD_VAULT_BIN; the HA tests
+# (cmd/signerd, TestE2EVaultHA…) start a 3-node Raft cluster over TLS from it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -46,6 +49,10 @@ bash scripts/cdeps.sh
 
 step "tests"
 go test -race -count=1 -timeout 20m ./... "$@"
+
+# The seed corpora ran with the tests; this searches beyond them, briefly.
+step "fuzz"
+bash scripts/fuzz.sh
 
 # Benchmarks run once each as a smoke test: they must work, not meet numbers
 # (the figures live in docs/BENCHMARKS.md, made by scripts/bench.sh).

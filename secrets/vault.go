@@ -81,10 +81,20 @@ type Vault struct {
 
 	stop context.CancelFunc
 	done chan struct{}
+	// denied is signalled when Vault answers a request 403 (denialWatch).
+	denied chan struct{}
 
 	mu        sync.Mutex
 	authState error // last login/renewal failure, nil when healthy
+	// refused: Vault answered the last login with 403 (token expired or
+	// revoked, or credentials rejected), as against not answering at all.
+	refused bool
 }
+
+// maxReloginBackoff caps the wait between failed logins. It is how long
+// uncached devices may stay UNAVAILABLE after Vault returns from an outage
+// that outlived signerd's token, so it is short; a login is one request.
+const maxReloginBackoff = 5 * time.Second
 
 // NewVault connects to Vault, logs in and checks that the login works, so
 // that a misconfiguration fails at start-up with a clear message instead of
@@ -130,6 +140,14 @@ func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
 	// Retries would stretch an outage past the caller's deadline; the cache
 	// and the caller's own retry cover transient faults.
 	vc.MaxRetries = 0
+	denied := make(chan struct{}, 1)
+	hc := *vc.HttpClient // the caller's client stays as it was
+	next := hc.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	hc.Transport = denialWatch{next: next, denied: denied}
+	vc.HttpClient = &hc
 	client, err := vault.NewClient(vc)
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
@@ -142,7 +160,7 @@ func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
 		client.ClearToken()
 	}
 
-	v := &Vault{cfg: cfg, client: client, kv: client.KVv2(cfg.Mount), log: cfg.Logger, done: make(chan struct{})}
+	v := &Vault{cfg: cfg, client: client, kv: client.KVv2(cfg.Mount), log: cfg.Logger, done: make(chan struct{}), denied: denied}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	first, err := v.login(lctx)
@@ -158,6 +176,16 @@ func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
 	v.stop = stop
 	go v.keepTokenAlive(rctx, first)
 	return v, nil
+}
+
+// TokenRefused reports whether Vault refused signerd's last login: its
+// token expired or was revoked (token auth) or its credentials were
+// rejected. It stays true until a login succeeds, and stays false while
+// Vault is merely unreachable (a metric exports it).
+func (v *Vault) TokenRefused() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.refused
 }
 
 // Client returns the underlying Vault client, logged in.
@@ -373,6 +401,12 @@ func (v *Vault) login(ctx context.Context) (*vault.Secret, error) {
 	}
 	renewable, _ := self.TokenIsRenewable()
 	ttl, _ := self.TokenTTL()
+	if ttl < time.Second && self.Data["expire_time"] != nil {
+		// Vault rounds the TTL down to whole seconds: a token in its last
+		// second reads as 0, which watch would take for a token that never
+		// expires, and never look at it again. Watch it for that second.
+		ttl = time.Second
+	}
 	return &vault.Secret{Auth: &vault.SecretAuth{
 		ClientToken:   v.client.Token(),
 		Renewable:     renewable,
@@ -399,14 +433,16 @@ func (v *Vault) keepTokenAlive(ctx context.Context, s *vault.Secret) {
 		s, err = v.login(lctx)
 		cancel()
 		if err != nil {
-			v.setAuthState(err)
+			if v.setAuthState(err) {
+				v.logRefused(err)
+			}
 			v.log.Error("vault re-login failed; retrying", "error", err, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, time.Minute)
+			backoff = min(2*backoff, maxReloginBackoff)
 			continue
 		}
 		v.log.Info("vault re-login succeeded", "ttl_seconds", s.Auth.LeaseDuration)
@@ -416,42 +452,53 @@ func (v *Vault) keepTokenAlive(ctx context.Context, s *vault.Secret) {
 	}
 }
 
-// watch renews s until renewal ends. A token without a TTL (root) needs no
-// renewal: watch then waits for ctx.
+// watch renews s until renewal ends, or until Vault denies signerd's token
+// (a request answered 403 and a look at the token itself says it is gone:
+// revoked, or expired behind the watcher's back), so that the next login
+// comes at the first denial rather than when the token's TTL would have
+// run out. A token without a TTL (root) needs no renewal, but can be
+// revoked all the same.
 func (v *Vault) watch(ctx context.Context, s *vault.Secret) {
-	if s.Auth.LeaseDuration == 0 {
-		<-ctx.Done()
-		return
-	}
-	if !s.Auth.Renewable {
+	var (
+		expiry  <-chan time.Time
+		done    <-chan error
+		renewed <-chan *vault.RenewOutput
+	)
+	switch {
+	case s.Auth.LeaseDuration == 0:
+		// No TTL: only a denial ends it.
+	case !s.Auth.Renewable:
 		// Cannot renew: log in again shortly before it expires.
 		wait := time.Duration(s.Auth.LeaseDuration) * time.Second * 4 / 5
 		v.log.Warn("vault token is not renewable; will log in again before it expires", "in", wait)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		expiry = t.C
+	default:
+		w, err := v.client.NewLifetimeWatcher(&vault.LifetimeWatcherInput{Secret: s})
+		if err != nil {
+			v.log.Error("vault token watcher", "error", err)
+			return
 		}
-		return
+		go w.Start()
+		defer w.Stop()
+		done, renewed = w.DoneCh(), w.RenewCh()
 	}
-	w, err := v.client.NewLifetimeWatcher(&vault.LifetimeWatcherInput{Secret: s})
-	if err != nil {
-		v.log.Error("vault token watcher", "error", err)
-		return
-	}
-	go w.Start()
-	defer w.Stop()
+	var checked time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case err := <-w.DoneCh():
+		case <-expiry:
+			return
+		case err := <-done:
 			if err != nil {
 				v.log.Warn("vault token renewal failed; logging in again", "error", classify(err))
 			} else {
 				v.log.Info("vault token reached its max TTL; logging in again")
 			}
 			return
-		case r := <-w.RenewCh():
+		case r := <-renewed:
 			ttl := 0
 			if r.Secret != nil && r.Secret.Auth != nil {
 				ttl = r.Secret.Auth.LeaseDuration
@@ -460,12 +507,82 @@ func (v *Vault) watch(ctx context.Context, s *vault.Secret) {
 			if v.cfg.OnRenew != nil {
 				v.cfg.OnRenew(false)
 			}
+		case <-v.denied:
+			// A policy that denies a path denies it on every call: one
+			// look at the token a second is enough.
+			if time.Since(checked) < time.Second {
+				continue
+			}
+			checked = time.Now()
+			if err := v.tokenDenied(ctx); err != nil {
+				v.log.Warn("vault denies signerd's token; logging in again", "error", err)
+				return
+			}
 		}
 	}
 }
 
-func (v *Vault) setAuthState(err error) {
+// tokenDenied looks the token up and returns the error if Vault refuses
+// it; nil if the token is good or Vault did not answer (an outage says
+// nothing about the token).
+func (v *Vault) tokenDenied(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
+	defer cancel()
+	_, err := v.client.Auth().Token().LookupSelfWithContext(ctx)
+	if err = classify(err); errors.Is(err, ErrPermission) {
+		return err
+	}
+	return nil
+}
+
+// denialWatch signals denied for every 403 Vault answers, whichever user
+// of the client sent the request (KV lookups, Transit, registration), so
+// that the token keeper looks at the token.
+type denialWatch struct {
+	next   http.RoundTripper
+	denied chan<- struct{}
+}
+
+func (d denialWatch) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := d.next.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusForbidden {
+		select {
+		case d.denied <- struct{}{}:
+		default:
+		}
+	}
+	return resp, err
+}
+
+// setAuthState records the outcome of a login and reports whether Vault
+// has just begun refusing it. A login Vault did not answer leaves refused
+// as it was: an outage says nothing about the token.
+func (v *Vault) setAuthState(err error) (newlyRefused bool) {
 	v.mu.Lock()
+	defer v.mu.Unlock()
 	v.authState = err
-	v.mu.Unlock()
+	was := v.refused
+	switch {
+	case err == nil:
+		v.refused = false
+	case errors.Is(err, ErrPermission):
+		v.refused = true
+	}
+	return v.refused && !was
+}
+
+// logRefused says once, when it begins, that Vault refuses signerd's login,
+// and what brings signerd back: a token auth cannot log in by itself.
+func (v *Vault) logRefused(err error) {
+	if v.cfg.Auth != nil || v.cfg.NewAuth != nil {
+		v.log.Error("vault refuses signerd's login: uncached devices get UNAVAILABLE until it succeeds; check the auth role and credentials",
+			"error", err)
+		return
+	}
+	fix := "restart signerd with a new VAULT_TOKEN"
+	if v.cfg.TokenFile != "" {
+		fix = "write a new token to the token file; signerd re-reads it"
+	}
+	v.log.Error("vault token is gone (expired or revoked): uncached devices get UNAVAILABLE until signerd has a new token",
+		"error", err, "fix", fix)
 }

@@ -474,3 +474,140 @@ func TestVaultOutageAndRecovery(t *testing.T) {
 		t.Errorf("Ready after recovery: %v", err)
 	}
 }
+
+// A static token that dies (here: its max TTL passes) cannot be replaced by
+// signerd itself: TokenRefused, Ready and one clear log line say so, and a
+// new token in the token file ends it without a restart.
+func TestVaultStaticTokenGone(t *testing.T) {
+	shared := sharedVault(t)
+	ctx := context.Background()
+	tok, err := shared.Token(ctx, 2*time.Second, 2*time.Second, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(tok), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	v, err := secrets.NewVault(ctx, secrets.VaultConfig{
+		Address: shared.Addr, TokenFile: file,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if v.TokenRefused() {
+		t.Fatal("TokenRefused with a fresh token")
+	}
+	const gone = "vault token is gone (expired or revoked)"
+	// Generous bounds: they only end a broken test.
+	for deadline := time.Now().Add(30 * time.Second); !v.TokenRefused(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("TokenRefused still false 30 s after a 2 s token; logs:\n%s", logs.String())
+		}
+	}
+	if err := v.Ready(ctx); !errors.Is(err, secrets.ErrPermission) {
+		t.Errorf("Ready with the token gone = %v, want ErrPermission", err)
+	}
+	_, err = v.Lookup(ctx, secrets.DeviceID{ProductKey: "a1Gone", DeviceName: "dev"})
+	if !errors.Is(err, secrets.ErrPermission) {
+		t.Errorf("Lookup with the token gone = %v, want ErrPermission", err)
+	}
+	time.Sleep(2 * time.Second) // several failed re-logins: still one line
+	if n := strings.Count(logs.String(), gone); n != 1 {
+		t.Errorf("%d log lines %q, want 1; logs:\n%s", n, gone, logs.String())
+	}
+	if !strings.Contains(logs.String(), "write a new token to the token file") {
+		t.Errorf("the log does not say how to end it; logs:\n%s", logs.String())
+	}
+
+	fresh, err := shared.Token(ctx, time.Hour, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(fresh), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); v.TokenRefused(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("TokenRefused still true 30 s after a new token was written; logs:\n%s", logs.String())
+		}
+	}
+	if err := v.Ready(ctx); err != nil {
+		t.Errorf("Ready with the new token: %v", err)
+	}
+	for _, secret := range []string{tok, fresh} {
+		if strings.Contains(logs.String(), secret) {
+			t.Error("logs contain a token")
+		}
+	}
+}
+
+// A token revoked behind signerd's back is noticed at the first request
+// Vault denies, not when its TTL (here an hour) would have run out: an
+// AppRole signerd logs in again and serves, a static-token signerd says the
+// token is gone.
+func TestVaultRevokedTokenNoticed(t *testing.T) {
+	shared := sharedVault(t)
+	ctx := context.Background()
+	id := secrets.DeviceID{ProductKey: "a1Revoked", DeviceName: "dev-revoked"}
+	if err := shared.PutDevice(ctx, id.ProductKey, id.DeviceName, "revoked-secret"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		open func(t *testing.T, logs *logBuffer) *secrets.Vault
+		// healed reports whether the store is back to what the auth method
+		// allows: serving (AppRole) or saying the token is gone (token).
+		healed func(v *secrets.Vault) bool
+	}{
+		{"approle", func(t *testing.T, logs *logBuffer) *secrets.Vault {
+			return approleVault(t, shared, time.Hour, time.Hour, nil, logs)
+		}, func(v *secrets.Vault) bool {
+			_, err := v.Lookup(ctx, id)
+			return err == nil && !v.TokenRefused()
+		}},
+		{"static token", func(t *testing.T, logs *logBuffer) *secrets.Vault {
+			tok, err := shared.Token(ctx, time.Hour, 0, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(file, []byte(tok), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			v, err := secrets.NewVault(ctx, secrets.VaultConfig{Address: shared.Addr, TokenFile: file,
+				Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(v.Close)
+			return v
+		}, func(v *secrets.Vault) bool {
+			return v.TokenRefused() && errors.Is(v.Ready(ctx), secrets.ErrPermission)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &logBuffer{}
+			v := tt.open(t, logs)
+			if _, err := v.Lookup(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if err := shared.Client.Auth().Token().RevokeOrphanWithContext(ctx, v.Client().Token()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.Lookup(ctx, id); !errors.Is(err, secrets.ErrPermission) {
+				t.Fatalf("Lookup with the revoked token = %v, want ErrPermission", err)
+			}
+			// The bound only ends a broken test; the token had an hour left.
+			for deadline := time.Now().Add(30 * time.Second); !tt.healed(v); time.Sleep(200 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("revocation not acted on after 30 s; logs:\n%s", logs.String())
+				}
+			}
+		})
+	}
+}

@@ -7,9 +7,9 @@ package server
 //
 //	gRPC over bufconn: no network, real HTTP/2 framing and (for mtls) TLS.
 //	gRPC over loopback TCP: what a backend on the same host sees.
-//	REST through the handler: the gateway, JSON and the in-process gRPC
-//	  hop, without a network (mtls: the client certificate as net/http
-//	  would hand it over).
+//	REST through the handler: the gateway, JSON and the in-process
+//	  channel, without a network (mtls: the client certificate as net/http
+//	  would hand it over; jwt: an RS256 bearer token).
 //	REST over loopback TCP with TLS: what a device on the same host sees.
 //
 // The -parallel variants run 16 callers (GOMAXPROCS × 8) for throughput;
@@ -24,19 +24,28 @@ package server
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -68,14 +77,25 @@ func benchDevice(i int) string { return fmt.Sprintf("dev-%07d", i) }
 type benchEnv struct {
 	srv       *Server
 	tls       bool
-	clientTLS *tls.Config // backend certificate, trusts the server
+	clientTLS *tls.Config // backend certificate (mtls) or none (jwt); trusts the server
 	leaf      *x509.Certificate
+	bearer    string // jwt: the backend's RS256 token
 }
 
+// benchAuth is how the benchmark's backend authenticates.
+type benchAuth int
+
+const (
+	anonymous benchAuth = iota // plaintext, anonymous callers, as -dev
+	mtls                       // TLS, a backend client certificate
+	bearerJWT                  // TLS, no client certificate, an RS256 bearer token
+)
+
 // newBenchEnv starts a server. With mtls it serves TLS and admits the
-// backend certificate (granted every product in the policy); without, it
-// admits anonymous callers as -dev does.
-func newBenchEnv(b *testing.B, mtls bool) *benchEnv {
+// backend certificate (granted every product in the policy); with bearerJWT
+// it serves TLS and admits the backend's RS256 bearer token; with anonymous
+// it admits anonymous callers as -dev does.
+func newBenchEnv(b *testing.B, how benchAuth) *benchEnv {
 	b.Helper()
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	m := metrics.New()
@@ -87,7 +107,7 @@ func newBenchEnv(b *testing.B, mtls bool) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	env := &benchEnv{tls: mtls}
+	env := &benchEnv{tls: how != anonymous}
 	cfg := Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MetricsAddr: "off",
 		Metrics: m, Logger: log, Audit: audit.New(io.Discard),
@@ -98,20 +118,28 @@ func newBenchEnv(b *testing.B, mtls bool) *benchEnv {
 		InFlight:         limits.NewInFlight(1000),
 	}
 	var policy *auth.Policy
-	if mtls {
+	if how != anonymous {
 		ca := pkitest.NewCA(b, "bench CA")
 		serverCert := ca.Issue(b, pkitest.Options{CommonName: "signerd", Server: true})
-		client := ca.Backend(b, benchBackend)
-		env.leaf = client.Leaf
-		env.clientTLS = pkitest.ClientTLS(ca.Pool(), &client)
-		env.clientTLS.ServerName = "localhost"
 		pool := ca.Pool()
 		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequestClientCert}
-		cfg.Authenticator = auth.NewAuthenticator(auth.Authenticator{
+		a := auth.Authenticator{
 			Certs:     auth.CertConfig{DeviceURIScheme: "aliyun-iot"},
 			ClientCAs: func() *x509.CertPool { return pool },
-		})
-		policy, err = auth.NewPolicy(auth.Grant{Identity: benchBackend, Products: []string{"*"}, RPCs: []string{"*"}})
+		}
+		identity := benchBackend
+		if how == mtls {
+			client := ca.Backend(b, benchBackend)
+			env.leaf = client.Leaf
+			env.clientTLS = pkitest.ClientTLS(ca.Pool(), &client)
+		} else {
+			identity = benchJWTSubject
+			a.JWT, env.bearer = benchJWT(b)
+			env.clientTLS = pkitest.ClientTLS(ca.Pool(), nil)
+		}
+		env.clientTLS.ServerName = "localhost"
+		cfg.Authenticator = auth.NewAuthenticator(a)
+		policy, err = auth.NewPolicy(auth.Grant{Identity: identity, Products: []string{"*"}, RPCs: []string{"*"}})
 	} else {
 		// As -dev: anonymous callers, no limits.
 		cfg.RateLimit, cfg.PreVerifyLimit, cfg.InFlight = limits.NewPerCaller(0, 0, 0), limits.NewPerCaller(0, 0, 0), limits.NewInFlight(0)
@@ -137,9 +165,47 @@ func newBenchEnv(b *testing.B, mtls bool) *benchEnv {
 	return env
 }
 
-// pipeListener is a bufconn listener whose connections do not say
-// "bufconn": the authenticator takes bufconn peers for the REST gateway's
-// in-process hop, and these are gRPC callers.
+const (
+	benchJWTSubject  = "loadgen"
+	benchJWTIssuer   = "https://issuer.signerd.bench"
+	benchJWTAudience = "signerd"
+)
+
+// benchJWT returns a verifier of an RSA JWKS and an RS256 token of it, valid
+// for an hour, as an identity provider would issue a backend.
+func benchJWT(b *testing.B) (*auth.JWTVerifier, string) {
+	b.Helper()
+	k, err := rsa.GenerateKey(crand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b64u := base64.RawURLEncoding.EncodeToString
+	jwks, err := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "RSA", "kid": "rsa-1", "use": "sig", "alg": "RS256",
+		"n": b64u(k.N.Bytes()), "e": b64u(big.NewInt(int64(k.E)).Bytes())}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	file := filepath.Join(b.TempDir(), "jwks.json")
+	if err := os.WriteFile(file, jwks, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	v, err := auth.NewJWTVerifier(context.Background(), auth.JWTConfig{JWKSFile: file, Issuer: benchJWTIssuer, Audience: benchJWTAudience})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": benchJWTIssuer, "aud": benchJWTAudience, "sub": benchJWTSubject,
+		"iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix()})
+	tok.Header["kid"] = "rsa-1"
+	s, err := tok.SignedString(k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v, s
+}
+
+// pipeListener is a bufconn listener whose connections say "pipe": gRPC
+// callers without a network.
 type pipeListener struct{ *bufconn.Listener }
 
 func (l pipeListener) Accept() (net.Conn, error) {
@@ -170,6 +236,9 @@ func (e *benchEnv) grpcClient(b *testing.B, overBufconn bool) signerv1.SignerSer
 	}
 	target := "passthrough:///" + e.srv.GRPCAddr().String()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if e.bearer != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearerCreds(e.bearer)))
+	}
 	if overBufconn {
 		lis := bufconn.Listen(1 << 20)
 		go func() { _ = e.srv.grpc.Serve(pipeListener{lis}) }()
@@ -193,6 +262,14 @@ func (e *benchEnv) grpcClient(b *testing.B, overBufconn bool) signerv1.SignerSer
 	return c
 }
 
+// bearerCreds sends a bearer token with every call.
+type bearerCreds string
+
+func (c bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(c)}, nil
+}
+func (bearerCreds) RequireTransportSecurity() bool { return true }
+
 func grpcRequest(i int) *signerv1.SignMqttConnectRequest {
 	return &signerv1.SignMqttConnectRequest{
 		ProductKey: benchProduct, DeviceName: benchDevice(i),
@@ -204,18 +281,20 @@ func BenchmarkGRPC(b *testing.B) {
 	for _, tc := range []struct {
 		name     string
 		bufconn  bool
-		mtls     bool
+		auth     benchAuth
 		parallel bool
 	}{
-		{"bufconn/plaintext-anonymous", true, false, false},
-		{"bufconn/mtls-backend", true, true, false},
-		{"loopback/mtls-backend", false, true, false},
-		{"bufconn/plaintext-anonymous-parallel", true, false, true},
-		{"bufconn/mtls-backend-parallel", true, true, true},
-		{"loopback/mtls-backend-parallel", false, true, true},
+		{"bufconn/plaintext-anonymous", true, anonymous, false},
+		{"bufconn/mtls-backend", true, mtls, false},
+		{"loopback/mtls-backend", false, mtls, false},
+		{"loopback/jwt-backend", false, bearerJWT, false},
+		{"bufconn/plaintext-anonymous-parallel", true, anonymous, true},
+		{"bufconn/mtls-backend-parallel", true, mtls, true},
+		{"loopback/mtls-backend-parallel", false, mtls, true},
+		{"loopback/jwt-backend-parallel", false, bearerJWT, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			env := newBenchEnv(b, tc.mtls)
+			env := newBenchEnv(b, tc.auth)
 			c := env.grpcClient(b, tc.bufconn)
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -278,9 +357,15 @@ func (e *benchEnv) restHandler(b *testing.B) func(i int) error {
 	do := func(i int) error {
 		r := httptest.NewRequest(http.MethodPost, restPath(i), bytes.NewReader(restBody))
 		r.Header.Set("Content-Type", "application/json")
+		if e.bearer != "" {
+			r.Header.Set("Authorization", "Bearer "+e.bearer)
+		}
 		if e.tls {
-			// What net/http hands the handler after an mTLS handshake.
-			r.TLS = &tls.ConnectionState{HandshakeComplete: true, PeerCertificates: []*x509.Certificate{e.leaf}}
+			// What net/http hands the handler after a TLS handshake.
+			r.TLS = &tls.ConnectionState{HandshakeComplete: true}
+			if e.leaf != nil {
+				r.TLS.PeerCertificates = []*x509.Certificate{e.leaf}
+			}
 		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
@@ -309,6 +394,9 @@ func (e *benchEnv) restLoopback(b *testing.B) func(i int) error {
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
+		if e.bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+e.bearer)
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			return err
@@ -338,18 +426,22 @@ func BenchmarkREST(b *testing.B) {
 	for _, tc := range []struct {
 		name     string
 		loopback bool
-		mtls     bool
+		auth     benchAuth
 		parallel bool
 	}{
-		{"handler/plaintext-anonymous", false, false, false},
-		{"handler/mtls-backend", false, true, false},
-		{"loopback/mtls-backend", true, true, false},
-		{"handler/plaintext-anonymous-parallel", false, false, true},
-		{"handler/mtls-backend-parallel", false, true, true},
-		{"loopback/mtls-backend-parallel", true, true, true},
+		{"handler/plaintext-anonymous", false, anonymous, false},
+		{"handler/mtls-backend", false, mtls, false},
+		{"handler/jwt-backend", false, bearerJWT, false},
+		{"loopback/mtls-backend", true, mtls, false},
+		{"loopback/jwt-backend", true, bearerJWT, false},
+		{"handler/plaintext-anonymous-parallel", false, anonymous, true},
+		{"handler/mtls-backend-parallel", false, mtls, true},
+		{"handler/jwt-backend-parallel", false, bearerJWT, true},
+		{"loopback/mtls-backend-parallel", true, mtls, true},
+		{"loopback/jwt-backend-parallel", true, bearerJWT, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			env := newBenchEnv(b, tc.mtls)
+			env := newBenchEnv(b, tc.auth)
 			var do func(int) error
 			if tc.loopback {
 				do = env.restLoopback(b)

@@ -2,53 +2,208 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/fullstorydev/grpchan"
+	"github.com/fullstorydev/grpchan/inprocgrpc"
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/signerd/signerd/auth"
+	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 )
 
 // The REST side of a call. Every REST request gets its request id before the
 // gateway sees it, so that an answer the gateway gives on its own (a body it
-// cannot decode, a path it cannot route) carries it too. A request the
-// gateway refuses before calling the service is still sent through the gRPC
-// chain, carrying the refusal, so that it is authenticated, logged, counted
-// and audited like any other bad request: there is one place where calls
-// are recorded, not two.
+// cannot decode, a path it cannot route) carries it too. The gateway calls
+// the service through an in-process channel (grpchan's inprocgrpc) that
+// runs the gRPC listener's interceptor chain on the request message itself:
+// no HTTP/2, no protobuf encoding, one implementation of every check. A
+// request the gateway refuses before calling the service is still sent
+// through that chain, carrying the refusal, so that it is authenticated,
+// logged, counted and audited like any other bad request: there is one
+// place where calls are recorded, not two.
 
-// mdGatewayRejection carries, from the gateway to the in-process gRPC
-// server, the google.rpc.Status the gateway answers a request it could not
-// forward. The in-process server answers it without calling the service.
-// The "x-signerd-" prefix keeps it out of reach of REST callers (the gateway
-// drops such headers, see auth.IsInternalHeader), and only the in-process
-// server honours it.
-const mdGatewayRejection = "x-signerd-gateway-rejection-bin"
-
-// restCall is what the HTTP layer knows about one REST request.
+// restCall is what the HTTP layer knows about one REST request. It reaches
+// the in-process chain as a context value, which no caller can set.
 type restCall struct {
-	requestID  string
+	requestID string
+	// remoteAddr is the HTTP client's address, the call's peer.
+	remoteAddr string
 	pathParams map[string]string
 	// forwarded is set once the gateway hands the request to its gRPC
 	// client: errors after that come from the gRPC chain, which has
 	// recorded them already.
 	forwarded bool
-	// refusal, if set, is sent instead of the request (see keepPathParams).
+	// refusal, if set, is answered by the chain instead of calling the
+	// service (see keepPathParams, checkUTF8, replay). It is set before
+	// the call starts, and read by the chain's gatewayRejection link.
 	refusal *status.Status
 }
+
+// newGatewayChannel is the gateway's channel to the service: the chain
+// (unary, stream) applied to the service once (grpchan's interceptors), a
+// unary call run by gatewayConn on the calling goroutine, a stream on
+// grpchan's inprocgrpc channel entered through gatewayEntryStream; both
+// behind the client interceptors that mark calls as forwarded and check
+// their strings.
+func newGatewayChannel(svc signerv1.SignerServiceServer, unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor) grpc.ClientConnInterface {
+	handlers := grpchan.HandlerMap{}
+	reg := grpchan.WithUnaryInterceptors(
+		grpchan.WithStreamInterceptors(handlers, slices.Concat([]grpc.StreamServerInterceptor{gatewayEntryStream}, stream)...),
+		unary...)
+	signerv1.RegisterSignerServiceServer(reg, svc)
+	conn := &gatewayConn{streams: &inprocgrpc.Channel{}, unary: map[string]unaryMethod{}}
+	handlers.ForEach(func(desc *grpc.ServiceDesc, srv any) {
+		conn.streams.RegisterService(desc, srv)
+		for _, m := range desc.Methods {
+			conn.unary["/"+desc.ServiceName+"/"+m.MethodName] = unaryMethod{srv: srv, handler: m.Handler}
+		}
+	})
+	return grpchan.InterceptClientConn(conn, gatewayUnary, gatewayStream)
+}
+
+// gatewayConn runs a unary REST call's chain and service on the goroutine
+// that serves the HTTP request, whose stack has grown to the chain's depth
+// already: a fresh goroutine per call (as inprocgrpc's Invoke starts) grew
+// its stack on every call, 8-10 % of a REST call's CPU. Streams, which need
+// a goroutine of their own, go to inprocgrpc.
+type gatewayConn struct {
+	streams *inprocgrpc.Channel
+	unary   map[string]unaryMethod // by full method name
+}
+
+type unaryMethod struct {
+	srv     any
+	handler grpc.MethodHandler // the chain, then the service
+}
+
+func (c *gatewayConn) Invoke(ctx context.Context, method string, req, reply any, opts ...grpc.CallOption) error {
+	m, ok := c.unary[method]
+	if !ok {
+		return status.Errorf(codes.Unimplemented, "unknown method %s", method)
+	}
+	in, ok1 := req.(proto.Message)
+	out, ok2 := reply.(proto.Message)
+	rc := restCallFrom(ctx)
+	if !ok1 || !ok2 || rc == nil {
+		// Every REST request gets its restCall in withRequestID, and the
+		// gateway sends proto messages.
+		return status.Error(codes.Internal, "internal error")
+	}
+	// The server side sees the REST request's deadline and cancellation,
+	// and its metadata as incoming, but none of its context values
+	// (outgoing metadata among them) except the REST call.
+	sctx := context.Context(noValues{ctx})
+	if md, ok := metadata.FromOutgoingContext(ctx); ok {
+		sctx = metadata.NewIncomingContext(sctx, md)
+	}
+	st := &unaryTransport{method: method}
+	sctx = grpc.NewContextWithServerTransportStream(fromGatewayCall(sctx, rc), st)
+	resp, err := m.handler(m.srv, sctx, func(v any) error {
+		proto.Merge(v.(proto.Message), in)
+		return nil
+	}, nil)
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = st.header
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = st.trailer
+		}
+	}
+	if err != nil {
+		return err
+	}
+	r, ok := resp.(proto.Message)
+	if !ok || r == nil {
+		return status.Error(codes.Internal, "internal error")
+	}
+	proto.Reset(out)
+	proto.Merge(out, r)
+	return nil
+}
+
+func (c *gatewayConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return c.streams.NewStream(ctx, desc, method, opts...)
+}
+
+// noValues is a context's deadline and cancellation without its values.
+type noValues struct{ context.Context }
+
+func (noValues) Value(any) any { return nil }
+
+// unaryTransport is a unary call's grpc.ServerTransportStream: what the
+// chain sets as headers and trailers (grpc.SetHeader, grpc.SetTrailer),
+// handed to the gateway's call options.
+type unaryTransport struct {
+	method          string
+	header, trailer metadata.MD
+}
+
+func (t *unaryTransport) Method() string { return t.method }
+func (t *unaryTransport) SetHeader(md metadata.MD) error {
+	t.header = metadata.Join(t.header, md)
+	return nil
+}
+func (t *unaryTransport) SendHeader(md metadata.MD) error { return t.SetHeader(md) }
+func (t *unaryTransport) SetTrailer(md metadata.MD) error {
+	t.trailer = metadata.Join(t.trailer, md)
+	return nil
+}
+
+// gatewayEntryStream starts the chain of a stream on the in-process
+// channel: the server side of the channel sees none of the client
+// context's values, so the REST call is carried over, and the call's peer
+// is the HTTP client (auth.Transport names it "rest").
+func gatewayEntryStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := fromGateway(ss.Context())
+	if err != nil {
+		return err
+	}
+	w := middleware.WrapServerStream(ss)
+	w.WrappedContext = ctx
+	return handler(srv, w)
+}
+
+func fromGateway(ctx context.Context) (context.Context, error) {
+	rc := restCallFrom(inprocgrpc.ClientContext(ctx))
+	if rc == nil {
+		// Every REST request gets its restCall in withRequestID.
+		return ctx, status.Error(codes.Internal, "internal error")
+	}
+	return fromGatewayCall(ctx, rc), nil
+}
+
+// fromGatewayCall is the server side's context of REST call rc.
+func fromGatewayCall(ctx context.Context, rc *restCall) context.Context {
+	ctx = context.WithValue(ctx, restCallKey{}, rc)
+	return peer.NewContext(ctx, &peer.Peer{Addr: gatewayPeer(rc.remoteAddr)})
+}
+
+// gatewayPeer is the address of a REST caller, as the in-process chain sees
+// it.
+type gatewayPeer string
+
+func (gatewayPeer) Network() string  { return auth.GatewayNetwork }
+func (a gatewayPeer) String() string { return string(a) }
 
 type restCallKey struct{}
 
@@ -72,7 +227,7 @@ func withRequestID(h http.Handler) http.Handler {
 		}
 		r.Header.Set("X-Request-Id", id)
 		w.Header().Set("X-Request-Id", id)
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), restCallKey{}, &restCall{requestID: id})))
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), restCallKey{}, &restCall{requestID: id, remoteAddr: r.RemoteAddr})))
 	})
 }
 
@@ -117,25 +272,26 @@ func queryRefusal(rawQuery string) *status.Status {
 	return badRequest("invalid query parameter "+vs[0].Field+": not valid UTF-8", vs...)
 }
 
-// gatewayUnary and gatewayStream are the gateway connection's client
+// gatewayUnary and gatewayStream are the gateway channel's client
 // interceptors: they mark the call as forwarded, and turn a request the
 // gateway built with invalid UTF-8 in a string field (from a path parameter
 // such as %FF, which the gateway copies without checking) into a recorded
-// INVALID_ARGUMENT naming that field, where gRPC's marshalling would have
-// failed with a bare INTERNAL that no interceptor ever saw.
+// INVALID_ARGUMENT naming that field. A proto string must be valid UTF-8:
+// over a gRPC connection marshalling failed with a bare INTERNAL that no
+// interceptor saw, and the in-process channel, which does not marshal,
+// must not hand the service such a string either.
 func gatewayUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	ctx, req = forward(ctx, req)
-	return invoker(ctx, method, req, reply, cc, opts...)
+	return invoker(ctx, method, forward(ctx, req), reply, cc, opts...)
 }
 
 func gatewayStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	if desc.ClientStreams {
-		ctx, _ = forward(ctx, nil)
+		forward(ctx, nil)
 		return streamer(ctx, desc, cc, method, opts...)
 	}
 	// A server-streaming request is one message, sent right after the
-	// stream opens: open it only then, with the refusal's metadata if the
-	// message needs it.
+	// stream opens: open it only then, with the refusal set if the message
+	// needs it (the chain reads the refusal as the stream opens).
 	return &lazyStream{ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}, nil
 }
 
@@ -151,16 +307,23 @@ type lazyStream struct {
 }
 
 func (s *lazyStream) SendMsg(m any) error {
-	if s.ClientStream != nil {
-		return s.ClientStream.SendMsg(m)
+	if s.ClientStream == nil {
+		m = forward(s.ctx, m)
+		cs, err := s.streamer(s.ctx, s.desc, s.cc, s.method, s.opts...)
+		if err != nil {
+			return err
+		}
+		s.ClientStream = cs
 	}
-	ctx, m := forward(s.ctx, m)
-	cs, err := s.streamer(ctx, s.desc, s.cc, s.method, s.opts...)
-	if err != nil {
+	// A call the server has ended already (a refusal answers at once)
+	// gives io.EOF here, and its status at RecvMsg. grpc-go's client hides
+	// that io.EOF from a call that sends one message, as the generated
+	// client (and so the gateway) expects; the in-process channel does
+	// not, so it is hidden here.
+	if err := s.ClientStream.SendMsg(m); !errors.Is(err, io.EOF) {
 		return err
 	}
-	s.ClientStream = cs
-	return cs.SendMsg(m)
+	return nil
 }
 
 func (s *lazyStream) Context() context.Context {
@@ -170,32 +333,31 @@ func (s *lazyStream) Context() context.Context {
 	return s.ClientStream.Context()
 }
 
-// forward marks the REST call as forwarded and returns the context and
-// request to send: with the call's refusal, if any, and checked by
-// checkUTF8.
-func forward(ctx context.Context, req any) (context.Context, any) {
-	rc := restCallFrom(ctx)
-	if rc != nil {
+// forward marks the REST call as forwarded and returns the request to
+// send, checked by checkUTF8; a refusal made earlier (a query parameter, a
+// replayed refusal) stays the one answered.
+func forward(ctx context.Context, req any) any {
+	st, req := checkUTF8(req)
+	if rc := restCallFrom(ctx); rc != nil {
 		rc.forwarded = true
+		if rc.refusal == nil {
+			rc.refusal = st
+		}
 	}
-	ctx, req = checkUTF8(ctx, req)
-	if rc != nil && rc.refusal != nil {
-		ctx = withRejection(ctx, rc.refusal)
-	}
-	return ctx, req
+	return req
 }
 
 // checkUTF8 returns req unchanged when every string in it is valid UTF-8.
-// Otherwise it returns a copy with the bad bytes replaced (so that it can be
-// marshalled, and audited as U+FFFD) and a context carrying the refusal.
-func checkUTF8(ctx context.Context, req any) (context.Context, any) {
+// Otherwise it returns the refusal naming the fields and a copy with the
+// bad bytes replaced (so that it is audited as U+FFFD).
+func checkUTF8(req any) (*status.Status, any) {
 	m, ok := req.(proto.Message)
 	if !ok {
-		return ctx, req
+		return nil, req
 	}
 	fields := invalidUTF8(m.ProtoReflect(), "", false)
 	if len(fields) == 0 {
-		return withoutRejection(ctx), req
+		return nil, req
 	}
 	m = proto.Clone(m)
 	invalidUTF8(m.ProtoReflect(), "", true)
@@ -207,7 +369,7 @@ func checkUTF8(ctx context.Context, req any) (context.Context, any) {
 	if len(fields) > 1 {
 		msg += " (and more: see details)"
 	}
-	return withRejection(ctx, badRequest(msg, vs...)), m
+	return badRequest(msg, vs...), m
 }
 
 // invalidUTF8 names, by proto field path (device_name,
@@ -278,33 +440,10 @@ func badRequest(msg string, vs ...*errdetails.BadRequest_FieldViolation) *status
 	return st
 }
 
-// withRejection sets the refusal the in-process server is to answer.
-func withRejection(ctx context.Context, st *status.Status) context.Context {
-	b, err := proto.Marshal(st.Proto())
-	if err != nil {
-		b, _ = proto.Marshal(status.New(st.Code(), "invalid request").Proto())
-	}
-	md, _ := metadata.FromOutgoingContext(ctx)
-	md = md.Copy()
-	md.Set(mdGatewayRejection, string(b))
-	return metadata.NewOutgoingContext(ctx, md)
-}
-
-// withoutRejection makes sure no refusal rides along with a good request.
-func withoutRejection(ctx context.Context) context.Context {
-	md, ok := metadata.FromOutgoingContext(ctx)
-	if !ok || len(md.Get(mdGatewayRejection)) == 0 {
-		return ctx
-	}
-	md = md.Copy()
-	md.Delete(mdGatewayRejection)
-	return metadata.NewOutgoingContext(ctx, md)
-}
-
-// gatewayRejection is the in-process server's interceptor that answers a
-// refusal the gateway sent instead of calling the service. It sits after
-// authentication, the rate limit and the in-flight cap, so that a bad REST
-// request is treated like any other bad request.
+// gatewayRejection is the chain's link that answers a refusal the gateway
+// made instead of calling the service. It sits after authentication, the
+// rate limit and the in-flight cap, so that a bad REST request is treated
+// like any other bad request. Only a REST call (gatewayEntry) can carry one.
 func gatewayRejection(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if err := rejectionFrom(ctx); err != nil {
 		return nil, err
@@ -320,20 +459,14 @@ func gatewayRejectionStream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 }
 
 func rejectionFrom(ctx context.Context) error {
-	md, _ := metadata.FromIncomingContext(ctx)
-	v := md.Get(mdGatewayRejection)
-	if len(v) == 0 {
-		return nil
+	if rc := restCallFrom(ctx); rc != nil && rc.refusal != nil {
+		return rc.refusal.Err()
 	}
-	var sp spb.Status
-	if len(v) != 1 || proto.Unmarshal([]byte(v[0]), &sp) != nil || sp.GetCode() == 0 {
-		return status.Error(codes.InvalidArgument, "invalid request")
-	}
-	return status.ErrorProto(&sp)
+	return nil
 }
 
 // replay sends a refusal the gateway made before calling the service
-// through the in-process gRPC server, so that it is recorded like any other
+// through the in-process chain, so that it is recorded like any other
 // call; it returns the server's answer (the refusal, unless the caller was
 // refused earlier: unauthenticated or rate limited) and its metadata. The
 // request carries the path's parameters, so that the audit record names the
@@ -358,7 +491,7 @@ func (s *Server) replay(ctx context.Context, rc *restCall, st *status.Status) (m
 			req.Set(fd, protoreflect.ValueOfString(strings.ToValidUTF8(v, "\uFFFD")))
 		}
 	}
-	// forward (the client interceptor) attaches the refusal.
+	// The chain answers the refusal in place of the service.
 	rc.refusal = st
 	opts := []grpc.CallOption{grpc.Header(&md.HeaderMD), grpc.Trailer(&md.TrailerMD)}
 	if md2.IsStreamingServer() || md2.IsStreamingClient() {

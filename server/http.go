@@ -28,7 +28,7 @@ func (s *Server) httpHandler() (http.Handler, error) {
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 	)
-	if err := signerv1.RegisterSignerServiceHandler(context.Background(), gw, s.gwConn); err != nil {
+	if err := signerv1.RegisterSignerServiceHandlerClient(context.Background(), gw, signerv1.NewSignerServiceClient(s.gwConn)); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
 

@@ -53,10 +53,10 @@ var isSignerRPC = func(_ context.Context, cm interceptors.CallMeta) bool {
 // gRPC caller, the log and the audit record all share it.
 func requestID(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	id := ""
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-request-id"); len(v) == 1 && validRequestID(v[0]) {
-			id = v[0]
-		}
+	// ValueFromIncomingContext, not FromIncomingContext: the latter copies
+	// all of the call's metadata, on every call.
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) == 1 && validRequestID(v[0]) {
+		id = v[0]
 	}
 	if id == "" {
 		id = newRequestID()
@@ -125,12 +125,6 @@ type refusal struct {
 
 func (r *refusal) Error() string              { return r.st.Err().Error() }
 func (r *refusal) GRPCStatus() *status.Status { return r.st }
-
-// deviceRequest is every request that names one device.
-type deviceRequest interface {
-	GetProductKey() string
-	GetDeviceName() string
-}
 
 // limiter limits calls with a bucket per caller (and a separate, stricter
 // one for PreVerify, which costs a platform round trip).
@@ -258,11 +252,11 @@ func auditCalls(l *audit.Logger, deviceOf func(rpc string, req any) (auth.Device
 // dev, the device its request names, if any.
 func writeAudit(ctx context.Context, l *audit.Logger, start time.Time, rpc string, dev auth.Device, outs []audit.Outcome, err error) {
 	r := baseRecord(ctx, start, rpc)
-	if md, ok := metadata.FromIncomingContext(ctx); ok && r.Transport == "rest" {
+	if r.Transport == "rest" {
 		// The gateway appends the address it saw to whatever
 		// X-Forwarded-For the client sent: only the last entry is not
 		// the caller's own say-so.
-		if v := md.Get("x-forwarded-for"); len(v) > 0 {
+		if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 {
 			hops := strings.Split(v[len(v)-1], ",")
 			r.Peer = strings.TrimSpace(hops[len(hops)-1])
 		}

@@ -73,7 +73,12 @@ func callRPC(t *testing.T, c *caller, rpc string) (codes.Code, []codes.Code) {
 	case "StreamSignMqttConnect":
 		items, err = streamCodes(ctx, c, item)
 	default:
-		t.Fatalf("RPC %s has no call in this test: add one, so that its grant is proven too", rpc)
+		i := slices.IndexFunc(platformRPCs, func(r platformRPC) bool { return r.rpc == rpc })
+		if i < 0 {
+			t.Fatalf("RPC %s has no call in this test: add one, so that its grant is proven too", rpc)
+		}
+		r := platformRPCs[i]
+		err = r.call(ctx, c.grpc, r.product(platProduct), platDev)
 	}
 	return status.Code(err), items
 }
@@ -112,7 +117,7 @@ func TestEveryRPCGrantableByName(t *testing.T) {
 	fmt.Fprintf(&policy, "gateways:\n  - gateway: %s/%s\n    subDevices: [%s/%s]\n", pkA, grantGW, pkA, grantSub)
 	policy.WriteString("backends:\n")
 	for _, rpc := range rpcs {
-		fmt.Fprintf(&policy, "  - identity: %s\n    products: [%s]\n    rpcs: [%s]\n", backendID(rpc), pkA, rpc)
+		fmt.Fprintf(&policy, "  - identity: %s\n    products: [%s, \"*:*\"]\n    rpcs: [%s]\n", backendID(rpc), pkA, rpc)
 	}
 	fmt.Fprintf(&policy, "  - identity: %s\n    products: [%s]\n    rpcs: [StreamSignMqttConnect]\n", jwtProvA, pkA)
 	s := startSecure(t, secOptions{policy: policy.String()})

@@ -260,7 +260,8 @@ backends:
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := service.New(s.store, service.WithLogger(logger), service.WithAuthorizer(auth.NewAuthorizer(policy)))
+	svc := service.New(s.store, service.WithLogger(logger), service.WithAuthorizer(auth.NewAuthorizer(policy)),
+		service.WithSigners(platformSigners(t)...))
 	s.srv, err = server.New(server.Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		Service: svc, Logger: logger,

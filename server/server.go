@@ -24,13 +24,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/signerd/signerd/audit"
 	"github.com/signerd/signerd/auth"
@@ -91,13 +90,13 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	grpc    *grpc.Server // external listener (TLS when configured)
-	local   *grpc.Server // in-process listener of the gateway (plaintext)
 	health  *health.Server
 	http    *http.Server
 	grpcLis net.Listener
 	httpLis net.Listener
-	inproc  *bufconn.Listener
-	gwConn  *grpc.ClientConn
+	// gwConn is the gateway's in-process channel to the service: the same
+	// interceptor chain as the gRPC listener, without HTTP/2 or encoding.
+	gwConn  grpc.ClientConnInterface
 	metLis  net.Listener
 	metHTTP *http.Server
 }
@@ -127,15 +126,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TLS != nil {
 		creds = append(creds, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
-	s.grpc = s.newGRPCServer(false, creds...)
+	unary, stream := s.interceptors()
+	s.grpc = newGRPCServer(cfg.Service, unary, stream, creds...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	if cfg.Reflection {
 		reflection.Register(s.grpc)
 	}
-	// The gateway's own server: same service, same interceptors, but on an
-	// in-process listener that only the gateway can reach, so it needs no
-	// transport security of its own.
-	s.local = s.newGRPCServer(true)
+	s.gwConn = newGatewayChannel(cfg.Service, unary, stream)
 
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
@@ -160,20 +157,6 @@ func New(cfg Config) (*Server, error) {
 		cfg.Metrics.InitializeServer(s.grpc)
 	}
 
-	// The gateway's connection to the gRPC server stays in the process.
-	s.inproc = bufconn.Listen(1 << 20)
-	s.gwConn, err = grpc.NewClient("passthrough:///signerd-inprocess",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return s.inproc.DialContext(ctx)
-		}),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithChainUnaryInterceptor(gatewayUnary),
-		grpc.WithChainStreamInterceptor(gatewayStream),
-	)
-	if err != nil {
-		s.closeListeners()
-		return nil, fmt.Errorf("gateway connection: %w", err)
-	}
 	handler, err := s.httpHandler()
 	if err != nil {
 		s.closeListeners()
@@ -215,7 +198,6 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreClosed(s.grpc.Serve(s.grpcLis)) })
-	g.Go(func() error { return ignoreClosed(s.local.Serve(s.inproc)) })
 	if s.metHTTP != nil {
 		g.Go(func() error { return ignoreClosed(s.metHTTP.Serve(s.metLis)) })
 	}
@@ -283,19 +265,13 @@ func (s *Server) shutdown() {
 		s.log.Warn("HTTP drain incomplete", "error", err)
 		s.http.Close()
 	}
-	// REST calls in flight reach the service through the in-process gRPC
-	// server, so it stops only once REST has drained.
-	local := make(chan struct{})
-	go func() { s.gwConn.Close(); s.local.GracefulStop(); close(local) }()
-	for _, done := range []chan struct{}{external, local} {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			s.log.Warn("gRPC drain incomplete: closing remaining streams")
-			s.grpc.Stop()
-			s.local.Stop()
-			return
-		}
+	// REST calls run inside their HTTP handlers (the in-process channel
+	// has no connection of its own), so the HTTP drain above drained them.
+	select {
+	case <-external:
+	case <-ctx.Done():
+		s.log.Warn("gRPC drain incomplete: closing remaining streams")
+		s.grpc.Stop()
 	}
 }
 
@@ -314,23 +290,25 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// newGRPCServer builds a gRPC server with signerd's interceptor chain, in
-// the order a call meets them:
+// interceptors is signerd's interceptor chain, in the order a call meets
+// them:
 //
 //	request id → retry info → metrics → log → audit → authenticate → rate limit → shed
 //	→ (gateway refusal) → recover → service
 //
+// The gRPC listener and the REST gateway's in-process channel run this one
+// chain: there is one implementation of each check for both transports.
 // Audit is outside authentication so that refused callers are recorded.
 // Authorization is not an interceptor: the service asks its one
 // auth.Authorizer about every device a call touches (the request's, each
 // batch or stream item, each sub-device) before that device's secret is
 // looked up, and its refusals carry the Authorizer's *auth.Denial for the
-// audit record. Retry info is
-// outermost but for the request id, so that every RESOURCE_EXHAUSTED and
-// UNAVAILABLE, whichever link made it, leaves with a RetryInfo. Only the
-// in-process server (local), which only the gateway reaches, answers the
-// refusals the gateway sends in place of requests it could not forward.
-func (s *Server) newGRPCServer(local bool, opts ...grpc.ServerOption) *grpc.Server {
+// audit record. Retry info is outermost but for the request id, so that
+// every RESOURCE_EXHAUSTED and UNAVAILABLE, whichever link made it, leaves
+// with a RetryInfo. The gateway refusal link answers, for a REST call, the
+// refusal the gateway made instead of calling the service; a gRPC call
+// never has one.
+func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	cfg := s.cfg
 	signer := selector.MatchFunc(isSignerRPC)
 	lim := &limiter{general: cfg.RateLimit, backend: cfg.BackendRateLimit, preVerify: cfg.PreVerifyLimit, metrics: cfg.Metrics}
@@ -338,53 +316,48 @@ func (s *Server) newGRPCServer(local bool, opts ...grpc.ServerOption) *grpc.Serv
 	if inflight == nil {
 		inflight = limits.NewInFlight(0)
 	}
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithLevels(callLevel),
-		logging.WithFieldsFromContext(logFields),
-	}
 	var measure grpc.UnaryServerInterceptor = passThrough
+	measureStream := passThroughStream
 	if cfg.Metrics != nil {
-		measure = cfg.Metrics.UnaryServerInterceptor()
+		measure = cfg.Metrics.UnaryServerInterceptor(auth.Transport)
+		measureStream = cfg.Metrics.StreamServerInterceptor(auth.Transport)
 	}
-	var rejection grpc.UnaryServerInterceptor = passThrough
-	rejectionStream := passThroughStream
-	if local {
-		rejection, rejectionStream = gatewayRejection, gatewayRejectionStream
-	}
-	opts = append(opts, grpc.ChainUnaryInterceptor(
+	unary := []grpc.UnaryServerInterceptor{
 		requestID,
 		retryInfo,
 		measure,
-		logging.UnaryServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
+		logCalls(cfg.Logger),
 		selector.UnaryServerInterceptor(auditCalls(cfg.Audit, deviceOf(cfg.Service)), signer),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.UnaryServerInterceptor(rateLimit(lim), signer),
 		selector.UnaryServerInterceptor(shed(inflight, cfg.Metrics), signer),
-		selector.UnaryServerInterceptor(rejection, signer),
+		selector.UnaryServerInterceptor(gatewayRejection, signer),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
-	))
-	measureStream := passThroughStream
-	if cfg.Metrics != nil {
-		measureStream = cfg.Metrics.StreamServerInterceptor()
 	}
-	opts = append(opts, grpc.ChainStreamInterceptor(
+	stream := []grpc.StreamServerInterceptor{
 		requestIDStream,
 		retryInfoStream,
 		measureStream,
-		logging.StreamServerInterceptor(interceptorLogger(cfg.Logger), logOpts...),
+		logCallsStream(cfg.Logger),
 		selector.StreamServerInterceptor(auditStream(cfg.Audit), signer),
 		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate(cfg.Authenticator)), signer),
 		selector.StreamServerInterceptor(rateLimitStream(lim), signer),
 		selector.StreamServerInterceptor(shedStream(inflight, cfg.Metrics), signer),
-		selector.StreamServerInterceptor(rejectionStream, signer),
+		selector.StreamServerInterceptor(gatewayRejectionStream, signer),
 		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
-	),
-		// A 100,000-device stream request is ~6 MB.
-		grpc.MaxRecvMsgSize(16<<20),
-	)
+	}
+	return unary, stream
+}
+
+// maxRecvMsgSize caps one gRPC request message: a 100,000-device stream
+// request is ~6 MB. (REST bodies have their own, smaller cap, MaxBodyBytes.)
+const maxRecvMsgSize = 16 << 20
+
+// newGRPCServer builds the gRPC listener's server with the chain.
+func newGRPCServer(svc signerv1.SignerServiceServer, unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor, opts ...grpc.ServerOption) *grpc.Server {
+	opts = append(opts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...), grpc.MaxRecvMsgSize(maxRecvMsgSize))
 	g := grpc.NewServer(opts...)
-	signerv1.RegisterSignerServiceServer(g, cfg.Service)
+	signerv1.RegisterSignerServiceServer(g, svc)
 	return g
 }
 
@@ -418,13 +391,6 @@ func (s *Server) recovered(ctx context.Context, p any) error {
 	return status.Error(codes.Internal, "internal error")
 }
 
-// interceptorLogger adapts slog to go-grpc-middleware's logging interface.
-func interceptorLogger(l *slog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		l.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-}
-
 // gatewayMarshaler speaks protojson with the API's camelCase names. Unknown
 // fields are rejected rather than dropped, so a misspelt option is an error
 // instead of a silent default.
@@ -454,9 +420,17 @@ func (m *strictJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
 		if !utf8.Valid(raw) {
 			return fmt.Errorf("invalid UTF-8 in field %q", invalidUTF8Field(raw))
 		}
-		inner := runtime.DecoderWrapper{Decoder: json.NewDecoder(bytes.NewReader(raw)), UnmarshalOptions: m.UnmarshalOptions}
-		if err := inner.Decode(v); err != nil {
-			return err
+		if pm, ok := v.(proto.Message); ok {
+			// What the gateway's decoder does with a message, without
+			// scanning the body with encoding/json a second time.
+			if err := m.UnmarshalOptions.Unmarshal(raw, pm); err != nil {
+				return err
+			}
+		} else {
+			inner := runtime.DecoderWrapper{Decoder: json.NewDecoder(bytes.NewReader(raw)), UnmarshalOptions: m.UnmarshalOptions}
+			if err := inner.Decode(v); err != nil {
+				return err
+			}
 		}
 		_, err := d.Token()
 		var syntax *json.SyntaxError

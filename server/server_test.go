@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/signerd/signerd/auth"
 	"github.com/signerd/signerd/internal/vectors"
+	"github.com/signerd/signerd/metrics"
 	signerv1 "github.com/signerd/signerd/proto/signer/v1"
 	"github.com/signerd/signerd/secrets"
 	"github.com/signerd/signerd/server"
@@ -772,5 +774,37 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if logs := ts.logs.String(); !strings.Contains(logs, "shutting down") {
 		t.Errorf("shutdown not logged; log: %s", logs)
+	}
+}
+
+// Every call is timed under the transport it came by: the metrics name it
+// by the same rule as the audit record and the authenticator.
+func TestMetricsNameTheTransport(t *testing.T) {
+	m := metrics.New()
+	ts := start(t, server.Config{Service: service.New(secrets.NewMemory(), service.WithAuthorizer(auth.AllowAll())), Metrics: m, MetricsAddr: "off"})
+	ctx := context.Background()
+	_, _ = ts.client.SignMqttConnect(ctx, &signerv1.SignMqttConnectRequest{ProductKey: "a1Prod", DeviceName: "dev"})
+	_, _ = ts.post(t, signPath("a1Prod", "dev"), `{}`)
+	_, _ = ts.post(t, signPath("a1Prod", "dev"), `{}`)
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, f := range families {
+		if f.GetName() != "signerd_grpc_server_handling_seconds" {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				// InitializeServer's zero series have no transport.
+				if n := mt.GetHistogram().GetSampleCount(); l.GetName() == "transport" && n > 0 {
+					got[l.GetValue()] += n
+				}
+			}
+		}
+	}
+	if want := map[string]uint64{"grpc": 1, "rest": 2}; !maps.Equal(got, want) {
+		t.Errorf("calls timed by transport: %v, want %v", got, want)
 	}
 }

@@ -40,6 +40,7 @@ type config struct {
 	platformTimeout      time.Duration
 	tokenRefreshMargin   time.Duration
 	forceRefreshInterval time.Duration
+	preVerifyTokenPath   string
 }
 
 type securityFlags struct {
@@ -57,6 +58,7 @@ type securityFlags struct {
 	preVerifyRate                float64
 	preVerifyBurst               int
 	maxInFlight                  int
+	rateLimitReplicas            int
 }
 
 type vaultFlags struct {
@@ -148,7 +150,9 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.platformCAFile, "platform-ca-file", "", "CA bundle (PEM) for the platform's auth endpoint instead of the system roots (private deployments, tests)")
 	fs.DurationVar(&c.platformTimeout, "platform-timeout", 5*time.Second, "bound on one attempt of a PreVerify call to the platform")
 	fs.DurationVar(&c.tokenRefreshMargin, "token-refresh-margin", 24*time.Hour, "PreVerify: replace a cached iotToken this long before it expires (tokens live 7 days)")
-	fs.DurationVar(&c.forceRefreshInterval, "force-refresh-interval", time.Minute, "PreVerify: honour force_refresh at most once per this interval per device")
+	fs.DurationVar(&c.forceRefreshInterval, "force-refresh-interval", time.Minute, "PreVerify: honour force_refresh at most once per this interval per device (across the replicas sharing -preverify-token-path)")
+	fs.StringVar(&c.preVerifyTokenPath, "preverify-token-path", "preverify-tokens/{productKey}/{deviceName}",
+		"PreVerify: where in the KV mount the replicas share each device's iotToken (check-and-set; see deploy/vault/policy.hcl); \"off\": each replica keeps its own in memory")
 
 	sf := &c.sec
 	fs.BoolVar(&sf.insecure, "insecure", false, "serve plaintext outside -dev (only behind a TLS-terminating proxy you trust); callers must still authenticate")
@@ -169,7 +173,8 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.IntVar(&sf.backendBurst, "backend-rate-burst", 4000, "burst per backend caller")
 	fs.Float64Var(&sf.preVerifyRate, "preverify-rate-limit", 1, "PreVerify calls per second per caller identity (0: unlimited)")
 	fs.IntVar(&sf.preVerifyBurst, "preverify-rate-burst", 5, "PreVerify burst per caller identity")
-	fs.IntVar(&sf.maxInFlight, "max-in-flight", 1000, "signing calls in flight at once before shedding with RESOURCE_EXHAUSTED (0: no cap)")
+	fs.IntVar(&sf.maxInFlight, "max-in-flight", 1000, "signing calls in flight at once before shedding with RESOURCE_EXHAUSTED (0: no cap); per replica")
+	fs.IntVar(&sf.rateLimitReplicas, "rate-limit-replicas", 1, "the replicas sharing the callers: every per-caller rate and burst is divided by it, so that the -rate-limit*/-rate-burst* values hold fleet-wide (the manifests set SIGNERD_RATE_LIMIT_REPLICAS to the replica count)")
 
 	fs.IntVar(&c.cache.size, "cache-size", 100_000, "devices held in the secret cache")
 	fs.DurationVar(&c.cache.ttl, "cache-ttl", 5*time.Minute, "how long a cached secret is used before Vault is asked again (a rotation takes effect after this)")
@@ -223,6 +228,11 @@ func (c *config) validate() error {
 	if !c.dev {
 		errs = append(errs, c.vault.validate()...)
 		errs = append(errs, c.sec.validate()...)
+		if c.preVerifyTokenPath != "off" {
+			if err := secrets.CheckTokenTemplate(c.preVerifyTokenPath, c.vault.KVPath); err != nil {
+				errs = append(errs, fmt.Errorf("-preverify-token-path: %w (or \"off\")", err))
+			}
+		}
 	} else {
 		if c.sec.tlsCert != "" || c.sec.clientCA != "" {
 			errs = append(errs, errors.New("-tls-cert-file/-client-ca-file: -dev is plaintext on loopback only; drop -dev to serve TLS"))
@@ -332,6 +342,9 @@ func (s *securityFlags) validate() []error {
 	}
 	if s.rate > 0 && s.burst < 1 {
 		errs = append(errs, errors.New("-rate-burst: must be at least 1 when -rate-limit is set"))
+	}
+	if s.rateLimitReplicas < 1 {
+		errs = append(errs, fmt.Errorf("-rate-limit-replicas %d: must be at least 1 (the number of replicas)", s.rateLimitReplicas))
 	}
 	if s.preVerifyRate > 0 && s.preVerifyBurst < 1 {
 		errs = append(errs, errors.New("-preverify-rate-burst: must be at least 1 when -preverify-rate-limit is set"))

@@ -126,6 +126,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "bad duration in the environment", env: map[string]string{"SIGNERD_SHUTDOWN_TIMEOUT": "soon"}, want: []string{"SIGNERD_SHUTDOWN_TIMEOUT"}},
 		{name: "unknown flag", args: []string{"-grpc-adr", "x"}, want: []string{"grpc-adr"}},
 		{name: "stray argument", args: []string{"-dev", "serve"}, want: []string{"serve"}},
+		{name: "no replicas", args: append([]string{"-rate-limit-replicas", "0"}, prodAuth...), want: []string{"-rate-limit-replicas 0"}},
+		{name: "negative replicas from the environment", args: prodAuth, env: map[string]string{"SIGNERD_RATE_LIMIT_REPLICAS": "-3"},
+			want: []string{"-rate-limit-replicas -3"}},
+		{name: "token path without the device name", args: append([]string{"-preverify-token-path", "tokens/{productKey}"}, prodAuth...),
+			want: []string{"-preverify-token-path", "{deviceName}"}},
+		{name: "token path among the device secrets", args: append([]string{"-preverify-token-path", "devices/t/{productKey}/{deviceName}"}, prodAuth...),
+			want: []string{"-preverify-token-path", "apart from the device secrets"}},
 		{name: "every problem at once", args: []string{"-dev", "-http-addr", "0.0.0.0:1", "-grpc-addr", "10.0.0.1:2", "-log-level", "x"},
 			want: []string{"-http-addr", "-grpc-addr", "-log-level"}},
 	}
@@ -163,3 +170,58 @@ func TestParseConfigHelp(t *testing.T) {
 }
 
 func mapEnv(m map[string]string) map[string]string { return m }
+
+// TestReplicaSettings: the replica count and token path from flags and
+// the environment the manifests set.
+func TestReplicaSettings(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		replicas  int
+		tokenPath string
+	}{
+		{"defaults", prodAuth, nil, 1, "preverify-tokens/{productKey}/{deviceName}"},
+		{"from the environment", prodAuth, map[string]string{"SIGNERD_RATE_LIMIT_REPLICAS": "3", "SIGNERD_PREVERIFY_TOKEN_PATH": "off"}, 3, "off"},
+		{"flags", append([]string{"-rate-limit-replicas", "5", "-preverify-token-path", "tok/{deviceName}/{productKey}"}, prodAuth...), nil, 5, "tok/{deviceName}/{productKey}"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseConfig(tc.args, mapEnv(tc.env), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.sec.rateLimitReplicas != tc.replicas || got.preVerifyTokenPath != tc.tokenPath {
+				t.Errorf("replicas %d, token path %q; want %d, %q", got.sec.rateLimitReplicas, got.preVerifyTokenPath, tc.replicas, tc.tokenPath)
+			}
+		})
+	}
+}
+
+// TestPerReplica: n replicas' shares add up to the fleet-wide rate, and
+// to at least the burst.
+func TestPerReplica(t *testing.T) {
+	tests := []struct {
+		rate      float64
+		burst, n  int
+		wantRate  float64
+		wantBurst int
+	}{
+		{1, 10, 1, 1, 10},
+		{1, 10, 0, 1, 10},
+		{3, 9, 3, 1, 3},
+		{2000, 4000, 3, 2000.0 / 3, 1334},
+		{1, 5, 3, 1.0 / 3, 2},
+		{1, 1, 3, 1.0 / 3, 1}, // at least 1, or nothing would pass
+		{0, 0, 3, 0, 0},       // unlimited stays unlimited
+	}
+	for _, tc := range tests {
+		r, b, _ := perReplica(tc.rate, tc.burst, tc.n)
+		if r != tc.wantRate || b != tc.wantBurst {
+			t.Errorf("perReplica(%v, %d, %d) = %v, %d; want %v, %d", tc.rate, tc.burst, tc.n, r, b, tc.wantRate, tc.wantBurst)
+		}
+		if n := max(tc.n, 1); tc.rate > 0 && (r*float64(n) < tc.rate*0.999999 || b*n < tc.burst) {
+			t.Errorf("perReplica(%v, %d, %d): %d shares of %v/s, %d fall short of the fleet-wide limit", tc.rate, tc.burst, tc.n, n, r, b)
+		}
+	}
+}

@@ -61,7 +61,9 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: building signerd:", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	haCluster.Close(code != 0)
+	return code
 }
 
 // hermeticEnv is the test's environment without SIGNERD_ and VAULT_

@@ -11,13 +11,17 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/signerd/signerd/platform"
+	"github.com/signerd/signerd/platform/azure"
+	"github.com/signerd/signerd/platform/huawei"
+	"github.com/signerd/signerd/platform/onenet"
+	"github.com/signerd/signerd/platform/tencent"
 	"github.com/signerd/signerd/secrets"
 )
 
 // platformModules are the platforms this binary serves besides Alibaba
 // (whose settings are -products): the one list outside the platforms' own
 // packages that names them.
-var platformModules = []platform.Module{}
+var platformModules = []platform.Module{azure.Module{}, tencent.Module{}, huawei.Module{}, onenet.Module{}}
 
 // platformSet is what the configured platforms serve.
 type platformSet struct {
@@ -44,7 +48,7 @@ func loadPlatforms(path string, modules []platform.Module) (platformSet, error) 
 		data, err := os.ReadFile(path)
 		if err == nil {
 			var js []byte
-			if js, err = yaml.YAMLToJSON(data); err == nil {
+			if js, err = yaml.YAMLToJSONStrict(data); err == nil {
 				var strict []error
 				strict, err = sigsjson.UnmarshalStrict(js, &sections)
 				err = errors.Join(append(strict, err)...)
@@ -68,7 +72,7 @@ func loadPlatforms(path string, modules []platform.Module) (platformSet, error) 
 		}
 		c, err := m.Configure(section)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", m.Name(), err))
+			errs = append(errs, prefixEach(m.Name(), err)...)
 			continue
 		}
 		set.signers = append(set.signers, c.Signers...)
@@ -92,4 +96,18 @@ func loadPlatforms(path string, modules []platform.Module) (platformSet, error) 
 		return set, fmt.Errorf("%s:\n%w", where, errors.Join(errs...))
 	}
 	return set, nil
+}
+
+// prefixEach names the platform on every line of a module's errors (it may
+// join several), so that none of them reads as another platform's.
+func prefixEach(name string, err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{fmt.Errorf("%s: %w", name, err)}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, prefixEach(name, e)...)
+	}
+	return out
 }

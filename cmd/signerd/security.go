@@ -22,9 +22,13 @@ func security(ctx context.Context, c config, as *assets, log *slog.Logger, cfg *
 		return nil, fmt.Errorf("-audit-log: %w", err)
 	}
 	cfg.Audit = sink
-	cfg.RateLimit = limits.NewPerCaller(s.rate, s.burst, 0)
-	cfg.BackendRateLimit = limits.NewPerCaller(s.backendRate, s.backendBurst, 0)
-	cfg.PreVerifyLimit = limits.NewPerCaller(s.preVerifyRate, s.preVerifyBurst, 0)
+	n := max(s.rateLimitReplicas, 1)
+	cfg.RateLimit = limits.NewPerCaller(perReplica(s.rate, s.burst, n))
+	cfg.BackendRateLimit = limits.NewPerCaller(perReplica(s.backendRate, s.backendBurst, n))
+	cfg.PreVerifyLimit = limits.NewPerCaller(perReplica(s.preVerifyRate, s.preVerifyBurst, n))
+	if n > 1 {
+		log.Info("per-caller limits divided among the replicas", "replicas", n)
+	}
 	cfg.InFlight = limits.NewInFlight(s.maxInFlight)
 
 	policy := as.policy
@@ -59,4 +63,21 @@ func security(ctx context.Context, c config, as *assets, log *slog.Logger, cfg *
 	log.Info("caller authentication", "mtls", s.clientCA != "", "jwt", a.JWT != nil,
 		"backends_in_policy", len(policy.Backends), "tls", cfg.TLS != nil)
 	return closer, nil
+}
+
+// perReplica is the share of one of n replicas in a fleet-wide per-caller
+// limit of rate per second with burst: each replica counts only the calls
+// it sees, so with a load balancer spreading a caller's calls evenly, n
+// shares add up to the configured limit. The burst is rounded up (at least
+// 1 is needed to allow anything), so a fleet can allow up to n-1 calls more
+// than the burst at once; the rate is exact. A caller whose calls all land
+// on one replica (a long-lived gRPC connection) gets 1/n of the limit:
+// balance per call (as an L7 balancer or client-side round robin does) for
+// the whole limit. The third value is the caller bound of
+// limits.NewPerCaller: its default.
+func perReplica(rate float64, burst, n int) (float64, int, int) {
+	if n <= 1 || rate == 0 {
+		return rate, burst, 0
+	}
+	return rate / float64(n), (burst + n - 1) / n, 0
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
+	"time"
 
 	"github.com/signerd/signerd/auth"
 	platform "github.com/signerd/signerd/platform/aliyun"
@@ -25,6 +28,7 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 	var svcOpts []service.Option
 	var registry *secrets.Registry // RegisterDevice; Vault only
 	var forget func(secrets.DeviceID)
+	var tokens service.TokenStore // nil: each replica its own, in memory
 	if cfg.dev {
 		store = a.devStore
 	} else {
@@ -40,6 +44,27 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 			return fmt.Errorf("-vault-product-path: %w", err)
 		}
 		forget = c.Forget
+		if cfg.preVerifyTokenPath != "off" {
+			vt, err := secrets.NewVaultTokens(v, cfg.preVerifyTokenPath)
+			if err != nil {
+				return fmt.Errorf("-preverify-token-path: %w", err)
+			}
+			// Fail fast, as for the device secrets, when signerd's policy
+			// predates the shared tokens: otherwise every PreVerify would
+			// answer UNAVAILABLE.
+			probe := secrets.DeviceID{ProductKey: "signerd-start-check", DeviceName: "signerd-start-check"}
+			if _, err := vt.Get(ctx, probe); errors.Is(err, secrets.ErrPermission) {
+				return fmt.Errorf("-preverify-token-path: Vault refuses signerd's token the PreVerify token records (%s): "+
+					"grant signerd's policy create, read and update there (deploy/vault/policy.hcl; re-run deploy/vault/apply.sh), "+
+					"or set -preverify-token-path off to keep the tokens per replica: %w", vt.Location(probe), err)
+			} else if err != nil {
+				log.Warn("PreVerify token records could not be read at start; PreVerify answers UNAVAILABLE until they can", "error", err)
+			}
+			tokens = vt
+			log.Info("PreVerify tokens shared by the replicas in Vault", "mount", cfg.vault.KVMount, "path", cfg.preVerifyTokenPath)
+		} else {
+			log.Warn("PreVerify tokens kept per replica (-preverify-token-path off): N replicas make N platform calls per device and hand out different tokens")
+		}
 		if cfg.readyNeedsVault {
 			ready = v.Ready
 		}
@@ -83,6 +108,10 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 		service.WithPreVerify(pv, service.TokenConfig{
 			RefreshMargin:        cfg.tokenRefreshMargin,
 			ForceRefreshInterval: cfg.forceRefreshInterval,
+			Store:                tokens,
+			// The claim must outlive the owner's platform call (bounded to
+			// 4/5 of it), one attempt and a retry at least.
+			ClaimTTL: max(10*time.Second, 2*cfg.platformTimeout+2*time.Second),
 		}))
 	scfg.Service = service.New(store, svcOpts...)
 	srv, err := server.New(scfg)
@@ -93,8 +122,8 @@ func serve(ctx context.Context, cfg config, a *assets, log *slog.Logger) error {
 		"metrics", srv.MetricsAddr(), "version", versionString())
 	if cfg.dev {
 		log.Warn("INSECURE DEV MODE: in-memory secrets, no TLS, no caller authentication; never use it for real devices")
-		log.Info("try: curl -s -X POST http://" + srv.HTTPAddr().String() +
-			"/v1/products/" + url.PathEscape(a.devDevice.ProductKey) + "/devices/" + url.PathEscape(a.devDevice.DeviceName) + ":signMqttConnect -d '{}'")
+		route, body := tryRoute(a.devDevice)
+		log.Info("try: curl -s -X POST http://" + srv.HTTPAddr().String() + route + " -d '" + body + "'")
 	}
 	err = srv.Serve(ctx)
 	log.Info("stopped")
@@ -142,4 +171,26 @@ func platformClient(cfg config, products *signing.Products, roots *x509.CertPool
 		return nil, fmt.Errorf("platform client (-products authBaseUrl, -platform-*): %w", err)
 	}
 	return c, nil
+}
+
+// tryRoute is the REST route and body that sign for d, for the -dev "try"
+// line: each platform's route as proto/signer/v1 declares it.
+func tryRoute(d secrets.DeviceID) (route, body string) {
+	pk, dn := url.PathEscape(d.ProductKey), url.PathEscape(d.DeviceName)
+	body = "{}"
+	switch d.Platform {
+	case "azure":
+		if d.Module != "" {
+			m, _ := json.Marshal(map[string]string{"moduleId": d.Module})
+			body = string(m)
+		}
+		return "/v1/azure/hubs/" + pk + "/devices/" + dn + ":signMqttConnect", body
+	case "azure-dps":
+		return "/v1/azure/dps/" + pk + "/registrations/" + dn + ":signMqttConnect", body
+	case "tencent", "onenet":
+		return "/v1/" + d.Platform + "/products/" + pk + "/devices/" + dn + ":signMqttConnect", body
+	case "huawei":
+		return "/v1/huawei/devices/" + dn + ":signMqttConnect", body
+	}
+	return "/v1/products/" + pk + "/devices/" + dn + ":signMqttConnect", body
 }

@@ -213,7 +213,12 @@ func notChecked(cfg config, env map[string]string) []string {
 	addr := cmp.Or(cfg.vault.Addr, env["VAULT_ADDR"], "https://127.0.0.1:8200")
 	out = append(out,
 		fmt.Sprintf("Vault at %s: reachable, its TLS certificate trusted, and the login (-vault-auth=%s) accepted", addr, cfg.vault.Auth),
-		fmt.Sprintf("the Vault token may read the KV mount %q (and Transit %q for Transit products)", cfg.vault.KVMount, cfg.vault.TransitMount),
+		fmt.Sprintf("the Vault token may read the KV mount %q (and Transit %q for Transit products)", cfg.vault.KVMount, cfg.vault.TransitMount))
+	if cfg.preVerifyTokenPath != "off" {
+		out = append(out, fmt.Sprintf("the Vault token may create, read and update the PreVerify token records at %s/data/%s (checked on the first PreVerify)",
+			cfg.vault.KVMount, cfg.preVerifyTokenPath))
+	}
+	out = append(out,
 		"the platform's auth endpoints (reached on the first PreVerify or RegisterDevice call)")
 	if cfg.sec.jwksURL != "" {
 		out = append(out, fmt.Sprintf("-jwks-url %s: reachable and a valid JWKS", cfg.sec.jwksURL))

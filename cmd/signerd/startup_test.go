@@ -72,6 +72,26 @@ func TestConfigErrorsAllAtOnce(t *testing.T) {
 	}
 }
 
+// TestDuplicateKeysRefused: every YAML file signerd reads refuses a key
+// given twice (YAML readers otherwise keep the last one, so a policy's
+// second "products:" would silently replace its first), naming the key.
+func TestDuplicateKeysRefused(t *testing.T) {
+	for _, tc := range []struct{ flag, file, content string }{
+		{"-products", "products.yaml", "defaults:\n  keepAliveSeconds: 60\n  keepAliveSeconds: 90\n"},
+		{"-policy-file", "policy.yaml", "backends:\n  - identity: spiffe://t/a\n    products: [a1PK]\n    products: [\"*\"]\n    rpcs: [\"*\"]\n"},
+		{"-platforms", "platforms.yaml", "huawei:\n  host: a.example.com\n  host: b.example.com\n"},
+		{"-config", "signerd.yaml", "cache-size: 10\ncache-size: 20\n"},
+	} {
+		t.Run(tc.flag, func(t *testing.T) {
+			args := []string{"-dev", "-check-config", tc.flag, writeFile(t, tc.file, tc.content)}
+			err := run(context.Background(), args, map[string]string{}, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "already") {
+				t.Errorf("%s with a duplicate key: %v, want it refused", tc.flag, err)
+			}
+		})
+	}
+}
+
 func TestUnknownEnvironmentVariables(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -183,9 +203,13 @@ func TestCheckConfigAgreesWithStart(t *testing.T) {
 // command answers 200.
 func TestE2EDevTryLine(t *testing.T) {
 	secretsFile := writeFile(t, "secrets.json", `[{"productKey":"a1FromFile","deviceName":"file-dev-01","deviceSecret":"s3cret"}]`)
+	moduleFile := writeFile(t, "module.json", `[{"platform":"azure","productKey":"file-hub","deviceName":"file-dev-01","module":"m1","key":"a2V5LWJ5dGVzLWtleS1ieXRlcw=="}]`)
+	onenetFile := writeFile(t, "onenet.json", `[{"platform":"onenet","productKey":"FromFile01","deviceName":"file-dev-01","key":"a2V5LWJ5dGVzLWtleS1ieXRlcw=="}]`)
 	for name, extra := range map[string][]string{
-		"demo device": nil,
-		"from a file": {"-dev-secrets", secretsFile},
+		"demo device":           nil,
+		"from a file":           {"-dev-secrets", secretsFile},
+		"an Azure module first": {"-dev-secrets", moduleFile},
+		"a OneNET device first": {"-dev-secrets", onenetFile},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := startSignerd(t, append([]string{"-dev", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-metrics-addr", "off"}, extra...)...)
@@ -197,17 +221,17 @@ func TestE2EDevTryLine(t *testing.T) {
 			if m == nil {
 				t.Fatalf("try line %q has no POST URL", line["msg"])
 			}
-			if extra != nil && !strings.Contains(m[1], "/a1FromFile/devices/file-dev-01:") {
+			if extra != nil && !strings.Contains(m[1], "/devices/file-dev-01:") {
 				t.Errorf("try line %q does not name the file's device", m[1])
 			}
-			if _, err := postURL(m[1], "{}"); err != nil {
+			if _, err := postURL(m[1], m[2]); err != nil {
 				t.Errorf("the logged command fails: %v", err)
 			}
 		})
 	}
 }
 
-var tryURL = regexp.MustCompile(`curl -s -X POST (\S+) -d '\{\}'`)
+var tryURL = regexp.MustCompile(`curl -s -X POST (\S+) -d '(\{[^']*\})'`)
 
 func TestReflectionDefault(t *testing.T) {
 	tests := []struct {

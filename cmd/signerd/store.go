@@ -52,6 +52,7 @@ func vaultStore(ctx context.Context, cfg config, newAuth func() (vault.AuthMetho
 		return nil, nil, err
 	}
 	m.CacheSize(c.Len)
+	m.VaultTokenRefused(v.TokenRefused)
 	log.Info("vault store ready", "mount", f.KVMount, "path", f.KVPath, "auth", f.Auth,
 		"cache_size", cfg.cache.size, "cache_ttl", cfg.cache.ttl.String())
 	return v, c, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +54,7 @@ type loadOptions struct {
 	jsonOut     string
 	allowRemote bool
 	fleet       fleet
+	serverPID   int
 
 	// grpc, rest
 	addr, baseURL string
@@ -106,6 +109,11 @@ func loadFlags(mode string, stderr io.Writer) (*flag.FlagSet, *loadOptions) {
 		fs.StringVar(&o.tls.keyFile, "key", "", "client private key (PEM)")
 		fs.StringVar(&o.tls.serverName, "server-name", "", "TLS server name to verify (default: the host of the address)")
 		fs.StringVar(&o.tls.tokenFile, "token-file", "", "file holding a bearer token (JWT) to send")
+	}
+	if mode != "hmac" {
+		fs.IntVar(&o.serverPID, "server-pid", 0, "PID of the server (signerd, or Vault) on this machine: report its CPU time per sign over the measured run, from /proc")
+	}
+	switch mode {
 	case "transit", "kv":
 		o.vault.register(fs)
 		if mode == "transit" {
@@ -291,7 +299,11 @@ type Result struct {
 	Latency Latency `json:"latencyMicros"`
 	// ClientCPU is this load generator's own CPU time (user + system) per
 	// sign, microseconds: on a shared machine it is taken from the target.
-	ClientCPU  float64 `json:"clientCPUMicrosPerSign"`
+	ClientCPU float64 `json:"clientCPUMicrosPerSign"`
+	// ServerCPU is the -server-pid process's CPU time per sign over the
+	// measured run (warm-up excluded), microseconds.
+	ServerPID  int     `json:"serverPID,omitempty"`
+	ServerCPU  float64 `json:"serverCPUMicrosPerSign,omitempty"`
 	GoVersion  string  `json:"goVersion"`
 	NumCPU     int     `json:"numCPU"`
 	GOMAXPROCS int     `json:"gomaxprocs"`
@@ -320,9 +332,11 @@ func runLoad(ctx context.Context, o *loadOptions, t target) *Result {
 		mctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
+	srv0, srvErr := processCPU(o.serverPID)
 	started, cpu0 := time.Now(), cpuTime()
 	workers, elapsed := phase(mctx, o, t, o.count)
 	cpu := cpuTime() - cpu0
+	srv1, srvErr1 := processCPU(o.serverPID)
 
 	r := &Result{
 		Label: o.label, Mode: o.mode, Started: started.UTC(), Concurrency: o.concurrency,
@@ -358,6 +372,10 @@ func runLoad(ctx context.Context, o *loadOptions, t target) *Result {
 	}
 	if r.Signs > 0 {
 		r.ClientCPU = float64(cpu.Microseconds()) / float64(r.Signs)
+		if o.serverPID > 0 && srvErr == nil && srvErr1 == nil {
+			r.ServerPID = o.serverPID
+			r.ServerCPU = float64((srv1 - srv0).Microseconds()) / float64(r.Signs)
+		}
 	}
 	us := func(v int64) float64 { return float64(v) / 1e3 }
 	r.Latency = Latency{
@@ -368,6 +386,39 @@ func runLoad(ctx context.Context, o *loadOptions, t target) *Result {
 }
 
 func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, histMax, 3) }
+
+// userHZ is the unit of /proc/PID/stat's times: USER_HZ, 100 on every Linux
+// whatever the kernel's own tick rate.
+const userHZ = 100
+
+// processCPU is the CPU time (user + system, all threads) process pid has
+// used, from /proc/PID/stat; 0 for pid 0.
+func processCPU(pid int) (time.Duration, error) {
+	if pid <= 0 {
+		return 0, nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("-server-pid: %w", err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// fields are counted after its closing one. utime and stime are
+	// fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	var f []string
+	if i >= 0 {
+		f = strings.Fields(string(b[i+1:]))
+	}
+	if len(f) < 13 {
+		return 0, fmt.Errorf("-server-pid: /proc/%d/stat: unexpected format", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("-server-pid: /proc/%d/stat: unexpected format", pid)
+	}
+	return time.Duration(utime+stime) * time.Second / userHZ, nil
+}
 
 // cpuTime is the CPU time (user + system) this process has used.
 func cpuTime() time.Duration {

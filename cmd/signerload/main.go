@@ -21,9 +21,14 @@
 //	seed     write the devices' secrets to Vault KV v2 (and import them as
 //	         Transit hmac keys), timed; or to a signerd -dev -dev-secrets file
 //	report   print a Markdown table (with ratios) of -json result files
+//	token    a fresh RS256 key's JWKS and a bearer token of it, for a JWT run
 //	soak     start Vault, the platform emulator and signerd, run a
 //	         realistic mix with faults for -duration and check every
 //	         answer (soak.go; docs/RELIABILITY.md)
+//
+// With -server-pid, a load mode also reports the server's CPU time per sign
+// over the measured run (from /proc), and report divides it by the bare
+// HMAC's (the hmac run's own CPU per sign).
 //
 // Devices are {product}/dev-0000000 … with secrets derived from
 // -secret-seed, so seed, load (-verify) and hmac agree without sharing files.
@@ -67,6 +72,8 @@ Other modes:
   seed      write device secrets to Vault KV v2 / import them into Transit,
             or to a signerd -dev -dev-secrets file
   report    Markdown table of -json result files: signerload report FILE...
+  token     a fresh RS256 key's JWKS (for signerd -jwks-file) and a bearer
+            token of it (for -token-file), for a JWT run
   soak      start Vault, the platform emulator and signerd, run a realistic
             mix for -duration with faults, check every answer (soak.go)
 
@@ -96,6 +103,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = seedMain(rest, stdout, stderr)
 	case "report":
 		err = reportMain(rest, stdout, stderr)
+	case "token":
+		err = tokenMain(rest, stdout, stderr)
 	case "soak":
 		err = soakMain(rest, stdout, stderr)
 	default:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,13 +116,15 @@ func TestAgainstSignerd(t *testing.T) {
 	dir := t.TempDir()
 	grpcAddr, httpURL := srv.GRPCAddr().String(), "http://"+srv.HTTPAddr().String()
 	n := strconv.Itoa(devices)
+	// The server runs in this process: its CPU is this process's.
+	pid := strconv.Itoa(os.Getpid())
 	for _, tc := range []struct {
 		label      string
 		args       []string
 		reqs, sign int64
 	}{
-		{"grpc", []string{"grpc", "-plaintext", "-addr", grpcAddr, "-n", n, "-count", "300", "-d", "0", "-verify", "-c", "4"}, 300, 300},
-		{"rest", []string{"rest", "-plaintext", "-url", httpURL, "-n", n, "-count", "300", "-d", "0", "-verify", "-c", "4"}, 300, 300},
+		{"grpc", []string{"grpc", "-plaintext", "-addr", grpcAddr, "-n", n, "-count", "300", "-d", "0", "-verify", "-c", "4", "-server-pid", pid}, 300, 300},
+		{"rest", []string{"rest", "-plaintext", "-url", httpURL, "-n", n, "-count", "300", "-d", "0", "-verify", "-c", "4", "-server-pid", pid}, 300, 300},
 		{"batch", []string{"grpc", "-plaintext", "-addr", grpcAddr, "-n", n, "-unique", "-batch", "10", "-d", "0", "-verify"}, 5, 50},
 		{"hmac", []string{"hmac", "-n", n, "-count", "1000", "-d", "0"}, 1000, 1000},
 	} {
@@ -147,6 +150,9 @@ func TestAgainstSignerd(t *testing.T) {
 			if r.Latency.P50 <= 0 || r.Latency.Max < r.Latency.P99 {
 				t.Errorf("latency %+v", r.Latency)
 			}
+			if measured := slices.Contains(tc.args, "-server-pid"); measured != (r.ServerPID == os.Getpid() && r.ServerCPU > 0) {
+				t.Errorf("server CPU: pid %d, %.1f µs per sign; want it measured: %v", r.ServerPID, r.ServerCPU, measured)
+			}
 		})
 	}
 
@@ -166,7 +172,7 @@ func TestAgainstSignerd(t *testing.T) {
 	if rc := run([]string{"report", filepath.Join(dir, "grpc.json"), filepath.Join(dir, "hmac.json")}, &stdout, io.Discard); rc != 0 {
 		t.Fatalf("report: rc %d", rc)
 	}
-	for _, want := range []string{"| run |", "| grpc |", "| hmac |", "machine time per sign, hmac"} {
+	for _, want := range []string{"| run |", "| grpc |", "| hmac |", "machine time per sign, hmac", "÷ one HMAC"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, stdout.String())
 		}
@@ -188,5 +194,77 @@ func TestStopsByItself(t *testing.T) {
 	}
 	if rc := run([]string{"grpc", "-addr", "10.1.2.3:9090", "-d", "1s"}, io.Discard, io.Discard); rc == 0 {
 		t.Error("a non-loopback address was accepted")
+	}
+}
+
+// TestReportTargets: report divides each run's server CPU per sign by the
+// hmac run's, and checks issue 15's targets, all from the runs' results.
+func TestReportTargets(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	for _, r := range []Result{
+		{Label: labelHMAC, Mode: "hmac", SignRate: 1e6, ClientCPU: 1},
+		{Label: labelTransitRoot, Mode: "transit", SignRate: 3000},
+		{Label: labelTransit, Mode: "transit", SignRate: 1000},
+		{Label: labelGRPCWarm, Mode: "grpc", SignRate: 20000, ServerPID: 1, ServerCPU: 30},
+		{Label: labelRESTWarm, Mode: "rest", SignRate: 8000, ServerPID: 1, ServerCPU: 75},
+		{Label: labelRESTJWT, Mode: "rest", SignRate: 9000, ServerPID: 1, ServerCPU: 60},
+	} {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, r.Label+".json")
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	var stdout bytes.Buffer
+	if rc := run(append([]string{"report"}, files...), &stdout, io.Discard); rc != 0 {
+		t.Fatalf("report: rc %d", rc)
+	}
+	for _, want := range []string{
+		"| 75.0µs | 75× |",
+		"| 1.0µs | 1× |",
+		"| signerd CPU per warm sign ÷ one HMAC, REST (TLS + JWT) ≤ 80.00× | 60.00× | met |",
+		"| signerd CPU per warm sign ÷ one HMAC, REST (mTLS) ≤ 70.00× | 75.00× | missed: 1.07× the bound |",
+		"| signerd CPU per warm sign ÷ one HMAC, gRPC (mTLS) ≤ 40.00× | 30.00× | met |",
+		"| REST (JWT) / Vault Transit (root token) throughput ≥ 3.00× | 3.00× | met |",
+		"| gRPC / Vault Transit (root token) throughput ≥ 6.00× | 6.67× | met |",
+		"| REST (JWT) / Vault Transit (least-privilege token) throughput ≥ 3.00× | 9.00× | met |",
+		"- signerd warm REST (JWT) / transit-root throughput: 3.00×",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestToken: the token mode's JWKS verifies its token, as signerd would.
+func TestToken(t *testing.T) {
+	dir := t.TempDir()
+	jwks, tok := filepath.Join(dir, "jwks.json"), filepath.Join(dir, "token")
+	var stdout bytes.Buffer
+	if rc := run([]string{"token", "-jwks", jwks, "-out", tok, "-issuer", "https://iss.test", "-subject", "loadgen"}, &stdout, io.Discard); rc != 0 {
+		t.Fatalf("token: rc %d", rc)
+	}
+	v, err := auth.NewJWTVerifier(context.Background(), auth.JWTConfig{JWKSFile: jwks, Issuer: "https://iss.test", Audience: "signerd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := readToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := v.Verify(raw)
+	if err != nil || id.Name != "loadgen" || id.Method != "jwt" {
+		t.Errorf("Verify = %+v, %v; want backend loadgen by jwt", id, err)
+	}
+	if strings.Contains(stdout.String(), raw) {
+		t.Error("token mode printed the token")
+	}
+	if fi, err := os.Stat(tok); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
 }

@@ -2,7 +2,11 @@
 # Applies signerd's Vault side to a running Vault with the `vault` CLI:
 #   1. a KV v2 secrets engine at $KV_MOUNT (enabled if absent; an existing
 #      mount must already be KV v2: it is never changed),
-#   2. the policy $POLICY from policy.hcl (read-only on $KV_MOUNT/data/devices/*),
+#   2. the policy $POLICY from policy.hcl (read-only on $KV_MOUNT/data/devices/*
+#      and the other platforms' key paths $KV_MOUNT/data/azure/*, azure-dps/*,
+#      tencent/*, huawei/devices/*, onenet/*; read, create and update on
+#      $KV_MOUNT/data/$TOKEN_PREFIX/*, where the replicas share the PreVerify
+#      tokens),
 #   3. Kubernetes auth at $K8S_AUTH_MOUNT (enabled if absent; configured only
 #      when K8S_HOST is given) and the role $ROLE bound to the ServiceAccount
 #      $K8S_SERVICE_ACCOUNT in namespace $K8S_NAMESPACE, for tokens with
@@ -25,6 +29,7 @@
 #
 # Settings (environment; defaults match deploy/k8s and signerd's flags):
 #   KV_MOUNT=iot                  signerd -vault-kv-mount
+#   TOKEN_PREFIX=preverify-tokens the first segment of signerd -preverify-token-path
 #   POLICY=signerd                policy name
 #   ROLE=signerd                  Kubernetes auth role (signerd -vault-k8s-role) and AppRole role
 #   K8S_AUTH_MOUNT=kubernetes     signerd -vault-k8s-mount
@@ -46,6 +51,7 @@
 set -euo pipefail
 
 KV_MOUNT=${KV_MOUNT:-iot}
+TOKEN_PREFIX=${TOKEN_PREFIX:-preverify-tokens}
 POLICY=${POLICY:-signerd}
 ROLE=${ROLE:-signerd}
 K8S_AUTH_MOUNT=${K8S_AUTH_MOUNT:-kubernetes}
@@ -73,7 +79,7 @@ say() { printf 'apply.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 v() { "$VAULT_CLI" "$@"; }
 
-for name in KV_MOUNT POLICY ROLE K8S_AUTH_MOUNT K8S_NAMESPACE K8S_SERVICE_ACCOUNT K8S_AUDIENCE APPROLE_MOUNT TRANSIT_MOUNT; do
+for name in KV_MOUNT TOKEN_PREFIX POLICY ROLE K8S_AUTH_MOUNT K8S_NAMESPACE K8S_SERVICE_ACCOUNT K8S_AUDIENCE APPROLE_MOUNT TRANSIT_MOUNT; do
   [[ ${!name} =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "$name=${!name@Q}: want letters, digits, '.', '_' or '-'"
 done
 case $APPROLE in true | false) ;; *) die "APPROLE=${APPROLE@Q}: want true or false" ;; esac
@@ -108,8 +114,9 @@ case $kv_type in
 esac
 
 # 2. The least-privilege policy, with the mount name substituted.
-sed "s#\"iot/#\"$KV_MOUNT/#" "$here/policy.hcl" | v policy write "$POLICY" - >/dev/null
-say "wrote policy $POLICY (read $KV_MOUNT/data/devices/*)"
+[ "$TOKEN_PREFIX" != devices ] || die "TOKEN_PREFIX=devices: the PreVerify tokens must not share the device secrets' path"
+sed -e "s#\"iot/#\"$KV_MOUNT/#" -e "s#/data/preverify-tokens/#/data/$TOKEN_PREFIX/#" "$here/policy.hcl" | v policy write "$POLICY" - >/dev/null
+say "wrote policy $POLICY (read $KV_MOUNT/data/devices/*, azure/*, azure-dps/*, tencent/*, huawei/devices/*, onenet/*; read, create, update $KV_MOUNT/data/$TOKEN_PREFIX/*)"
 POLICIES=$POLICY
 if [ "$REGISTRATION" = true ]; then
   sed "s#\"iot/#\"$KV_MOUNT/#" "$here/policy-registration.hcl" | v policy write "$POLICY-registration" - >/dev/null

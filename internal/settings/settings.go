@@ -308,7 +308,7 @@ func (c Command) applyConfigFile(fs *flag.FlagSet, path string, set map[string]b
 		return []error{fmt.Errorf("%s: %w", opt, err)}
 	}
 	var settings map[string]any
-	if err := yaml.Unmarshal(data, &settings); err != nil {
+	if err := yaml.UnmarshalStrict(data, &settings); err != nil {
 		return []error{fmt.Errorf("%s %s: %w", opt, path, err)}
 	}
 	names := make([]string, 0, len(settings))

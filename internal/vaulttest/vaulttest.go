@@ -240,8 +240,12 @@ func (s *Server) start() error {
 // Configure mounts KV v2 at "iot", enables AppRole and Transit and loads the
 // signerd policy. Start calls it; call it again after Restart (a dev server
 // keeps everything in memory).
-func (s *Server) Configure(ctx context.Context) error {
-	sys := s.Client.Sys()
+func (s *Server) Configure(ctx context.Context) error { return configure(ctx, s.Client) }
+
+// configure gives a Vault (a dev server or a cluster's active node, through
+// client) signerd's fixtures.
+func configure(ctx context.Context, client *vault.Client) error {
+	sys := client.Sys()
 	if err := sys.MountWithContext(ctx, "iot", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
 		return fmt.Errorf("mount kv v2: %w", err)
 	}
@@ -258,9 +262,9 @@ func (s *Server) Configure(ctx context.Context) error {
 	// upgrades; wait until a write works.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		_, err := s.Client.KVv2("iot").Put(ctx, "_probe", map[string]any{"ok": "1"})
+		_, err := client.KVv2("iot").Put(ctx, "_probe", map[string]any{"ok": "1"})
 		if err == nil {
-			return s.Client.KVv2("iot").DeleteMetadata(ctx, "_probe")
+			return client.KVv2("iot").DeleteMetadata(ctx, "_probe")
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("kv v2 not ready: %w", err)

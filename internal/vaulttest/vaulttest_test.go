@@ -55,6 +55,29 @@ func TestSharedWithoutBinaryFails(t *testing.T) {
 	}
 }
 
+// SharedCluster fails the same way.
+func TestSharedClusterWithoutBinaryFails(t *testing.T) {
+	t.Setenv(EnvBin, "")
+	var s SharedCluster
+	for i := 0; i < 2; i++ {
+		r := &recorder{}
+		if c := s.Get(r); c != nil {
+			t.Fatalf("Get returned a cluster without %s", EnvBin)
+		}
+		if r.skipped || len(r.fatal) != 1 {
+			t.Fatalf("Get: skipped %v, fatal %q; want one Fatalf", r.skipped, r.fatal)
+		}
+		if !strings.Contains(r.fatal[0], EnvBin) {
+			t.Errorf("Get's failure %q does not mention %s", r.fatal[0], EnvBin)
+		}
+	}
+	dir := s.dir
+	s.Close(false)
+	if _, err := os.Stat(dir); dir == "" || !os.IsNotExist(err) {
+		t.Errorf("cluster directory %q after Close: %v", dir, err)
+	}
+}
+
 // A package's TestMain must not start Vault (or look for its binary):
 // when SIGNERD_VAULT_BIN is unset it could only exit, and take the
 // package's tests that need no Vault with it. Vault-backed tests start
@@ -62,7 +85,7 @@ func TestSharedWithoutBinaryFails(t *testing.T) {
 func TestNoTestMainStartsVault(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	banned := map[string]bool{"Start": true, "StartBare": true, "StartT": true, "StartBareT": true, "Bin": true}
+	banned := map[string]bool{"Start": true, "StartBare": true, "StartT": true, "StartBareT": true, "StartCluster": true, "Bin": true}
 	mains := 0
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -521,7 +521,8 @@ func (c *Client) breaker(base string) *gobreaker.TwoStepCircuitBreaker[struct{}]
 		return b
 	}
 	failures := uint32(c.breakerCfg.Failures)
-	b := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	var b *gobreaker.TwoStepCircuitBreaker[struct{}]
+	b = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        base,
 		MaxRequests: uint32(c.breakerCfg.HalfOpenProbes),
 		Timeout:     c.breakerCfg.OpenTimeout,
@@ -530,9 +531,20 @@ func (c *Client) breaker(base string) *gobreaker.TwoStepCircuitBreaker[struct{}]
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			c.log.LogAttrs(context.Background(), slog.LevelWarn, "platform circuit breaker state changed",
 				slog.String("base_url", name), slog.String("from", from.String()), slog.String("to", to.String()))
+			c.obs.BreakerState(name, to.String())
+			if to == gobreaker.StateOpen {
+				// gobreaker moves an open breaker to half-open only when
+				// asked; asking once the timeout has passed reports the
+				// change even if no call comes, so that the observer never
+				// shows a breaker open that would let a probe through.
+				time.AfterFunc(c.breakerCfg.OpenTimeout, func() { b.State() })
+			}
 		},
 	})
 	c.breakers[base] = b
+	// A new breaker starts closed: report it, so that each endpoint has a
+	// state from its first call on, not only after its first failure.
+	c.obs.BreakerState(base, gobreaker.StateClosed.String())
 	return b
 }
 

@@ -97,7 +97,7 @@
 // # Metrics
 //
 // The client reports to a [Config.Observer]: each PreVerify's duration
-// under its [Outcome] label, and each registration whose outcome is
-// unknown. It imports no metrics library, and package metrics imports
+// under its [Outcome] label, each registration whose outcome is unknown,
+// and each endpoint's circuit breaker state as it changes. It imports no metrics library, and package metrics imports
 // nothing of this one: cmd/signerd hands the one to the other.
 package aliyun

@@ -19,12 +19,19 @@ type Observer interface {
 	// [Client.RegisterDevice] call that ended with ErrOutcomeUnknown: a
 	// device that may hold a secret signerd never learnt.
 	RegistrationOutcomeUnknown()
+	// BreakerState is called with "closed" when the client first calls
+	// endpoint (a platform base URL, one per configured region or product
+	// URL), and with the new state ("closed", "half-open" or "open")
+	// each time the circuit breaker of endpoint changes state. It is not
+	// called when breakers are disabled.
+	BreakerState(endpoint, state string)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) PreVerified(string, time.Duration) {}
 func (nopObserver) RegistrationOutcomeUnknown()       {}
+func (nopObserver) BreakerState(string, string)       {}
 
 // outcomes names each error kind for metrics labels. A kind missing here
 // is reported as "error".

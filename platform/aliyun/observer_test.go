@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,19 @@ type observed struct {
 	mu       sync.Mutex
 	outcomes []string
 	unknown  int
+	breakers []string // "endpoint state" per BreakerState call
+}
+
+func (o *observed) BreakerState(endpoint, state string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.breakers = append(o.breakers, endpoint+" "+state)
+}
+
+func (o *observed) breakerStates() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.breakers)
 }
 
 func (o *observed) PreVerified(outcome string, d time.Duration) {
@@ -106,7 +120,46 @@ func TestObserver(t *testing.T) {
 	if fmt.Sprint(obs.outcomes) != fmt.Sprint(want) {
 		t.Errorf("PreVerified outcomes = %v, want %v", obs.outcomes, want)
 	}
+	if len(obs.breakers) != 0 {
+		t.Errorf("BreakerState called %v with breakers disabled", obs.breakers)
+	}
 	if obs.unknown != 1 {
 		t.Errorf("RegistrationOutcomeUnknown called %d times, want 1", obs.unknown)
+	}
+}
+
+// TestObserverBreakerStates: the observer learns each breaker state of an
+// endpoint as it happens: closed at its first call, open once the platform
+// fails, half-open when the open timeout has passed even though no call
+// came, and closed again after a successful probe.
+func TestObserverBreakerStates(t *testing.T) {
+	obs := &observed{}
+	cfg := breakerConfig(100 * time.Millisecond)
+	cfg.Observer = obs
+	e := newEnv(t, cfg)
+	base, _ := e.c.BaseURL(region, pk)
+	tripBreaker(t, e)
+	want := []string{base + " closed", base + " open"}
+	if got := obs.breakerStates(); !slices.Equal(got, want) {
+		t.Fatalf("after the breaker opened: %q, want %q", got, want)
+	}
+
+	// No call: the timeout alone makes the breaker half-open.
+	want = append(want, base+" half-open")
+	waitFor(t, func() bool { return len(obs.breakerStates()) >= len(want) })
+	if got := obs.breakerStates(); !slices.Equal(got, want) {
+		t.Fatalf("after the open timeout: %q, want %q", got, want)
+	}
+	if e.srv.Calls() != 3 {
+		t.Errorf("%d upstream calls, want 3: half-open without a probe", e.srv.Calls())
+	}
+
+	e.srv.ClearFaults()
+	if _, err := e.call(t, signedForm(t, secret, signing.MethodHMACSHA256, "")); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	want = append(want, base+" closed")
+	if got := obs.breakerStates(); !slices.Equal(got, want) {
+		t.Errorf("after a successful probe: %q, want %q", got, want)
 	}
 }

@@ -130,7 +130,7 @@ func (p *Products) Validate() error {
 // keys are errors: a misspelt setting must not silently fall back to a
 // default.
 func ParseProducts(data []byte) (*Products, error) {
-	js, err := yaml.YAMLToJSON(data)
+	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		return nil, fmt.Errorf("parse products: %w", err)
 	}

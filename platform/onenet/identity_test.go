@@ -1,0 +1,65 @@
+package onenet
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"math/big"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/signerd/signerd/auth"
+	"github.com/signerd/signerd/device"
+)
+
+// certWithURI returns a leaf certificate whose one URI SAN is raw.
+func certWithURI(t *testing.T, raw string) *x509.Certificate {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), URIs: []*url.URL{u}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestCertificateIdentity: a device certificate names a device of this
+// platform in the registered scheme, by the platform's name rules, and in
+// no other shape.
+func TestCertificateIdentity(t *testing.T) {
+	for _, tc := range []struct {
+		uri  string
+		want device.ID // zero: refused
+	}{
+		{"onenet-iot://Ck2AF9QD2K/dev_01-a", device.ID{Platform: "onenet", ProductKey: "Ck2AF9QD2K", DeviceName: "dev_01-a"}},
+		{"onenet-iot://Ck2AF9QD2-/dev-001", device.ID{}},
+		{"onenet-iot://Ck2AF9QD2K/dev:1", device.ID{}},
+		{"onenet-iot://Ck2AF9QD2K", device.ID{}},
+		{"onenet-iot://Ck2AF9QD2K/dev-001/m", device.ID{}},
+	} {
+		id, err := auth.CertConfig{}.IdentityFromCert(certWithURI(t, tc.uri))
+		if tc.want == (device.ID{}) {
+			if err == nil {
+				t.Errorf("%s: identity %v, want refused", tc.uri, id)
+			}
+			continue
+		}
+		if err != nil || id.Kind != auth.KindDevice || id.Device() != tc.want {
+			t.Errorf("%s: %v, %v; want device %v", tc.uri, id, err, tc.want)
+		}
+	}
+}

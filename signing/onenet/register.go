@@ -1,0 +1,33 @@
+package onenet
+
+import (
+	"errors"
+
+	"github.com/signerd/signerd/device"
+)
+
+// PlatformName is the platform's name in device IDs, policy grants, Vault
+// locations and the platforms file.
+const PlatformName = "onenet"
+
+// init registers OneNET devices' names with package device, so that every
+// layer (certificate identities onenet-iot://{productId}/{deviceName},
+// policy grants, Vault paths) reads them by this package's rules.
+func init() {
+	device.Register(device.Platform{
+		Name:     PlatformName,
+		Scheme:   "onenet-iot",
+		Products: true,
+		Validate: validateID,
+	})
+}
+
+// validateID checks each part of a OneNET device's ID, naming them as the
+// API does: a product ID and a device name, and no module.
+func validateID(id device.ID) error {
+	var module error
+	if id.Module != "" {
+		module = fieldError("module", "must be empty: OneNET devices have no modules")
+	}
+	return errors.Join(ValidateProductID(id.ProductKey), ValidateDeviceName(id.DeviceName), module)
+}
